@@ -1,6 +1,8 @@
 """opencdp: send customer data to OpenCDP and dual-write it to Customer.io, reliably."""
 
-from .config import CustomerIO
+from ._version import __version__
+from .client import AsyncClient, Client
+from .config import ClientConfig, CustomerIO
 from .errors import (
     ClientClosedError,
     ConfigurationError,
@@ -13,7 +15,10 @@ from .errors import (
 )
 
 __all__ = [
+    "AsyncClient",
+    "Client",
     "ClientClosedError",
+    "ClientConfig",
     "ConfigurationError",
     "CustomerIO",
     "DeliveryError",
@@ -22,5 +27,6 @@ __all__ = [
     "SendError",
     "TransportError",
     "ValidationError",
+    "__version__",
 ]
-__version__ = "0.1.0"
+from ._version import __version__

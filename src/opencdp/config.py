@@ -82,8 +82,8 @@ class CustomerIO:
     api_key: str
     region: Literal["us", "eu"] = "us"
     app_api_key: str | None = None
-    track_url: str | None = None
-    app_url: str | None = None
+    track_url: str = ""
+    app_url: str = ""
 
     def __init__(
         self,
@@ -193,7 +193,10 @@ class ClientConfig:
     queue_full: QueueFullPolicy = "drop_oldest"
     queue_full_timeout: float = 1.0
     durability: Literal["durable", "batched"] = "durable"
-    batch_size: int = 1000
+    batch_size: int = 2000
+    tls_ca_file: str | None = None
+    idempotency_ttl: float = 300.0
+    blocking_timeout: float = 30.0
     retry: RetryConfig = field(default_factory=RetryConfig)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)

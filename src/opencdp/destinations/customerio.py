@@ -1,0 +1,214 @@
+"""Customer.io Track API: messages to ``/api/v2/batch`` requests, responses to outcomes.
+
+Batching is what lets thousands of events a second fit under the 100 requests/s limit: each
+operation is serialised once, requests are cut before 500 KB, and an operation over 32 KB is
+refused before it is sent. Anonymous events have no v2 shape (v2 persons need identifiers), so
+they go to the v1 ``/api/v1/events`` endpoint one by one. Every event carries its ULID as
+``id``, so a retried request is de-duplicated by Customer.io.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any, Final
+
+import orjson
+
+from ..message import Message
+from ..outbox.base import Leased
+from ..policies.retry import classify_status, parse_retry_after
+from .base import Dead, Delivered, Failure, Outcome, Request, Response, Retry, Split
+
+__all__ = [
+    "MAX_BATCH_BYTES",
+    "MAX_OP_BYTES",
+    "basic_auth",
+    "classify",
+    "describe",
+    "encode",
+    "operation",
+]
+
+MAX_OP_BYTES: Final = 32 * 1024
+MAX_BATCH_BYTES: Final = 490_000  # the documented limit is "< 500 KB"; keep a margin
+_OPTS: Final = orjson.OPT_NON_STR_KEYS
+_DEVICE_ATTRIBUTES: Final = {
+    "os_version": "device_os",
+    "model": "device_model",
+    "app_version": "app_version",
+    "name": "device_name",
+}
+
+
+def basic_auth(site_id: str, api_key: str) -> str:
+    return "Basic " + base64.b64encode(f"{site_id}:{api_key}".encode()).decode("ascii")
+
+
+def _who(identifier: str) -> dict[str, str]:
+    if identifier.startswith("cio_") and len(identifier) > 4:
+        return {"cio_id": identifier[4:]}
+    return {"id": identifier}
+
+
+def device_token(data: Mapping[str, Any] | None, device_id: str | None) -> str | None:
+    """Customer.io keys devices by push token, not by the app's device id."""
+    data = data or {}
+    token = data.get("fcm_token") or data.get("apn_token") or device_id
+    return str(token) if token else None
+
+
+def operation(m: Message) -> dict[str, Any] | None:
+    """The v2 operation for a message, or None when it must go through v1."""
+    kind = m.kind
+    if kind == "track_anonymous":
+        return None
+    if kind == "merge":
+        data = m.data or {}
+        return {"type": "person", "action": "merge",
+                "primary": data["primary"], "secondary": data["secondary"]}
+    op: dict[str, Any] = {"type": "person", "identifiers": _who(m.identifier), "action": kind}
+    if kind == "track":
+        op["action"] = "event"
+        op["name"] = m.name
+        op["id"] = m.ulid
+        op["timestamp"] = m.timestamp
+        if m.data:
+            op["attributes"] = m.data
+    elif kind == "identify":
+        op["attributes"] = m.data or {}
+        if m.ts is not None:
+            op["timestamp"] = m.ts
+    elif kind == "add_device":
+        data = m.data or {}
+        device: dict[str, Any] = {
+            "token": device_token(data, m.name),
+            "platform": data.get("platform"),
+        }
+        if data.get("last_used") is not None:
+            device["last_used"] = data["last_used"]
+        attributes = dict(data.get("attributes") or {})
+        for key, wire in _DEVICE_ATTRIBUTES.items():
+            if data.get(key) is not None:
+                attributes.setdefault(wire, data[key])
+        if attributes:
+            device["attributes"] = attributes
+        op["device"] = device
+    elif kind == "delete_device":
+        op["device"] = {"token": m.name}
+    return op
+
+
+def _anonymous(item: Leased) -> Request:
+    m = item.message
+    body: dict[str, Any] = {"name": m.name, "anonymous_id": m.identifier, "id": m.ulid,
+                            "timestamp": m.timestamp}
+    if m.data:
+        body["data"] = m.data
+    return Request("track", "POST", "/api/v1/events", orjson.dumps(body, option=_OPTS), [item])
+
+
+def _batch(parts: list[bytes], items: list[Leased]) -> Request:
+    body = b'{"batch":[' + b",".join(parts) + b"]}"
+    return Request("track", "POST", "/api/v2/batch", body, items)
+
+
+def encode(
+    items: list[Leased], max_batch_bytes: int = MAX_BATCH_BYTES
+) -> tuple[list[Request], list[Dead]]:
+    """Requests for ``items`` (in order), and the ones refused for size before sending."""
+    requests: list[Request] = []
+    refused: list[Dead] = []
+    parts: list[bytes] = []
+    batch_items: list[Leased] = []
+    size = 12
+    for item in items:
+        op = operation(item.message)
+        if op is None:
+            requests.append(_anonymous(item))
+            continue
+        raw = orjson.dumps(op, option=_OPTS)
+        if len(raw) > MAX_OP_BYTES:
+            refused.append(Dead([item], f"OCDP140: operation is {len(raw)} bytes; "
+                                        f"Customer.io takes at most {MAX_OP_BYTES}"))
+            continue
+        if parts and size + len(raw) + 1 > max_batch_bytes:
+            requests.append(_batch(parts, batch_items))
+            parts, batch_items, size = [], [], 12
+        parts.append(raw)
+        batch_items.append(item)
+        size += len(raw) + 1
+    if parts:
+        requests.append(_batch(parts, batch_items))
+    return requests, refused
+
+
+def _errors(body: bytes) -> list[dict[str, Any]]:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(parsed, dict):
+        return []
+    errors = parsed.get("errors")
+    if isinstance(errors, list):
+        return [e for e in errors if isinstance(e, dict)]
+    meta = parsed.get("meta")
+    if isinstance(meta, dict):
+        found = meta.get("errors") or ([meta["error"]] if "error" in meta else [])
+        return [{"message": str(e)} for e in found]
+    return []
+
+
+def _reason(status: int, error: Mapping[str, Any] | None) -> str:
+    if not error:
+        return f"HTTP {status}"
+    parts = [str(error.get(k)) for k in ("reason", "field", "message") if error.get(k)]
+    return f"HTTP {status}: " + " ".join(parts)[:200]
+
+
+def classify(request: Request, result: Response | Failure, now: float) -> list[Outcome]:
+    items = request.items
+    if isinstance(result, Failure):
+        return [Retry(items, result.reason)]
+    status = result.status
+    if status == 207 and request.path == "/api/v2/batch":
+        bad: dict[int, str] = {}
+        for error in _errors(result.body):
+            index = error.get("batch_index")
+            if isinstance(index, int) and 0 <= index < len(items):
+                bad[index] = _reason(status, error)
+        outcomes: list[Outcome] = [
+            Dead([items[i]], reason, status) for i, reason in sorted(bad.items())
+        ]
+        good = [item for i, item in enumerate(items) if i not in bad]
+        if good:
+            outcomes.append(Delivered(good))
+        return outcomes
+    verdict = classify_status(status)
+    if verdict == "ok":
+        return [Delivered(items)]
+    errors = _errors(result.body)
+    reason = _reason(status, errors[0] if errors else None)
+    if verdict == "retry":
+        return [Retry(items, reason, status, parse_retry_after(result.headers.get("retry-after"),
+                                                               now))]
+    if status in (400, 413) and len(items) > 1:
+        return [Split(items, reason, status)]
+    return [Dead(items, reason, status)]
+
+
+def describe(message: Message) -> str:
+    """The dual-write guide's debug line, without its prefix."""
+    kind, who = message.kind, message.identifier
+    if kind == "identify":
+        return f"Identified {who}"
+    if kind in ("track", "track_anonymous"):
+        return f"Tracked event {message.name} for {who}"
+    if kind == "add_device":
+        return f"Registered device for {who}"
+    if kind == "delete_device":
+        return f"Removed device for {who}"
+    if kind == "merge":
+        return "Merged people"
+    return f"{kind.capitalize()}ed {who}" if kind.endswith("suppress") else f"Deleted {who}"

@@ -1,0 +1,64 @@
+"""The logger seam: a std ``logging.Logger`` by default, or anything with debug/warn/error.
+
+The dual-write guide's custom loggers have ``debug``, ``warn`` (or ``warning``) and
+``error``; we accept either spelling. A logger that raises is ignored: logging must never
+break delivery or the host app.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Log"]
+
+
+def _method(logger: Any, *names: str) -> Callable[[str], Any]:
+    for name in names:
+        method = getattr(logger, name, None)
+        if callable(method):
+            return method  # type: ignore[no-any-return]
+    return lambda _msg: None
+
+
+class Log:
+    def __init__(self, logger: Any = None, debug: bool = False) -> None:
+        self.enabled_debug = debug
+        if logger is None:
+            logger = logging.getLogger("opencdp")
+        self._debug = _method(logger, "debug")
+        self._warning = _method(logger, "warning", "warn")
+        self._error = _method(logger, "error")
+        self._once: set[str] = set()
+        self._lock = threading.Lock()
+
+    def debug(self, message: str) -> None:
+        if self.enabled_debug:
+            self._call(self._debug, message)
+
+    def info_debug(self, message: str) -> None:
+        """Always passed to the logger's debug method (the logger decides)."""
+        self._call(self._debug, message)
+
+    def warning(self, message: str) -> None:
+        self._call(self._warning, message)
+
+    def error(self, message: str) -> None:
+        self._call(self._error, message)
+
+    def warning_once(self, key: str, message: str) -> bool:
+        with self._lock:
+            if key in self._once:
+                return False
+            self._once.add(key)
+        self.warning(message)
+        return True
+
+    @staticmethod
+    def _call(method: Callable[[str], Any], message: str) -> None:
+        try:
+            method(message)
+        except Exception:  # noqa: S110 - a broken logger must not break delivery
+            pass

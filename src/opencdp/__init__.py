@@ -29,4 +29,3 @@ __all__ = [
     "ValidationError",
     "__version__",
 ]
-from ._version import __version__

@@ -1,0 +1,99 @@
+"""Customer.io encoder: v2 batches, size limits, outcomes. Pure data, no I/O."""
+
+from __future__ import annotations
+
+import orjson
+
+from opencdp.destinations import customerio as cio
+from opencdp.destinations.base import Dead, Delivered, Failure, Response, Retry, Split
+from opencdp.message import Message, new_ulid
+from opencdp.outbox.base import Leased
+
+
+def leased(kind: str = "track", ident: str = "42", name: str | None = "purchase",
+           data: dict | None = None, ts: int | None = None) -> Leased:
+    return Leased(Message(new_ulid(), kind, ident, name, data, ts, 3))
+
+
+def test_batch_carries_event_ulid_and_seconds_timestamp() -> None:
+    item = leased(data={"price": 9.5}, ts=1_700_000_000)
+    (request,), refused = cio.encode([item])
+    assert not refused
+    assert request.path == "/api/v2/batch"
+    body = orjson.loads(request.body or b"")
+    assert body == {"batch": [{
+        "type": "person", "identifiers": {"id": "42"}, "action": "event", "name": "purchase",
+        "id": item.message.ulid, "timestamp": 1_700_000_000, "attributes": {"price": 9.5},
+    }]}
+
+
+def test_operations_for_every_person_kind() -> None:
+    device = leased("add_device", name="dev-1",
+                    data={"platform": "ios", "apn_token": "tok", "model": "iPhone"})
+    ops = {m.message.kind: cio.operation(m.message) for m in [
+        leased("identify", name=None, data={"email": "a@b.co"}),
+        device,
+        leased("delete_device", name="tok"),
+        leased("suppress", name=None),
+        leased("unsuppress", name=None),
+        leased("delete", name=None),
+        leased("merge", name=None, data={"primary": {"id": "1"}, "secondary": {"email": "x@y.z"}}),
+    ]}
+    assert ops["identify"] == {"type": "person", "identifiers": {"id": "42"},
+                               "action": "identify", "attributes": {"email": "a@b.co"}}
+    assert ops["add_device"]["device"] == {"token": "tok", "platform": "ios",
+                                           "attributes": {"device_model": "iPhone"}}
+    assert ops["delete_device"]["device"] == {"token": "tok"}
+    assert ops["suppress"]["action"] == "suppress"
+    assert ops["merge"] == {"type": "person", "action": "merge", "primary": {"id": "1"},
+                            "secondary": {"email": "x@y.z"}}
+
+
+def test_anonymous_events_go_to_v1() -> None:
+    item = leased("track_anonymous", ident="anon-1", name="page_viewed")
+    (request,), _ = cio.encode([item])
+    assert request.path == "/api/v1/events"
+    body = orjson.loads(request.body or b"")
+    assert body["anonymous_id"] == "anon-1" and body["id"] == item.message.ulid
+
+
+def test_batches_are_cut_below_the_size_limit_and_big_ops_refused() -> None:
+    items = [leased(data={"blob": "x" * 20_000}) for _ in range(60)]
+    huge = leased(data={"blob": "x" * 40_000})
+    requests, refused = cio.encode([*items, huge])
+    assert all(len(r.body or b"") <= cio.MAX_BATCH_BYTES for r in requests)
+    assert sum(len(r.items) for r in requests) == 60
+    assert len(requests) >= 3
+    assert [d.items for d in refused] == [[huge]]
+    assert "OCDP140" in refused[0].reason
+
+
+def test_207_dead_letters_only_the_named_ops() -> None:
+    items = [leased() for _ in range(4)]
+    (request,), _ = cio.encode(items)
+    body = orjson.dumps({"errors": [{"batch_index": 2, "reason": "invalid", "field": "name",
+                                     "message": "bad"}]})
+    outcomes = cio.classify(request, Response(207, body, {}), 0.0)
+    dead = [o for o in outcomes if isinstance(o, Dead)]
+    ok = [o for o in outcomes if isinstance(o, Delivered)]
+    assert [d.items for d in dead] == [[items[2]]]
+    assert ok[0].items == [items[0], items[1], items[3]]
+
+
+def test_whole_batch_refusal_is_split_and_failures_retried() -> None:
+    items = [leased() for _ in range(4)]
+    (request,), _ = cio.encode(items)
+    (split,) = cio.classify(request, Response(400, b'{"errors":[]}', {}), 0.0)
+    assert isinstance(split, Split)
+    (retry,) = cio.classify(request, Response(429, b"", {"retry-after": "2"}), 0.0)
+    assert isinstance(retry, Retry) and retry.after == 2.0
+    (retry,) = cio.classify(request, Failure("ReadTimeout", maybe_received=True), 0.0)
+    assert isinstance(retry, Retry)
+    (dead,) = cio.classify(request, Response(401, b"", {}), 0.0)
+    assert isinstance(dead, Dead) and dead.status == 401
+
+
+def test_debug_lines_match_the_dual_write_guide() -> None:
+    assert cio.describe(leased("identify", ident="user123").message) == "Identified user123"
+    assert (cio.describe(leased("track", ident="user123", name="purchase_completed").message)
+            == "Tracked event purchase_completed for user123")

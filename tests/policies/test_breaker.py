@@ -17,7 +17,9 @@ class Clock:
 def test_opens_after_threshold_half_opens_and_closes() -> None:
     clock = Clock()
     changes: list[tuple[str, str]] = []
-    breaker = CircuitBreaker(BreakerConfig(), clock, on_change=lambda a, b, _: changes.append((a, b)))
+    breaker = CircuitBreaker(
+        BreakerConfig(), clock, on_change=lambda a, b, _: changes.append((a, b))
+    )
     for _ in range(4):
         breaker.record_failure("HTTP 503")
     assert breaker.state == "CLOSED"

@@ -1,0 +1,609 @@
+"""The embedded durable outbox: one SQLite file, safe for several processes on one host.
+
+Why it is shaped this way:
+
+- ``put`` must be durable on return and cost close to one bare single-row WAL commit. Every
+  page a commit touches is one more WAL frame written and later checkpointed, so ``put``
+  inserts exactly one row, appended at the end of a rowid table (``msgs``), and nothing else:
+  no secondary index, no per-destination rows. WAL with ``synchronous=NORMAL`` makes the
+  commit survive a SIGKILL of the process without an fsync per call.
+- Per-destination delivery state lives in ``deliveries`` (one row per message and
+  destination, indexed by when it is next due). Rows are fanned out there from ``msgs`` in
+  bulk, inside the lease's transaction, behind a high-water mark: a message can be delivered
+  to OpenCDP and still pending for Customer.io.
+- A lease writes ``due = now + lease_seconds`` and ``leased = 1``; if the leasing process dies,
+  the row is simply due again at the expiry (same attempt). ``retry`` writes the not-before
+  time into the same column, so one ordered index scan answers "what is due, oldest first".
+- Threads of one process share one connection behind a lock, and concurrent ``put`` calls are
+  group-committed: the first caller commits everyone's rows in one transaction while the
+  others wait for it, so nobody returns before their row is committed. Processes coordinate
+  through SQLite's own locks (``BEGIN IMMEDIATE``, ``busy_timeout``).
+- ``durability="batched"`` returns before the commit: a background thread commits the
+  buffered rows every ``batch_interval`` seconds (default 5 ms), so a SIGKILL can lose the
+  calls of the last interval, and nothing else.
+- Checkpoints (the only fsyncs) run on the leasing thread every half second, off the caller's
+  path; SQLite's automatic checkpoint stays on as a backstop for a process that only writes.
+
+``msgs`` uses plain rowids (not AUTOINCREMENT, which would write a second page per insert), so
+the row at the high-water mark is kept until a newer one exists: otherwise SQLite could hand
+its rowid to the next insert, below the mark, and that message would never be fanned out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError, OpenCDPError, QueueFullError
+from ..message import (
+    DESTINATION_BITS,
+    DESTINATION_NAMES,
+    Message,
+    loads_message,
+    parse_ulid,
+    ulid_str,
+)
+from ..message import dumps_message as _dumps
+from .base import DeadItem, DeadLetter, Leased, QueueStats, RetryItem
+
+__all__ = ["SQLiteOutbox"]
+
+_log = logging.getLogger("opencdp.outbox")
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS msgs (
+        seq INTEGER PRIMARY KEY, id BLOB NOT NULL, dests INTEGER NOT NULL,
+        created REAL NOT NULL, body BLOB NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS deliveries (
+        dest INTEGER NOT NULL, seq INTEGER NOT NULL, due REAL NOT NULL,
+        leased INTEGER NOT NULL DEFAULT 0, attempt INTEGER NOT NULL DEFAULT 0, error TEXT,
+        PRIMARY KEY (dest, seq)) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (dest, due)",
+    """CREATE TABLE IF NOT EXISTS dead (
+        rowid INTEGER PRIMARY KEY, dest INTEGER NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
+        reason TEXT NOT NULL, status INTEGER, attempts INTEGER NOT NULL,
+        created REAL NOT NULL, dead_at REAL NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS dead_at ON dead (dead_at)",
+    "CREATE INDEX IF NOT EXISTS dead_id ON dead (id)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS delivered (dest INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO meta (key, value) VALUES ('fanout', 0), ('schema', 1)",
+)
+_INSERT = "INSERT INTO msgs (id, dests, created, body) VALUES (?, ?, ?, ?)"
+_DROP_DONE = (
+    "DELETE FROM msgs WHERE seq = ? AND seq < (SELECT value FROM meta WHERE key = 'fanout') "
+    "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE dest IN (1, 2) AND seq = ?)"
+)
+_CHECKPOINT_EVERY = 0.5
+_BATCH_LIMIT = 5000
+
+_instances: weakref.WeakSet[SQLiteOutbox] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for outbox in list(_instances):
+        outbox._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def _bit(destination: str) -> int:
+    try:
+        return DESTINATION_BITS[destination]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown destination {destination!r}; expected one of {sorted(DESTINATION_BITS)}"
+        ) from None
+
+
+def _storage_error(exc: sqlite3.Error, path: str) -> OpenCDPError:
+    text = str(exc)
+    if "full" in text.lower():
+        return QueueFullError(f"the SQLite outbox {path} is full: {text}")
+    return OpenCDPError(f"the SQLite outbox {path} failed: {text}")
+
+
+class SQLiteOutbox:
+    """Durable outbox in one SQLite file (created with mode 0600).
+
+    ``durability`` is ``"durable"`` (the row is committed when ``put`` returns) or
+    ``"batched"`` (committed within ``batch_interval`` seconds; a SIGKILL can lose that much).
+    ``delete_on_close`` removes the file on ``close`` (for a scratch spill file).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: str = "durable",
+        batch_interval: float = 0.005,
+        busy_timeout: float = 10.0,
+        delete_on_close: bool = False,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if durability not in ("durable", "batched"):
+            raise ConfigurationError(
+                f"durability must be 'durable' or 'batched', got {durability!r}"
+            )
+        if batch_interval <= 0:
+            raise ConfigurationError("batch_interval must be > 0 seconds")
+        self.path = str(Path(path).expanduser())
+        self.durability = durability
+        self.durable = True
+        self.batch_interval = batch_interval
+        self.busy_timeout = busy_timeout
+        self.delete_on_close = delete_on_close
+        self._log = logger or _log
+        self._closed = False
+        self._init_state()
+        self._create_file()
+        self._db = self._connect()
+        with self._write():
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+        _instances.add(self)
+
+    def __repr__(self) -> str:
+        return f"SQLiteOutbox({self.path!r}, durability={self.durability!r})"
+
+    # setup -----------------------------------------------------------------------------
+    def _init_state(self) -> None:
+        self._lock = threading.RLock()  # guards the connection
+        self._gc = threading.Condition(threading.Lock())  # group commit
+        self._rows: list[tuple[bytes, int, float, bytes]] = []
+        self._buffer: deque[tuple[bytes, int, float, bytes]] = deque()  # batched mode
+        self._flush_lock = threading.Lock()
+        self._collecting = 0  # number of the group that new rows join
+        self._committed = -1  # last group number whose commit finished
+        self._committing = False
+        self._failures: dict[int, OpenCDPError] = {}
+        self._leased: dict[int, dict[int, int]] = {bit: {} for bit in DESTINATION_NAMES}
+        self._last_checkpoint = time.monotonic()
+        self._flusher: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._pid = os.getpid()
+
+    def _reset_after_fork(self) -> None:
+        # The parent's connection, locks and flusher thread are not ours to use in the child;
+        # the parent's unflushed batched rows are the parent's to commit.
+        self._init_state()
+        if not self._closed:
+            self._db = self._connect()
+
+    def _create_file(self) -> None:
+        parent = Path(self.path).parent
+        try:
+            parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the SQLite outbox file {self.path}: {exc.strerror}"
+            ) from None
+        os.close(fd)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None,
+                check_same_thread=False,
+            )
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise ConfigurationError(f"{self.path}: SQLite refused WAL mode ({mode})")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            db.execute("PRAGMA wal_autocheckpoint=4000")
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot open the SQLite outbox {self.path}: {exc}") from None
+        return db
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the shared connection."""
+        with self._lock:
+            if self._closed:
+                raise OpenCDPError(f"the SQLite outbox {self.path} is closed")
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _storage_error(exc, self.path) from None
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise _storage_error(exc, self.path) from None
+                raise
+
+    # caller's thread -------------------------------------------------------------------
+    def put(self, message: Message) -> None:
+        dests = message.destinations & 3
+        if not dests:
+            return
+        row = (message.id.to_bytes(16, "big"), dests, (message.id >> 80) / 1000, _dumps(message))
+        if self.durability == "batched":
+            self._buffer.append(row)
+            if self._flusher is None:
+                self._start_flusher()
+            if len(self._buffer) >= _BATCH_LIMIT:
+                self._commit_buffer()
+            return
+        gc = self._gc
+        with gc:
+            group = self._collecting
+            self._rows.append(row)
+            while self._committing:
+                gc.wait()
+                if self._committed >= group:
+                    failure = self._failures.get(group)
+                    if failure is not None:
+                        raise failure
+                    return
+            rows, self._rows = self._rows, []
+            self._collecting += 1
+            self._committing = True
+        failure = None
+        try:
+            self._insert(rows)
+        except OpenCDPError as exc:
+            failure = exc
+        finally:
+            with gc:
+                self._committing = False
+                self._committed = group
+                if failure is not None:
+                    self._failures[group] = failure
+                for old in [g for g in self._failures if g < group - 1000]:
+                    del self._failures[old]
+                gc.notify_all()
+        if failure is not None:
+            raise failure
+
+    def _insert(self, rows: Sequence[tuple[bytes, int, float, bytes]]) -> None:
+        if len(rows) > 1:
+            with self._write() as db:
+                db.executemany(_INSERT, rows)
+            return
+        with self._lock:  # one statement is its own transaction: no BEGIN/COMMIT round trips
+            if self._closed:
+                raise OpenCDPError(f"the SQLite outbox {self.path} is closed")
+            try:
+                self._db.execute(_INSERT, rows[0])
+            except sqlite3.Error as exc:
+                raise _storage_error(exc, self.path) from None
+
+    def _commit_buffer(self) -> None:
+        """Commit what batched puts have buffered (any thread)."""
+        buffer = self._buffer
+        with self._flush_lock:
+            count = len(buffer)
+            if not count:
+                return
+            rows = [buffer.popleft() for _ in range(count)]
+            try:
+                self._insert(rows)
+            except OpenCDPError:
+                buffer.extendleft(reversed(rows))
+                raise
+
+    def _start_flusher(self) -> None:
+        with self._gc:
+            if self._flusher is not None:
+                return
+            thread = threading.Thread(
+                target=self._flush_loop, name="opencdp-sqlite-flush", daemon=True
+            )
+            self._flusher = thread
+        thread.start()
+
+    def _flush_loop(self) -> None:
+        stop = self._stop
+        while not stop.wait(self.batch_interval):
+            try:
+                self._commit_buffer()
+            except OpenCDPError as exc:
+                self._log.error("opencdp outbox: batched commit failed, will retry: %s", exc)
+
+    def flush(self) -> None:
+        """Commit buffered rows now (batched mode); a no-op in durable mode."""
+        self._commit_buffer()
+
+    # dispatcher's thread -----------------------------------------------------------------
+    def _fan_out(self, db: sqlite3.Connection) -> None:
+        mark = db.execute("SELECT value FROM meta WHERE key = 'fanout'").fetchone()[0]
+        top = db.execute("SELECT max(seq) FROM msgs").fetchone()[0]
+        if top is None or top <= mark:
+            return
+        for bit in DESTINATION_NAMES:
+            db.execute(
+                "INSERT OR IGNORE INTO deliveries (dest, seq, due) "
+                "SELECT ?, seq, created FROM msgs WHERE seq > ? AND seq <= ? AND dests & ?",
+                (bit, mark, top, bit),
+            )
+        db.execute("UPDATE meta SET value = ? WHERE key = 'fanout'", (top,))
+        db.execute(_DROP_DONE, (mark, mark))
+
+    def _maybe_checkpoint(self) -> None:
+        if time.monotonic() - self._last_checkpoint < _CHECKPOINT_EVERY:
+            return
+        self._last_checkpoint = time.monotonic()
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def lease(self, destination: str, limit: int, now: float, lease_seconds: float) -> list[Leased]:
+        bit = _bit(destination)
+        if self._buffer:
+            self._commit_buffer()
+        out: list[Leased] = []
+        with self._write() as db:
+            self._fan_out(db)
+            rows = db.execute(
+                "SELECT d.seq, d.attempt, d.error, m.body FROM deliveries d "
+                "JOIN msgs m ON m.seq = d.seq WHERE d.dest = ? AND d.due <= ? "
+                "ORDER BY d.due LIMIT ?",
+                (bit, now, limit),
+            ).fetchall()
+            if rows:
+                until = now + lease_seconds
+                db.executemany(
+                    "UPDATE deliveries SET due = ?, leased = 1 WHERE dest = ? AND seq = ?",
+                    [(until, bit, row[0]) for row in rows],
+                )
+        leased = self._leased[bit]
+        for seq, attempt, error, body in rows:
+            message = loads_message(body)
+            leased[message.id] = seq
+            out.append(Leased(message, attempt, error))
+        self._maybe_checkpoint()
+        return out
+
+    def _resolve(self, db: sqlite3.Connection, bit: int, ids: Sequence[int]) -> dict[int, int]:
+        """Message id -> seq for this destination's rows; ids not (or no longer) here are left
+        out, so acking or retrying twice is harmless."""
+        leased = self._leased[bit]
+        found: dict[int, int] = {}
+        for message_id in ids:
+            seq = leased.pop(message_id, None)
+            if seq is None:  # not leased by this process: look it up (rare, unindexed)
+                row = db.execute(
+                    "SELECT m.seq FROM msgs m JOIN deliveries d ON d.seq = m.seq AND d.dest = ? "
+                    "WHERE m.id = ?",
+                    (bit, message_id.to_bytes(16, "big")),
+                ).fetchone()
+                if row is None:
+                    continue
+                seq = row[0]
+            found[message_id] = seq
+        return found
+
+    def ack(self, destination: str, ids: Sequence[int]) -> None:
+        bit = _bit(destination)
+        if not ids:
+            return
+        with self._write() as db:
+            seqs = list(self._resolve(db, bit, ids).values())
+            done = 0
+            for seq in seqs:
+                done += db.execute(
+                    "DELETE FROM deliveries WHERE dest = ? AND seq = ?", (bit, seq)
+                ).rowcount
+            if done:
+                db.execute(
+                    "INSERT INTO delivered (dest, n) VALUES (?, ?) "
+                    "ON CONFLICT (dest) DO UPDATE SET n = n + excluded.n",
+                    (bit, done),
+                )
+            db.executemany(_DROP_DONE, [(seq, seq) for seq in seqs])
+
+    def retry(self, destination: str, items: Sequence[RetryItem]) -> None:
+        bit = _bit(destination)
+        if not items:
+            return
+        with self._write() as db:
+            seqs = self._resolve(db, bit, [item.id for item in items])
+            db.executemany(
+                "UPDATE deliveries SET due = ?, leased = 0, attempt = attempt + 1, error = ? "
+                "WHERE dest = ? AND seq = ?",
+                [(it.not_before, it.error, bit, seqs[it.id]) for it in items if it.id in seqs],
+            )
+
+    def dead(self, destination: str, items: Sequence[DeadItem], now: float) -> None:
+        bit = _bit(destination)
+        if not items:
+            return
+        with self._write() as db:
+            seqs = self._resolve(db, bit, [item.id for item in items])
+            for item in items:
+                seq = seqs.get(item.id)
+                if seq is None:
+                    continue
+                db.execute(
+                    "INSERT INTO dead (dest, id, body, reason, status, attempts, created, dead_at) "
+                    "SELECT d.dest, ?, m.body, ?, ?, d.attempt + 1, m.created, ? "
+                    "FROM deliveries d JOIN msgs m ON m.seq = d.seq "
+                    "WHERE d.dest = ? AND d.seq = ?",
+                    (ulid_str(item.id), item.reason, item.status, now, bit, seq),
+                )
+                db.execute("DELETE FROM deliveries WHERE dest = ? AND seq = ?", (bit, seq))
+            db.executemany(_DROP_DONE, [(seq, seq) for seq in seqs.values()])
+
+    def next_due(self, destination: str, now: float) -> float | None:
+        bit = _bit(destination)
+        if self._buffer:
+            return now
+        with self._lock:
+            db = self._db
+            try:
+                fresh = db.execute(
+                    "SELECT 1 FROM msgs WHERE seq > (SELECT value FROM meta WHERE key = 'fanout') "
+                    "AND dests & ? LIMIT 1",
+                    (bit,),
+                ).fetchone()
+                if fresh is not None:
+                    return now
+                due = db.execute(
+                    "SELECT min(due) FROM deliveries WHERE dest = ?", (bit,)
+                ).fetchone()[0]
+            except sqlite3.Error as exc:
+                raise _storage_error(exc, self.path) from None
+        if due is None:
+            return None
+        return now if due <= now else float(due)
+
+    # inspection and dead letters ---------------------------------------------------------
+    def stats(self, now: float) -> dict[str, QueueStats]:
+        if self._buffer:
+            self._commit_buffer()
+        out: dict[str, QueueStats] = {}
+        with self._lock:
+            db = self._db
+            try:
+                mark = db.execute("SELECT value FROM meta WHERE key = 'fanout'").fetchone()[0]
+                for bit, name in DESTINATION_NAMES.items():
+                    fresh, fresh_oldest = db.execute(
+                        "SELECT count(*), min(created) FROM msgs WHERE seq > ? AND dests & ?",
+                        (mark, bit),
+                    ).fetchone()
+                    waiting, oldest = db.execute(
+                        "SELECT count(*), min(m.created) FROM deliveries d "
+                        "JOIN msgs m ON m.seq = d.seq "
+                        "WHERE d.dest = ? AND (d.leased = 0 OR d.due <= ?)",
+                        (bit, now),
+                    ).fetchone()
+                    in_flight = db.execute(
+                        "SELECT count(*) FROM deliveries WHERE dest = ? AND leased = 1 "
+                        "AND due > ?",
+                        (bit, now),
+                    ).fetchone()[0]
+                    dead = db.execute(
+                        "SELECT count(*) FROM dead WHERE dest = ?", (bit,)
+                    ).fetchone()[0]
+                    row = db.execute("SELECT n FROM delivered WHERE dest = ?", (bit,)).fetchone()
+                    created = [c for c in (fresh_oldest, oldest) if c is not None]
+                    out[name] = QueueStats(
+                        pending=fresh + waiting,
+                        in_flight=in_flight,
+                        dead=dead,
+                        delivered=row[0] if row else 0,
+                        oldest_pending_age=max(0.0, now - min(created)) if created else None,
+                    )
+            except sqlite3.Error as exc:
+                raise _storage_error(exc, self.path) from None
+        return out
+
+    @staticmethod
+    def _where(destination: str | None, since: float | None) -> tuple[int | None, float | None]:
+        return (None if destination is None else _bit(destination)), since
+
+    @staticmethod
+    def _letter(row: tuple[Any, ...]) -> DeadLetter:
+        dest, body, reason, status, attempts, dead_at = row
+        return DeadLetter(
+            message=loads_message(body),
+            destination=DESTINATION_NAMES[dest],
+            reason=reason,
+            status=status,
+            attempts=attempts,
+            dead_at=dead_at,
+        )
+
+    def dead_letters(
+        self, destination: str | None = None, since: float | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        args = self._where(destination, since)
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT dest, body, reason, status, attempts, dead_at FROM dead "
+                    "WHERE (?1 IS NULL OR dest = ?1) AND (?2 IS NULL OR dead_at >= ?2) "
+                    "ORDER BY dead_at DESC, rowid DESC LIMIT ?3",
+                    (*args, limit),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise _storage_error(exc, self.path) from None
+        return [self._letter(row) for row in rows]
+
+    def dead_letter(self, message_id: int) -> list[DeadLetter]:
+        """The dead letters of one message (one per destination that gave up on it)."""
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT dest, body, reason, status, attempts, dead_at FROM dead WHERE id = ? "
+                    "ORDER BY dead_at DESC",
+                    (ulid_str(message_id),),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise _storage_error(exc, self.path) from None
+        return [self._letter(row) for row in rows]
+
+    def replay(self, destination: str | None = None, since: float | None = None) -> int:
+        args = self._where(destination, since)
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT rowid, dest, id, created, body FROM dead "
+                "WHERE (?1 IS NULL OR dest = ?1) AND (?2 IS NULL OR dead_at >= ?2) ORDER BY rowid",
+                args,
+            ).fetchall()
+            db.executemany(
+                _INSERT,
+                [(_id_bytes(uid), dest, created, body) for _, dest, uid, created, body in rows],
+            )
+            db.executemany("DELETE FROM dead WHERE rowid = ?", [(row[0],) for row in rows])
+        return len(rows)
+
+    def purge(self, destination: str | None = None, since: float | None = None) -> int:
+        args = self._where(destination, since)
+        with self._write() as db:
+            return int(
+                db.execute(
+                    "DELETE FROM dead "
+                    "WHERE (?1 IS NULL OR dest = ?1) AND (?2 IS NULL OR dead_at >= ?2)",
+                    args,
+                ).rowcount
+            )
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._stop.set()
+        flusher = self._flusher
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join(timeout=5)
+        try:
+            self._commit_buffer()
+        except OpenCDPError as exc:
+            self._log.error("opencdp outbox: could not commit buffered messages: %s", exc)
+        with self._lock:
+            self._closed = True
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+        _instances.discard(self)
+        if self.delete_on_close:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path + suffix)
+
+    def __enter__(self) -> SQLiteOutbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _id_bytes(ulid: str) -> bytes:
+    return parse_ulid(ulid).to_bytes(16, "big")

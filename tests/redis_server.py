@@ -1,0 +1,129 @@
+"""A real ``redis-server`` for the tests: found, installed if we may, started on a free port.
+
+The server runs with no persistence (no RDB, no AOF) on 127.0.0.1 only, in a temporary
+directory, and is stopped when the test session ends. Under ``CI=true`` failing to get one is
+an error, never a skip; elsewhere, without root to install it, the tests that need it skip with
+a message saying how to enable them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["RedisUnavailable", "find_or_install_redis", "running_redis"]
+
+_HOW_TO = (
+    "install redis-server (e.g. 'sudo apt-get install -y redis-server' or 'brew install redis') "
+    "or run the tests as root so the test run installs it"
+)
+
+
+class RedisUnavailable(RuntimeError):
+    """No redis-server could be found, installed or started."""
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _which() -> str | None:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    for candidate in ("/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _apt(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    return subprocess.run(
+        ["apt-get", *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+
+
+def find_or_install_redis() -> str:
+    """Path of a redis-server binary; installs the Debian package when root and missing."""
+    found = _which()
+    if found:
+        return found
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise RedisUnavailable(f"redis-server is not installed; {_HOW_TO}")
+    result = _apt("install", "-y", "--no-install-recommends", "redis-server", timeout=600)
+    if result.returncode != 0:
+        _apt("update", timeout=600)
+        result = _apt("install", "-y", "--no-install-recommends", "redis-server", timeout=600)
+    found = _which()
+    if result.returncode != 0 or not found:
+        raise RedisUnavailable(
+            "apt-get install redis-server failed: " + (result.stderr or result.stdout)[-2000:]
+        )
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def running_redis(startup_timeout: float = 20.0) -> Iterator[str]:
+    """Start a throw-away redis-server and yield its ``redis://127.0.0.1:PORT/0`` URL."""
+    binary = find_or_install_redis()
+    workdir = Path(tempfile.mkdtemp(prefix="opencdp-redis-"))
+    last_error = ""
+    for _ in range(3):  # the free port may be taken between probe and bind
+        port = _free_port()
+        proc = subprocess.Popen(
+            [
+                binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(workdir), "--daemonize", "no",
+                "--protected-mode", "yes", "--loglevel", "warning",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + startup_timeout
+        while time.monotonic() < deadline and proc.poll() is None and not _ping(port):
+            time.sleep(0.02)
+        if proc.poll() is None and _ping(port):
+            try:
+                yield f"redis://127.0.0.1:{port}/0"
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+                if proc.stdout is not None:
+                    proc.stdout.close()
+                shutil.rmtree(workdir, ignore_errors=True)
+            return
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            last_error = proc.stdout.read().decode(errors="replace")[-2000:]
+            proc.stdout.close()
+    shutil.rmtree(workdir, ignore_errors=True)
+    raise RedisUnavailable(f"redis-server did not start: {last_error}")

@@ -1,0 +1,177 @@
+"""The parts every rule family shares: the rule unit, findings, the policy and the reporter.
+
+A rule is a class holding metadata only (code, severity, one-line advice, docstring, examples).
+The checks themselves live in plain functions of each family module, written for the caller's
+thread: the hot path tests a cache and returns, and only a miss reaches a rule's slow path.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
+
+from ..errors import ConfigurationError, ValidationError
+
+if TYPE_CHECKING:
+    from .schemas import Schemas
+
+__all__ = ["RULES", "Example", "Finding", "GuardPolicy", "Reporter", "Rule", "Severity"]
+
+Severity = Literal["debug", "warning", "error"]
+_SEVERITIES: Final = ("debug", "warning", "error")
+_CODE: Final = re.compile(r"OCDP\d{3}")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One reported cause: what was seen, where, and what to do instead."""
+
+    code: str
+    message: str
+    field: str | None
+    severity: Severity
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """Source of one example, run by the generic test and printed in the docs.
+
+    ``source`` is Python using ``client`` (``identify``/``track``/``track_anonymous``/
+    ``suppress``), ``check_track_key``, ``datetime``/``timezone``/``Decimal``, and ``Event``/
+    ``Schemas`` for the typed taxonomy. ``policy`` holds ``GuardPolicy`` overrides.
+    """
+
+    source: str
+    policy: Mapping[str, Any] = field(default_factory=dict)
+
+
+RULES: dict[str, type[Rule]] = {}
+"""Every rule by code, in definition order (filled as the family modules are imported)."""
+
+
+class Rule:
+    """Base of every rule: subclasses set the class attributes and a docstring saying why."""
+
+    code: ClassVar[str]
+    severity: ClassVar[Severity]
+    message: ClassVar[str]
+    silenceable: ClassVar[bool] = True
+    bad: ClassVar[tuple[Example | str, ...]]
+    good: ClassVar[tuple[Example | str, ...]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.code in RULES:
+            raise RuntimeError(f"duplicate rule code {cls.code}")
+        if cls.severity not in _SEVERITIES or not cls.__doc__ or not cls.bad or not cls.good:
+            raise RuntimeError(f"rule {cls.code} needs a severity, docstring and examples")
+        RULES[cls.code] = cls
+
+    @classmethod
+    def examples(cls, which: Literal["bad", "good"]) -> tuple[Example, ...]:
+        raw = cls.bad if which == "bad" else cls.good
+        return tuple(e if isinstance(e, Example) else Example(e) for e in raw)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GuardPolicy:
+    """How the guards react.
+
+    ``strict`` turns every warning into a ``ValidationError``; ``silence`` holds codes that are
+    neither reported nor (in strict mode) refused, but still counted; refusals whose rule is
+    not silenceable (empty ids, non-JSON values, size limits) always apply. ``email_hint`` is
+    the level of the "identify without email" hint ("off" disables it). ``max_event_names`` is
+    the number of distinct event names after which the cardinality warning fires.
+    ``customerio_limits`` applies Customer.io's tighter limits at call time (person id 150
+    bytes, event name 100 bytes) on top of the gateway's (255 characters); per-value limits
+    are applied in ``inspect`` to messages that target Customer.io. ``remember_ids`` bounds
+    the memory of identified user ids (track-before-identify) and of reported causes.
+    """
+
+    strict: bool = False
+    silence: frozenset[str] = frozenset()
+    email_hint: Literal["off", "debug", "warning"] = "debug"
+    max_event_names: int = 500
+    schemas: Schemas | None = None
+    customerio_limits: bool = True
+    remember_ids: int = 100_000
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.silence, frozenset):
+            object.__setattr__(self, "silence", frozenset(self.silence))
+        malformed = sorted(str(c) for c in self.silence if not _CODE.fullmatch(str(c)))
+        if malformed:
+            raise ConfigurationError(f"GuardPolicy.silence holds codes like OCDP101, "
+                                     f"not {malformed}")
+        if self.email_hint not in ("off", "debug", "warning"):
+            raise ConfigurationError("GuardPolicy.email_hint must be 'off', 'debug' or 'warning'")
+        if not isinstance(self.max_event_names, int) or self.max_event_names < 1:
+            raise ConfigurationError("GuardPolicy.max_event_names must be a positive int")
+        if not isinstance(self.remember_ids, int) or self.remember_ids < 1:
+            raise ConfigurationError("GuardPolicy.remember_ids must be a positive int")
+
+
+class Reporter:
+    """Counts every occurrence, reports each distinct cause once, refuses in strict mode.
+
+    Only slow paths come here, so a lock keeps "once" exact across the caller threads and the
+    dispatcher thread. Remembered causes are bounded: two generations, the older dropped when
+    the younger fills, so a long-running process may re-report a cause it saw long ago.
+    """
+
+    __slots__ = ("_cap", "_counts", "_lock", "_old", "_report", "_silence", "_strict", "_young")
+
+    def __init__(self, policy: GuardPolicy, report: Callable[[Finding], None]) -> None:
+        self._report = report
+        self._strict = policy.strict
+        self._silence = policy.silence
+        self._cap = max(policy.remember_ids // 2, 1)
+        self._counts: dict[str, int] = {}
+        self._young: set[tuple[str, str]] = set()
+        self._old: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def refuse(self, rule: type[Rule], field: str | None, detail: str = "") -> ValidationError:
+        """Count a refusal and return the error for the caller to raise."""
+        with self._lock:
+            self._counts[rule.code] = self._counts.get(rule.code, 0) + 1
+        return ValidationError(f"{rule.code} {_text(rule, detail)}", field=field, code=rule.code)
+
+    def silenced(self, rule: type[Rule]) -> bool:
+        return rule.code in self._silence
+
+    def warn(
+        self,
+        rule: type[Rule],
+        field: str | None,
+        cause: str,
+        detail: str = "",
+        severity: Severity | None = None,
+    ) -> None:
+        """Count a warning; report it once per ``cause``; raise it in strict mode."""
+        code = rule.code
+        level = severity or rule.severity
+        with self._lock:
+            self._counts[code] = self._counts.get(code, 0) + 1
+            if code in self._silence:
+                return
+            if self._strict and level == "warning":
+                raise ValidationError(f"{code} {_text(rule, detail)}", field=field, code=code)
+            key = (code, cause)
+            if key in self._young or key in self._old:
+                return
+            self._young.add(key)
+            if len(self._young) >= self._cap:
+                self._old, self._young = self._young, set()
+        self._report(Finding(code, _text(rule, detail), field, level))
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self._counts.items()))
+
+
+def _text(rule: type[Rule], detail: str) -> str:
+    return f"{detail}: {rule.message}" if detail else rule.message

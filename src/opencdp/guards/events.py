@@ -1,0 +1,172 @@
+"""Event names: a small, stable, snake_case vocabulary, free of personal data.
+
+Event names become segment and campaign-trigger names in Customer.io. A name that embeds an id
+or an email creates one event type per user (clutter, and personal data in places that are
+not access-controlled), and mixed casing splits one event into several. Names are checked once
+each and the verdict cached, so the caller pays one dict lookup per call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Final
+
+from ._core import Example, Reporter, Rule
+from .identifiers import EMAIL
+
+__all__ = [
+    "EmptyEventName",
+    "EventNameCardinality",
+    "EventNameNotSnakeCase",
+    "EventNameTooLong",
+    "PiiInEventName",
+    "check_event_name",
+    "pii_in_name",
+]
+
+GATEWAY_MAX_CHARS: Final = 255
+CUSTOMERIO_MAX_BYTES: Final = 100
+SNAKE: Final = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+_PII: Final = (
+    (EMAIL, "an email address"),
+    (re.compile(r"(?<![A-Za-z0-9])[\w.+-]+@[\w-]+\.[A-Za-z]{2,}"), "an email address"),
+    (re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                r"[0-9a-fA-F]{12}"), "a UUID"),
+    (re.compile(r"\+?\d[\d\s().-]{5,}\d"), "a phone number"),
+    (re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])"
+                r"[0-9a-fA-F]{8,}(?![0-9A-Za-z])"), "a hex id"),
+    (re.compile(r"\d{3,}"), "a number (an id?)"),
+)
+
+
+class EmptyEventName(Rule):
+    """An event needs a name; the gateway and Customer.io refuse a blank one."""
+
+    code = "OCDP120"
+    severity = "error"
+    message = "event name is empty or not a string; pass a fixed snake_case name"
+    silenceable = False
+    bad = ('client.track("42", "")', 'client.track("42", None)')
+    good = ('client.identify("42", {"email": "a@example.com"})\n'
+            'client.track("42", "order_placed")',)
+
+
+class EventNameNotSnakeCase(Rule):
+    """Mixed naming styles split one event into several (``UserSignedUp``, ``user-signed-up``).
+
+    Pick one convention; snake_case is Customer.io's and this SDK's.
+    """
+
+    code = "OCDP121"
+    severity = "warning"
+    message = "event name is not snake_case; use lower_case_with_underscores"
+    bad = ('client.identify("42", {"email": "a@example.com"})\n'
+           'client.track("42", "UserSignedUp")',
+           'client.identify("42", {"email": "a@example.com"})\n'
+           'client.track("42", "user-signed-up")')
+    good = ('client.identify("42", {"email": "a@example.com"})\n'
+            'client.track("42", "user_signed_up")',)
+
+
+class PiiInEventName(Rule):
+    """Names embedding ids, numbers of three or more digits, emails or phone numbers.
+
+    Every distinct name becomes a segment name: personal data would leak into places without
+    access control, and each id creates an event type of its own. Put the value in the
+    properties instead. Short numbers (``checkout_step_2``) are allowed. Refused.
+    """
+
+    code = "OCDP122"
+    severity = "error"
+    message = "event name embeds an id or personal data; move the value into properties"
+    bad = ('client.track("42", "viewed_product_83412")',
+           'client.track("42", "email_ada@example.com")',
+           'client.track("42", "invoice_3f2a9c1e7b")')
+    good = ('client.identify("42", {"email": "a@example.com"})\n'
+            'client.track("42", "product_viewed", {"product_id": 83412})',
+            'client.identify("42", {"email": "a@example.com"})\n'
+            'client.track("42", "checkout_step_2")')
+
+
+class EventNameCardinality(Rule):
+    """More distinct event names in one process than a taxonomy should ever need.
+
+    Usually a dynamic part (a product, a page) is being formatted into the name. The warning
+    names the name families with the most members; ``GuardPolicy.max_event_names`` sets the
+    threshold (500 by default).
+    """
+
+    code = "OCDP123"
+    severity = "warning"
+    message = "too many distinct event names; put the varying part into properties"
+    bad = (Example('client.identify("42", {"email": "a@example.com"})\n'
+                   'for page in ("home", "pricing", "docs", "blog"):\n'
+                   '    client.track("42", f"viewed_{page}")', {"max_event_names": 3}),)
+    good = (Example('client.identify("42", {"email": "a@example.com"})\n'
+                    'for page in ("home", "pricing", "docs", "blog"):\n'
+                    '    client.track("42", "page_viewed", {"page": page})',
+                    {"max_event_names": 3}),)
+
+
+class EventNameTooLong(Rule):
+    """Names longer than a destination allows are refused there, after the call returned.
+
+    The gateway's SDKs cap names at 255 characters; Customer.io caps them at 100 bytes.
+    """
+
+    code = "OCDP124"
+    severity = "error"
+    message = "event name is too long (gateway: 255 characters, Customer.io: 100 bytes)"
+    silenceable = False
+    bad = ('client.track("42", "order_" * 20)',)
+    good = ('client.identify("42", {"email": "a@example.com"})\n'
+            'client.track("42", "order_placed")',)
+
+
+def pii_in_name(name: str) -> str | None:
+    """What kind of personal data or id ``name`` embeds, if any."""
+    for pattern, kind in _PII:
+        if pattern.search(name):
+            return kind
+    return None
+
+
+def check_event_name(value: object, reporter: Reporter, cio_limits: bool) -> tuple[str, bool]:
+    """Validate and normalise (trim) an event name; say whether it is clean (cacheable).
+
+    A name that drew a warning is not clean: it is checked again on every call, so that
+    every occurrence is counted and strict mode refuses every one.
+    """
+    if not isinstance(value, str) or not value.strip():
+        kind = "empty" if isinstance(value, str) else type(value).__name__
+        raise reporter.refuse(EmptyEventName, "event", f"event name is {kind}")
+    name = str(value.strip())
+    if len(name) > GATEWAY_MAX_CHARS:
+        raise reporter.refuse(EventNameTooLong, "event", f"event name has {len(name)} characters")
+    if cio_limits and len(name) > CUSTOMERIO_MAX_BYTES // 4:
+        size = len(name.encode("utf-8", "surrogatepass"))
+        if size > CUSTOMERIO_MAX_BYTES:
+            raise reporter.refuse(EventNameTooLong, "event", f"event name has {size} bytes")
+    pii = pii_in_name(name)
+    if pii is not None:
+        if not reporter.silenced(PiiInEventName):
+            raise reporter.refuse(PiiInEventName, "event", f"event name embeds {pii}")
+        reporter.warn(PiiInEventName, "event", name)
+    if not SNAKE.fullmatch(name):
+        reporter.warn(EventNameNotSnakeCase, "event", name, f"event {name!r}")
+        return name, False
+    return name, pii is None
+
+
+def family(name: str) -> str:
+    """The name with its varying part masked: ``viewed_pricing`` -> ``viewed_*``."""
+    parts = re.split(r"([_\-.:/ ]+)", name)
+    if len(parts) >= 3:
+        return "".join(parts[:-1]) + "*"
+    return re.sub(r"\d+", "#", name)
+
+
+def top_families(names: list[str], limit: int = 5) -> str:
+    counts = Counter(family(n) for n in names)
+    return ", ".join(f"{f} ({n})" for f, n in counts.most_common(limit))

@@ -1,0 +1,142 @@
+"""Identifiers: the person id is the key every destination files data under.
+
+An id must be present, short enough for every destination, and immutable: an email address or
+phone number as the id creates a second person the day the user changes it. Customer.io also
+reads an id's shape (``cio_...`` addresses its internal id, an email may address by email), and
+puts the id in a URL path, so ids with spaces or control characters are a bug waiting to
+happen.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from ._core import Reporter, Rule
+
+__all__ = [
+    "AmbiguousIdentifier",
+    "EmailIdentifier",
+    "EmptyIdentifier",
+    "IdentifierTooLong",
+    "PhoneIdentifier",
+    "TrackBeforeIdentify",
+    "check_identifier",
+]
+
+GATEWAY_MAX_CHARS: Final = 255
+CUSTOMERIO_MAX_BYTES: Final = 150
+EMAIL: Final = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
+PHONE: Final = re.compile(r"\+?[1-9][\d\s().-]{6,18}\d")
+_UNSAFE: Final = re.compile(r"[\x00-\x20\x7f]")
+
+
+class EmptyIdentifier(Rule):
+    """An empty or blank id (or one that is not a string or int) addresses nobody."""
+
+    code = "OCDP110"
+    severity = "error"
+    message = "identifier is empty or not a string; pass your database's id for the person"
+    silenceable = False
+    bad = ('client.track("  ", "order_placed")',
+           'client.identify(None, {"email": "a@example.com"})')
+    good = ('client.identify("42", {"email": "a@example.com"})',
+            'client.identify(42, {"email": "a@example.com"})')
+
+
+class EmailIdentifier(Rule):
+    """An email address as the person id changes when the user changes their email.
+
+    The new address becomes a second person and the history stays with the first. The
+    OpenCDP contract also says identifiers must not be email addresses. Send the email as
+    the ``email`` attribute and use an immutable id.
+    """
+
+    code = "OCDP111"
+    severity = "warning"
+    message = "identifier looks like an email address; use an immutable database id"
+    bad = ('client.identify("ada@example.com", {"email": "ada@example.com"})',)
+    good = ('client.identify("42", {"email": "ada@example.com"})',)
+
+
+class PhoneIdentifier(Rule):
+    """A phone number as the person id is mutable, and Customer.io reads it as a plain id."""
+
+    code = "OCDP112"
+    severity = "warning"
+    message = "identifier looks like a phone number; use an immutable id, phone as an attribute"
+    bad = ('client.identify("+44 20 7946 0958", {"email": "a@example.com"})',)
+    good = ('client.identify("42", {"email": "a@example.com", "phone": "+442079460958"})',
+            'client.identify("1234", {"email": "a@example.com"})')
+
+
+class IdentifierTooLong(Rule):
+    """Ids longer than a destination allows are refused there, after the call returned.
+
+    The gateway's SDKs cap ids at 255 characters; Customer.io caps person ids at 150 bytes.
+    """
+
+    code = "OCDP113"
+    severity = "error"
+    message = "identifier is too long (gateway: 255 characters, Customer.io: 150 bytes)"
+    silenceable = False
+    bad = ('client.identify("u" * 151, {"email": "a@example.com"})',)
+    good = ('client.identify("u" * 150, {"email": "a@example.com"})',)
+
+
+class AmbiguousIdentifier(Rule):
+    """An id with whitespace or control characters, or one starting with ``cio_``.
+
+    Such ids usually come from string formatting bugs; ``cio_`` ids are read by Customer.io as
+    its own internal id and address a different person.
+    """
+
+    code = "OCDP114"
+    severity = "warning"
+    message = "identifier has whitespace/control characters or a cio_ prefix; use a plain id"
+    bad = ('client.identify("user 42", {"email": "a@example.com"})',
+           'client.identify("cio_42", {"email": "a@example.com"})')
+    good = ('client.identify("user-42", {"email": "a@example.com"})',)
+
+
+class TrackBeforeIdentify(Rule):
+    """The first event for a person this process has not identified.
+
+    Customer.io files the event under a person who may not exist yet (no email, no
+    attributes), so campaigns triggered by it cannot reach them. Identify first, or use
+    ``track_anonymous`` and merge with ``identify(..., anonymous_id=...)`` later. Reported once
+    per user id; processes that only track (workers) should silence the code.
+    """
+
+    code = "OCDP115"
+    severity = "warning"
+    message = "track before identify in this process; call identify(user_id, ...) first"
+    bad = ('client.track("42", "order_placed")',)
+    good = ('client.identify("42", {"email": "a@example.com"})\n'
+            'client.track("42", "order_placed")',
+            'client.track_anonymous("anon-7f3a", "page_viewed")')
+
+
+def check_identifier(value: object, field: str, reporter: Reporter, cio_limits: bool) -> str:
+    """Validate and normalise (trim; ints become text) an identifier, or raise."""
+    if isinstance(value, str):
+        text = value.strip()
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        raise reporter.refuse(EmptyIdentifier, field, f"{field} is {type(value).__name__}")
+    if not text:
+        raise reporter.refuse(EmptyIdentifier, field, f"{field} is empty")
+    if len(text) > GATEWAY_MAX_CHARS:
+        raise reporter.refuse(IdentifierTooLong, field, f"{field} has {len(text)} characters")
+    if cio_limits and len(text) > CUSTOMERIO_MAX_BYTES // 4:
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > CUSTOMERIO_MAX_BYTES:
+            raise reporter.refuse(IdentifierTooLong, field, f"{field} has {size} bytes")
+    if "@" in text and EMAIL.fullmatch(text):
+        reporter.warn(EmailIdentifier, field, text, f"{field} is an email address")
+    elif text[0] in "+0123456789" and PHONE.fullmatch(text) and not text.isdigit():
+        reporter.warn(PhoneIdentifier, field, text, f"{field} is a phone number")
+    elif _UNSAFE.search(text) or text.startswith("cio_"):
+        reporter.warn(AmbiguousIdentifier, field, text, f"{field} needs care")
+    return text

@@ -1,0 +1,74 @@
+"""``opencdp sandbox``: serve the emulator until SIGINT/SIGTERM.
+
+The first line on stdout is one JSON object with the base URLs (``opencdp``,
+``customerio_track``, ``customerio_app``, ``admin``, ``ca_file``), printed once the server
+accepts connections, so scripts can read it and go.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ConfigurationError
+from .config import SandboxConfig
+from .runner import ENV_KEYS, SandboxServer
+
+__all__ = ["sandbox"]
+
+
+def _faults(value: str | None) -> dict[str, Any] | None:
+    if not value:
+        return None
+    text = Path(value[1:]).read_text() if value.startswith("@") else value
+    try:
+        parsed = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--faults") from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object keyed by service", param_hint="--faults")
+    return parsed
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="Port; 0 picks a free one.")
+@click.option("--tls", is_flag=True, help="Serve https with a throw-away CA (path printed).")
+@click.option("--cdp-key", default="cdp-test-key", envvar=ENV_KEYS["cdp_key"],
+              show_default=True, help="Gateway key accepted in Authorization.")
+@click.option("--site-id", default="sandbox-site", show_default=True,
+              help="Customer.io site id (Track Basic auth user).")
+@click.option("--track-key", default="sandbox-track-key", envvar=ENV_KEYS["track_key"],
+              show_default=True, help="Customer.io Track API key.")
+@click.option("--app-key", default="sandbox-app-key", envvar=ENV_KEYS["app_key"],
+              show_default=True, help="Customer.io App API key (Bearer).")
+@click.option("--rate-limit-rps", default=100.0, show_default=True, type=float,
+              help="Customer.io requests/s per workspace (Track, and sends); 0 = off.")
+@click.option("--faults", "faults_json", default=None, metavar="JSON|@FILE",
+              help='Start-up faults, e.g. \'{"customerio": {"error_rate": 0.2}}\'.')
+def sandbox(host: str, port: int, tls: bool, cdp_key: str, site_id: str, track_key: str,
+            app_key: str, rate_limit_rps: float, faults_json: str | None) -> None:
+    """Emulate the OpenCDP gateway and Customer.io (Track v1/v2, App API) on one port."""
+    try:
+        config = SandboxConfig(host=host, port=port, tls=tls, cdp_key=cdp_key, site_id=site_id,
+                               track_key=track_key, app_key=app_key,
+                               faults=_faults(faults_json), rate_limit_rps=rate_limit_rps)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
+    holder: list[SandboxServer] = []
+
+    def announce() -> None:
+        sys.stdout.write(json.dumps(holder[0].urls) + "\n")
+        sys.stdout.flush()
+
+    try:
+        server = SandboxServer(config, on_started=announce, quiet_logging=False)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    holder.append(server)
+    server.run()

@@ -1,0 +1,106 @@
+"""The few HTTP pieces the sandbox needs, written against raw ASGI.
+
+A framework router and request object cost more per request than everything the emulation
+itself does (the single-event endpoints must serve thousands of requests a second on a shared
+2-core machine), so requests are read into one slotted object and answers are plain tuples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+
+__all__ = [
+    "Receive",
+    "Reject",
+    "Request",
+    "Response",
+    "Scope",
+    "Send",
+    "json_response",
+    "read_body",
+    "send_response",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Response = tuple[int, bytes, list[tuple[bytes, bytes]]]
+
+_JSON = (b"content-type", b"application/json")
+
+
+class Reject(Exception):
+    """A request (or one batch operation) refused; each service renders it its own way."""
+
+    def __init__(self, status: int, reason: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.field = field
+
+
+class Request:
+    __slots__ = ("authorization", "body", "idempotency_key", "method", "path", "query",
+                 "raw_path", "segments")
+
+    def __init__(self, scope: Scope, body: bytes) -> None:
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.raw_path: bytes = scope.get("raw_path") or self.path.encode()
+        self.query: bytes = scope.get("query_string", b"")
+        self.body = body
+        self.segments: list[str] = []
+        self.authorization: str | None = None
+        self.idempotency_key: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                self.authorization = value.decode("latin-1")
+            elif name == b"idempotency-key":
+                self.idempotency_key = value.decode("latin-1")
+
+    def split(self, prefix_len: int) -> list[str]:
+        """Path segments after a prefix, each percent-decoded on its own (so ``%2F`` in an
+        id stays inside that id)."""
+        raw = self.raw_path[prefix_len:].decode("latin-1")
+        return [unquote(s) for s in raw.split("/")] if raw else []
+
+    def json(self) -> Any:
+        if not self.body:
+            return None
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            raise Reject(400, "invalid_json", "the request body is not valid JSON") from None
+
+
+def json_response(status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None,
+                  ) -> Response:
+    return status, orjson.dumps(payload), [_JSON, *(headers or ())]
+
+
+async def read_body(receive: Receive) -> bytes:
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body"):
+        return body
+    chunks = [body]
+    while message.get("more_body"):
+        message = await receive()
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)
+
+
+async def send_response(send: Send, response: Response) -> None:
+    status, body, headers = response
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [*headers, (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})

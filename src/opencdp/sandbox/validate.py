@@ -1,0 +1,147 @@
+"""Checks shared by the emulated services: ids, timestamps, phones, sizes.
+
+Each check raises ``Reject`` with a stable ``reason`` (the key under which stats count it)
+and the offending field. They run once per batch operation, so each is a few comparisons
+on the common path and only measures bytes when a value could be over a limit.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+import orjson
+
+from .http import Reject
+
+__all__ = [
+    "E164",
+    "MS_THRESHOLD",
+    "ULID_RE",
+    "byte_len",
+    "check_attributes",
+    "check_event_name",
+    "check_id",
+    "check_obj",
+    "check_str",
+    "check_timestamp",
+    "join",
+    "require",
+]
+
+MS_THRESHOLD: Final = 100_000_000_000  # 10**11 s is the year 5138; anything above is ms
+E164: Final = re.compile(r"^\+[1-9]\d{1,14}$")
+ULID_RE: Final = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$", re.IGNORECASE)
+MAX_ID_BYTES: Final = 150
+MAX_ATTR_NAME: Final = 150
+MAX_ATTR_VALUE: Final = 1000
+MAX_ATTRS: Final = 300
+MAX_EVENT_NAME: Final = 100
+TIMESTAMP_ATTRS: Final = ("created_at", "_timestamp")
+
+
+def join(field: str, key: str) -> str:
+    return f"{field}.{key}" if field else key
+
+
+def byte_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def require(body: dict[str, Any], name: str, where: str = "") -> Any:
+    value = body.get(name)
+    if value is None:
+        raise Reject(400, "missing_field", f"{where}{name} is required", f"{where}{name}")
+    return value
+
+
+def check_obj(value: Any, field: str) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise Reject(400, "invalid_type", f"{field} must be an object", field)
+    return value
+
+
+def check_str(value: Any, field: str, *, empty: bool = False) -> str:
+    if type(value) is not str:
+        raise Reject(400, "invalid_type", f"{field} must be a string", field)
+    if not empty and not value.strip():
+        raise Reject(400, "invalid_value", f"{field} must not be empty", field)
+    return value
+
+
+def check_id(value: Any, field: str) -> str:
+    """A person id: a non-empty string (integers are accepted, as the real API does)."""
+    if type(value) is int:
+        value = str(value)
+    elif type(value) is not str:
+        raise Reject(400, "invalid_type", f"{field} must be a string", field)
+    text: str = value
+    if not text.strip():
+        raise Reject(400, "invalid_identifier", f"{field} must not be empty", field)
+    if len(text) > MAX_ID_BYTES // 4 and byte_len(text) > MAX_ID_BYTES:
+        raise Reject(400, "limit_exceeded",
+                     f"{field} is longer than {MAX_ID_BYTES} bytes", field)
+    return text
+
+
+def check_timestamp(value: Any, field: str) -> int:
+    """Unix seconds. Milliseconds (the commonest bug) and strings are refused by name."""
+    if type(value) is not int:
+        raise Reject(400, "invalid_timestamp",
+                     f"{field} must be an integer Unix timestamp in seconds", field)
+    if value >= MS_THRESHOLD:
+        raise Reject(400, "timestamp_milliseconds",
+                     f"{field} {value} looks like milliseconds; send Unix seconds", field)
+    if value < 0:
+        raise Reject(400, "invalid_timestamp", f"{field} must not be negative", field)
+    return value
+
+
+def check_event_name(value: Any, field: str = "name") -> str:
+    if type(value) is not str:
+        raise Reject(400, "missing_field" if value is None else "invalid_type",
+                     f"{field} is required and must be a string", field)
+    name = value.strip()
+    if not name:
+        raise Reject(400, "invalid_value", f"{field} must not be empty", field)
+    if len(name) > MAX_EVENT_NAME // 4 and byte_len(name) > MAX_EVENT_NAME:
+        raise Reject(400, "limit_exceeded", f"{field} is longer than {MAX_EVENT_NAME} bytes",
+                     field)
+    return name
+
+
+def _value_too_big(value: Any) -> bool:
+    t = type(value)
+    if t is str:
+        return len(value) > MAX_ATTR_VALUE // 4 and byte_len(value) > MAX_ATTR_VALUE
+    if t is dict or t is list:
+        return len(orjson.dumps(value)) > MAX_ATTR_VALUE
+    return False
+
+
+def check_attributes(attrs: Any, field: str) -> dict[str, Any]:
+    """Customer.io's attribute limits: 300 per call, names <= 150 B, values <= 1000 B."""
+    if type(attrs) is not dict:
+        raise Reject(400, "invalid_type", f"{field} must be an object", field)
+    if len(attrs) > MAX_ATTRS:
+        raise Reject(400, "limit_exceeded",
+                     f"{field} has {len(attrs)} attributes; the limit is {MAX_ATTRS}", field)
+    for key, value in attrs.items():
+        if len(key) > MAX_ATTR_NAME // 4 and byte_len(key) > MAX_ATTR_NAME:
+            raise Reject(400, "limit_exceeded",
+                         f"attribute name {key[:40]!r}... is longer than {MAX_ATTR_NAME} bytes",
+                         join(field, key[:40]))
+        if _value_too_big(value):
+            raise Reject(400, "limit_exceeded",
+                         f"attribute {key!r} is longer than {MAX_ATTR_VALUE} bytes",
+                         join(field, key))
+    for name in TIMESTAMP_ATTRS:
+        if name in attrs and attrs[name] is not None:
+            check_timestamp(attrs[name], join(field, name))
+    upd = attrs.get("_update")
+    if upd is not None and type(upd) is not bool:
+        raise Reject(400, "invalid_type", "_update must be a boolean", join(field, "_update"))
+    email = attrs.get("email")
+    if email is not None and type(email) is not str:
+        raise Reject(400, "invalid_type", "email must be a string", join(field, "email"))
+    return attrs

@@ -1,0 +1,89 @@
+"""The Python API: start/stop, URLs, and the admin calls it wraps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from opencdp.errors import ConfigurationError
+from opencdp.sandbox import Sandbox
+
+from .conftest import CDP_KEY
+
+
+def test_urls_have_the_fixed_keys(sandbox: Any) -> None:
+    """The URL dict carries the start-up line's keys, and the gateway ends in its prefix."""
+    assert set(sandbox.urls) >= {"opencdp", "customerio_track", "customerio_app", "admin",
+                                 "ca_file"}
+    assert sandbox.opencdp_url.endswith("/gateway/data-gateway")
+    assert sandbox.admin_url.endswith("/_sandbox")
+    assert sandbox.track_url.startswith("http://127.0.0.1:")
+    assert sandbox.ca_file is None
+
+
+def test_stats_have_every_required_key(sandbox: Any) -> None:
+    stats = sandbox.stats()
+    for service in ("opencdp", "customerio"):
+        assert {"requests", "people", "events", "devices", "sends", "duplicates", "rejected",
+                "faults"} <= set(stats[service])
+
+
+def test_person_round_trip_and_404(sandbox: Any, gateway: httpx.Client) -> None:
+    r = gateway.post("/v1/persons/identify", json={"identifier": "u/1", "properties": {"a": 1}})
+    assert r.status_code == 200
+    person = sandbox.person("opencdp", "u/1")
+    assert person is not None
+    assert person["attributes"] == {"a": 1}
+    assert person["suppressed"] is False
+    assert sandbox.person("opencdp", "nobody") is None
+    assert [p["id"] for p in sandbox.people("opencdp")] == ["u/1"]
+
+
+def test_reset_empties_the_store(sandbox: Any, gateway: httpx.Client) -> None:
+    gateway.post("/v1/persons/identify", json={"identifier": "u1"})
+    assert sandbox.stats()["opencdp"]["people"] == 1
+    sandbox.reset()
+    assert sandbox.stats()["opencdp"]["people"] == 0
+    assert sandbox.stats()["opencdp"]["requests"] == 0
+
+
+def test_faults_round_trip_and_bad_settings_raise(sandbox: Any) -> None:
+    current = sandbox.set_faults({"customerio": {"error_rate": 0.2, "statuses": [503]}})
+    assert current["customerio"]["error_rate"] == 0.2
+    assert sandbox.faults()["customerio"]["statuses"] == [503]
+    assert sandbox.faults()["opencdp"]["error_rate"] == 0.0
+    with pytest.raises(ConfigurationError):
+        sandbox.set_faults({"customerio": {"error_rate": 2}})
+    with pytest.raises(ConfigurationError):
+        sandbox.set_faults({"elsewhere": {}})
+    sandbox.set_faults({"customerio": None})
+    assert sandbox.faults()["customerio"]["error_rate"] == 0.0
+
+
+def test_custom_credentials_are_the_only_ones_accepted() -> None:
+    with Sandbox(port=0, cdp_key="other-key") as sb, httpx.Client() as c:
+        ok = c.post(f"{sb.opencdp_url}/v1/persons/identify", json={"identifier": "x"},
+                    headers={"Authorization": "other-key"})
+        bad = c.post(f"{sb.opencdp_url}/v1/persons/identify", json={"identifier": "x"},
+                     headers={"Authorization": CDP_KEY})
+    assert (ok.status_code, bad.status_code) == (200, 401)
+
+
+def test_bad_options_raise_configuration_error() -> None:
+    with pytest.raises(ConfigurationError):
+        Sandbox(port=70000)
+    with pytest.raises(ConfigurationError):
+        Sandbox(cdp_key="")
+    with pytest.raises(ConfigurationError):
+        Sandbox(faults={"customerio": {"statuses": [404]}})
+
+
+def test_stop_is_idempotent_and_repr_hides_keys() -> None:
+    sb = Sandbox(port=0, track_key="super-secret-track").start()
+    assert "super-secret-track" not in repr(sb)
+    assert "super-secret-track" not in repr(sb.config)
+    sb.stop()
+    sb.stop()
+    assert sb.urls == {}

@@ -8,6 +8,7 @@ accepts connections, so scripts can read it and go.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,4 +72,9 @@ def sandbox(host: str, port: int, tls: bool, cdp_key: str, site_id: str, track_k
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
     holder.append(server)
-    server.run()
+    # uvicorn re-raises the signal it stopped on once it has shut down; make both a clean exit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass

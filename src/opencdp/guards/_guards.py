@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from ..message import CUSTOMERIO, Message
-from ._core import Finding, GuardPolicy, Reporter
+from ._core import Finding, GuardPolicy, Reporter, Rule
 from .attributes import (
     MAX_ATTRIBUTES,
     MAX_EVENT_BYTES,
@@ -28,7 +28,7 @@ from .attributes import (
     normalise,
     value_size,
 )
-from .events import EventNameCardinality, check_event_name, top_families
+from .events import EventNameCardinality, check_event_name, replay, top_families
 from .identifiers import TrackBeforeIdentify, check_identifier
 from .timestamps import to_seconds
 
@@ -73,15 +73,16 @@ class Guards:
     __slots__ = (
         "_attr_kinds",
         "_cio",
+        "_dirty_events",
         "_email_hint",
         "_events",
         "_identified",
         "_max_events",
         "_policy",
+        "_reported_cardinality",
         "_reporter",
         "_schemas",
         "_seen_events",
-        "_warned_cardinality",
     )
 
     def __init__(self, policy: GuardPolicy, report: Callable[[Finding], None]) -> None:
@@ -92,8 +93,9 @@ class Guards:
         self._max_events = policy.max_event_names
         self._schemas = policy.schemas
         self._events: dict[str, str] = {}
+        self._dirty_events: dict[str, tuple[str, tuple[type[Rule], ...]]] = {}
         self._seen_events: dict[str, None] = {}
-        self._warned_cardinality = False
+        self._reported_cardinality = False
         self._identified = _Remembered(policy.remember_ids)
         self._attr_kinds: dict[str, str] = {}
 
@@ -184,19 +186,33 @@ class Guards:
         return uid
 
     def _event(self, event: object) -> str:
-        name, clean = check_event_name(event, self._reporter, self._cio)
+        dirty = self._dirty_events.get(event) if isinstance(event, str) else None
+        if dirty is not None:
+            name, rules = dirty
+            for rule in rules:
+                replay(rule, name, self._reporter)
+            return name
+        name, rules = check_event_name(event, self._reporter, self._cio)
         seen = self._seen_events
         if name not in seen:
             if len(seen) < _MAX_CACHED_NAMES:
                 seen[name] = None
             if len(seen) > self._max_events:
-                self._reporter.warn(
-                    EventNameCardinality, "event", "",
-                    f"{len(seen)} distinct names, most from {top_families(list(seen))}",
-                )
-        if clean and len(self._events) < _MAX_CACHED_NAMES:
-            self._events[event] = name  # type: ignore[index]
+                self._cardinality(len(seen))
+        if len(self._events) + len(self._dirty_events) < _MAX_CACHED_NAMES:
+            if rules:
+                self._dirty_events[event] = (name, rules)  # type: ignore[index]
+            else:
+                self._events[event] = name  # type: ignore[index]
         return name
+
+    def _cardinality(self, distinct: int) -> None:
+        # The family summary walks every name, so it is built only for the one report.
+        detail = f"{distinct} distinct names"
+        if not self._reported_cardinality:
+            self._reported_cardinality = True
+            detail += f", most from {top_families(list(self._seen_events))}"
+        self._reporter.warn(EventNameCardinality, "event", "", detail)
 
     def _mapping(self, value: object, field: str) -> dict[str, Any]:
         if isinstance(value, Mapping):
@@ -222,6 +238,8 @@ class Guards:
         kind = message.kind
         field = "attributes" if kind == "identify" else "properties" \
             if kind in _DATA_KINDS else "data"
+        if self._schemas is not None:
+            self._schemas.check(kind, message.name, data, rep)
         new = normalise(data, field, rep, time_names=kind in _DATA_KINDS)
         if kind == "identify":
             self._attributes(new, message.targets(CUSTOMERIO))
@@ -229,8 +247,6 @@ class Guards:
             size = value_size(new)
             if size > MAX_EVENT_BYTES:
                 raise rep.refuse(EventDataTooLarge, field, f"event data is {size} bytes")
-        if self._schemas is not None:
-            new = self._schemas.check(message.kind, message.name, new, rep)
         return message if new is data else message._replace(data=new)
 
     def _attributes(self, attrs: Mapping[str, Any], limits: bool) -> None:
@@ -244,10 +260,12 @@ class Guards:
                         len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
                     raise rep.refuse(AttributeLimits, f"attributes.{name[:40]}",
                                      "attribute name over 150 bytes")
-                if (value.__class__ is not str or len(value) > MAX_VALUE_BYTES // 4) and \
-                        value_size(value) > MAX_VALUE_BYTES:
-                    raise rep.refuse(AttributeLimits, f"attributes.{name}",
-                                     f"attributes.{name} is {value_size(value)} bytes")
+                if (len(value) > MAX_VALUE_BYTES // 4 if value.__class__ is str
+                        else isinstance(value, (dict, list))):
+                    size = value_size(value)
+                    if size > MAX_VALUE_BYTES:
+                        raise rep.refuse(AttributeLimits, f"attributes.{name}",
+                                         f"attributes.{name} is {size} bytes")
             jk = json_kind(value)
             if jk is None:
                 continue

@@ -26,7 +26,7 @@ __all__ = [
     "EventDataTooLarge",
     "IdentifyWithoutEmail",
     "NonFiniteNumber",
-    "NotJsonValue",
+    "NotJSONValue",
     "PropertiesNotMapping",
     "json_kind",
     "normalise",
@@ -74,7 +74,7 @@ class IdentifyWithoutEmail(Rule):
     good = ('client.identify("42", {"email": "ada@example.com", "name": "Ada"})',)
 
 
-class NotJsonValue(Rule):
+class NotJSONValue(Rule):
     """A value JSON cannot carry (bytes, sets, Decimals, custom objects, non-string keys).
 
     Refused with the path of the bad value. ``datetime`` becomes Unix seconds, ``date`` an
@@ -170,7 +170,7 @@ def normalise(value: Any, path: str, reporter: Reporter, time_names: bool = Fals
     if cls is int:
         if _INT_MIN <= value <= _INT_MAX:
             return value
-        raise reporter.refuse(NotJsonValue, path, f"{path} is an int outside 64 bits")
+        raise reporter.refuse(NotJSONValue, path, f"{path} is an int outside 64 bits")
     if cls is float:
         if math.isfinite(value):
             return value
@@ -202,7 +202,7 @@ def normalise(value: Any, path: str, reporter: Reporter, time_names: bool = Fals
         return normalise(int(value), path, reporter)
     if isinstance(value, float):
         return normalise(float(value), path, reporter)
-    raise reporter.refuse(NotJsonValue, path, f"{path} is {type(value).__name__}")
+    raise reporter.refuse(NotJSONValue, path, f"{path} is {type(value).__name__}")
 
 
 def _mapping(value: Mapping[Any, Any], path: str, reporter: Reporter,
@@ -210,7 +210,7 @@ def _mapping(value: Mapping[Any, Any], path: str, reporter: Reporter,
     out: dict[str, Any] | None = None if value.__class__ is dict else dict(value)
     for key, item in value.items():
         if key.__class__ is not str and not isinstance(key, str):
-            raise reporter.refuse(NotJsonValue, f"{path}[{key!r}]",
+            raise reporter.refuse(NotJSONValue, f"{path}[{key!r}]",
                                   f"{path} has a {type(key).__name__} key")
         where = f"{path}.{key}"
         new = normalise(item, where, reporter)

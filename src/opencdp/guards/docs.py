@@ -1,12 +1,12 @@
 """The rules table in ``docs/guards.md``, generated from the rules themselves.
 
-``python -m opencdp.guards.docs docs/guards.md`` rewrites the part of the file between the
+``python -m opencdp.guards docs/guards.md`` rewrites the part of the file between the
 two markers; a test fails when the file is out of date.
 """
 
 from __future__ import annotations
 
-import sys
+import re
 from pathlib import Path
 from typing import Final
 
@@ -53,12 +53,9 @@ def update_file(path: Path) -> bool:
 
 
 def _title(rule: type[Rule]) -> str:
-    words: list[str] = []
-    for ch in rule.__name__:
-        if ch.isupper() and words:
-            words.append(" ")
-        words.append(ch.lower() if words else ch)
-    return "".join(words)
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z][a-z]*", rule.__name__)
+    text = " ".join(w if w.isupper() and len(w) > 1 else w.lower() for w in words)
+    return text[:1].upper() + text[1:]
 
 
 def _doc(rule: type[Rule]) -> str:
@@ -72,7 +69,3 @@ def _source(example: Example) -> list[str]:
         lines.append(f"# with GuardPolicy({options})")
     return lines + example.source.splitlines()
 
-
-if __name__ == "__main__":
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/guards.md")
-    print(f"{target}: {'updated' if update_file(target) else 'up to date'}")

@@ -20,7 +20,7 @@ __all__ = [
     "EventNameCardinality",
     "EventNameNotSnakeCase",
     "EventNameTooLong",
-    "PiiInEventName",
+    "PIIInEventName",
     "check_event_name",
     "pii_in_name",
 ]
@@ -31,12 +31,12 @@ SNAKE: Final = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 _PII: Final = (
     (EMAIL, "an email address"),
     (re.compile(r"(?<![A-Za-z0-9])[\w.+-]+@[\w-]+\.[A-Za-z]{2,}"), "an email address"),
-    (re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+    (re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                 r"[0-9a-fA-F]{12}"), "a UUID"),
     (re.compile(r"\+?\d[\d\s().-]{5,}\d"), "a phone number"),
     (re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])"
                 r"[0-9a-fA-F]{8,}(?![0-9A-Za-z])"), "a hex id"),
-    (re.compile(r"\d{3,}"), "a number (an id?)"),
+    (re.compile(r"(?:^|[_\-.:/ ])\d{3,}(?:$|[_\-.:/ ])|\d{5,}"), "a number (an id?)"),
 )
 
 
@@ -69,12 +69,14 @@ class EventNameNotSnakeCase(Rule):
             'client.track("42", "user_signed_up")',)
 
 
-class PiiInEventName(Rule):
-    """Names embedding ids, numbers of three or more digits, emails or phone numbers.
+class PIIInEventName(Rule):
+    """Names embedding ids, emails, phone numbers, UUIDs, hex ids or long numbers.
 
     Every distinct name becomes a segment name: personal data would leak into places without
     access control, and each id creates an event type of its own. Put the value in the
-    properties instead. Short numbers (``checkout_step_2``) are allowed. Refused.
+    properties instead. A number counts as an id when it is a segment of three or more digits
+    (``viewed_product_834``) or has five or more digits anywhere; ``checkout_step_2`` and
+    ``sha256_verified`` pass. Refused; silence the code if a name is a false positive.
     """
 
     code = "OCDP122"
@@ -132,11 +134,13 @@ def pii_in_name(name: str) -> str | None:
     return None
 
 
-def check_event_name(value: object, reporter: Reporter, cio_limits: bool) -> tuple[str, bool]:
-    """Validate and normalise (trim) an event name; say whether it is clean (cacheable).
+def check_event_name(
+    value: object, reporter: Reporter, cio_limits: bool
+) -> tuple[str, tuple[type[Rule], ...]]:
+    """Validate and normalise (trim) an event name; return it with the rules it warned.
 
-    A name that drew a warning is not clean: it is checked again on every call, so that
-    every occurrence is counted and strict mode refuses every one.
+    A name that drew a warning is not cached as clean: the caller replays its warnings on
+    every call, so that every occurrence is counted and strict mode refuses every one.
     """
     if not isinstance(value, str) or not value.strip():
         kind = "empty" if isinstance(value, str) else type(value).__name__
@@ -148,15 +152,23 @@ def check_event_name(value: object, reporter: Reporter, cio_limits: bool) -> tup
         size = len(name.encode("utf-8", "surrogatepass"))
         if size > CUSTOMERIO_MAX_BYTES:
             raise reporter.refuse(EventNameTooLong, "event", f"event name has {size} bytes")
+    warned: tuple[type[Rule], ...] = ()
     pii = pii_in_name(name)
     if pii is not None:
-        if not reporter.silenced(PiiInEventName):
-            raise reporter.refuse(PiiInEventName, "event", f"event name embeds {pii}")
-        reporter.warn(PiiInEventName, "event", name)
+        if not reporter.silenced(PIIInEventName):
+            raise reporter.refuse(PIIInEventName, "event", f"event name embeds {pii}")
+        warned += (PIIInEventName,)
     if not SNAKE.fullmatch(name):
-        reporter.warn(EventNameNotSnakeCase, "event", name, f"event {name!r}")
-        return name, False
-    return name, pii is None
+        warned += (EventNameNotSnakeCase,)
+    for rule in warned:
+        replay(rule, name, reporter)
+    return name, warned
+
+
+def replay(rule: type[Rule], name: str, reporter: Reporter) -> None:
+    """Report (once) and count one warning about event ``name``."""
+    detail = "" if rule is PIIInEventName else f"event {name!r}"
+    reporter.warn(rule, "event", name, detail)
 
 
 def family(name: str) -> str:

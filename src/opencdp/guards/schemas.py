@@ -19,7 +19,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any, Generic, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 from ..errors import ConfigurationError
 from ._core import Reporter, Rule
@@ -75,18 +75,33 @@ class UnregisteredEvent(Rule):
             'client.track("42", "order_placed", {"order_id": "A1", "total": 9.99})',)
 
 
-class Event(str, Generic[P]):
-    """An event name bound to its property schema ``P``; equal to and hashed as the name."""
+if TYPE_CHECKING:
 
-    schema: type[P]
+    class Event(Generic[P]):
+        """An event name bound to its property schema ``P``.
 
-    def __new__(cls, name: str, schema: type[P]) -> Event[P]:
-        self = super().__new__(cls, name)
-        self.schema = schema
-        return self
+        Type checkers see a class that is *not* a ``str``, so that a client method overloaded
+        as ``track(user_id, event: Event[P], properties: P)`` / ``track(user_id, event: str,
+        properties: Mapping | None)`` cannot fall through to the untyped overload when the
+        properties do not match ``P``. At runtime it is a ``str``.
+        """
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Event, (str(self), self.schema))
+        schema: type[P]
+
+        def __new__(cls, name: str, schema: type[P]) -> Event[P]: ...
+
+else:
+
+    class Event(str, Generic[P]):
+        """An event name bound to its property schema ``P``; equal to and hashed as the name."""
+
+        def __new__(cls, name: str, schema: type[P]) -> Event[P]:
+            self = super().__new__(cls, name)
+            self.schema = schema
+            return self
+
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (Event, (str(self), self.schema))
 
 
 class Schemas:
@@ -109,7 +124,7 @@ class Schemas:
         if not isinstance(name, str) or not name:
             raise ConfigurationError("an event schema needs a non-empty name")
         self._events[name] = (schema, _compile_root(schema, partial=False))
-        return Event(name, schema)
+        return Event(name.strip(), schema)
 
     def attributes(self, schema: type[Any]) -> None:
         """Register the person attribute schema used to check identify calls."""

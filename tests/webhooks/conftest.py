@@ -1,9 +1,13 @@
-"""Fixtures: the webhook endpoint served over loopback HTTP (ASGI and WSGI), and an HTTP client."""
+"""Fixtures: the webhook endpoint served over loopback HTTP (ASGI and WSGI), and an HTTP client.
+
+One uvicorn and one wsgiref server live for the whole session; each test points them at its own
+handler, which keeps server start-up and shut-down out of every test.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -15,17 +19,52 @@ from .support import serve_asgi, serve_wsgi
 Serve = Callable[[WebhookHandler], str]
 
 
+class _ASGISwitch:
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await self.app(scope, receive, send)
+
+
+class _WSGISwitch:
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    def __call__(self, environ: Any, start_response: Any) -> Iterable[bytes]:
+        return self.app(environ, start_response)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def _asgi_server() -> Iterator[tuple[_ASGISwitch, str]]:
+    switch = _ASGISwitch()
+    with serve_asgi(switch) as url:
+        yield switch, url
+
+
+@pytest.fixture(scope="session")
+def _wsgi_server() -> Iterator[tuple[_WSGISwitch, str]]:
+    switch = _WSGISwitch()
+    with serve_wsgi(switch) as url:
+        yield switch, url
+
+
 @pytest.fixture(params=["asgi", "wsgi"])
-def serve(request: pytest.FixtureRequest) -> Iterator[Serve]:
-    """Start a handler's ASGI or WSGI endpoint on a loopback port; returns its URL."""
-    with ExitStack() as stack:
+def serve(request: pytest.FixtureRequest) -> Serve:
+    """Serve a handler's ASGI or WSGI endpoint on a loopback port; returns its URL."""
+    switch, url = request.getfixturevalue(f"_{request.param}_server")
+    make = asgi_app if request.param == "asgi" else wsgi_app
 
-        def start(handler: WebhookHandler) -> str:
-            if request.param == "asgi":
-                return stack.enter_context(serve_asgi(asgi_app(handler)))
-            return stack.enter_context(serve_wsgi(wsgi_app(handler)))
+    def start(handler: WebhookHandler) -> str:
+        switch.app = make(handler)
+        return str(url)
 
-        yield start
+    return start
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ class RecordingClient:
     """Duck-typed stand-in for ``opencdp.Client``: records suppress/identify calls."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, Any, ...]] = []
+        self.calls: list[tuple[Any, ...]] = []
         self._changed = threading.Condition()
 
     def suppress(self, person_id: str) -> None:

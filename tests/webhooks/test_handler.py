@@ -133,7 +133,8 @@ def test_spam_complaint_marks_then_suppresses() -> None:
 )
 def test_each_builtin_switches_off_alone(switch: str, metric: str, expected: list[str]) -> None:
     client = RecordingClient()
-    WebhookHandler(KEY, client=client, **{switch: False}).dispatch(_event(metric))
+    options: dict[str, Any] = {switch: False}
+    WebhookHandler(KEY, client=client, **options).dispatch(_event(metric))
     assert [call[0] for call in client.calls] == expected
 
 

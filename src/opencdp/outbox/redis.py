@@ -1,0 +1,607 @@
+"""The shared durable outbox: Redis Streams, for apps that enqueue and workers that deliver.
+
+Layout (``P`` is the key prefix, ``opencdp`` by default, in a hash tag so every key lives in
+one cluster slot and the Lua scripts may touch them together):
+
+- ``{P}:stream`` holds every message once (``XADD``; field ``m`` is the serialised message,
+  ``d`` the destination bits the entry is for, ``a``/``e`` the attempt and last error of a
+  retried entry). Each destination reads it through its own consumer group, so one entry
+  can be acknowledged by OpenCDP's group and still pending in Customer.io's. A group skips
+  (acknowledges at once) entries that are not for its destination.
+- A lease is the consumer group's pending-entries list: ``XREADGROUP`` hands out new
+  entries, and ``XAUTOCLAIM`` takes over entries idle for longer than ``lease_seconds`` --
+  those of a worker that died -- with the same attempt.
+- ``retry`` acknowledges the entry and parks it in ``{P}:delayed:<destination>``, a sorted
+  set scored by its not-before time; a lease first moves due members back into the stream
+  as entries for that destination only. ``dead`` acknowledges and appends to ``{P}:dead``.
+- ``{P}:counts`` keeps per-destination counters (outstanding, delivered, dead) updated in
+  the same scripts as the state changes, so ``stats`` is exact and costs O(1).
+- The stream is trimmed (``XTRIM MINID``) below the oldest entry any group still needs.
+
+Every state change is one Lua script, so two workers never both act on an entry:
+``XACK`` returns whether this call was the one that finished it. "Durable on return" means
+the server acknowledged the ``XADD``; what survives a crash of Redis itself is Redis's own
+persistence setting (``appendonly yes`` for the strictest).
+
+Written on redis-py rather than a queue library (rq, celery, walrus) because those own the
+worker loop and serialisation; here the dispatcher owns both and needs only the state
+transitions above.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import redis
+import redis.exceptions
+
+from ..errors import ConfigurationError, OpenCDPError
+from ..message import (
+    DESTINATION_BITS,
+    DESTINATION_NAMES,
+    Message,
+    dumps_message,
+    loads_message,
+    ulid_str,
+)
+from .base import DeadItem, DeadLetter, Leased, QueueStats, RetryItem
+
+__all__ = ["RedisOutbox"]
+
+_log = logging.getLogger("opencdp.outbox")
+
+_PUT = """
+local id = redis.call('XADD', KEYS[1], '*', 'm', ARGV[1], 'd', ARGV[2])
+for i = 3, #ARGV do redis.call('HINCRBY', KEYS[2], 'out:' .. ARGV[i], 1) end
+return id
+"""
+
+_PROMOTE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  local item = cjson.decode(member)
+  redis.call('XADD', KEYS[2], '*', 'm', item[1], 'd', item[2], 'a', item[3], 'e', item[4])
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due
+"""
+
+_ACK = """
+local n = redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 3))
+if n > 0 then
+  redis.call('HINCRBY', KEYS[2], 'out:' .. ARGV[2], -n)
+  redis.call('HINCRBY', KEYS[2], 'delivered:' .. ARGV[2], n)
+end
+return n
+"""
+
+_RETRY = """
+local n = 0
+for i = 2, #ARGV, 3 do
+  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
+    redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[i + 2])
+    n = n + 1
+  end
+end
+return n
+"""
+
+_DEAD = """
+local n = 0
+for i = 3, #ARGV, 2 do
+  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
+    local f = cjson.decode(ARGV[i + 1])
+    redis.call('XADD', KEYS[3], '*', 'dest', ARGV[2], 'id', f[1], 'm', f[2], 'reason', f[3],
+               'status', f[4], 'attempts', f[5], 'dead_at', f[6])
+    n = n + 1
+  end
+end
+if n > 0 then
+  redis.call('HINCRBY', KEYS[2], 'out:' .. ARGV[2], -n)
+  redis.call('HINCRBY', KEYS[2], 'dead:' .. ARGV[2], n)
+end
+return n
+"""
+
+_REMOVE_DEAD = """
+local n = 0
+for i = 1, #ARGV, 4 do
+  if redis.call('XDEL', KEYS[3], ARGV[i]) == 1 then
+    if ARGV[i + 3] ~= '' then
+      redis.call('XADD', KEYS[1], '*', 'm', ARGV[i + 3], 'd', ARGV[i + 1])
+      redis.call('HINCRBY', KEYS[2], 'out:' .. ARGV[i + 2], 1)
+    end
+    redis.call('HINCRBY', KEYS[2], 'dead:' .. ARGV[i + 2], -1)
+    n = n + 1
+  end
+end
+return n
+"""
+
+_NEXT_DUE = """
+local out = tonumber(redis.call('HGET', KEYS[3], 'out:' .. ARGV[1]) or '0')
+local leased = redis.call('XPENDING', KEYS[1], ARGV[1])[1]
+local waiting = redis.call('ZCARD', KEYS[2])
+local oldest = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', 0, '-', '+', 1)
+local idle = -1
+if #oldest > 0 then idle = oldest[1][3] end
+local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local score = ''
+if #first > 0 then score = first[2] end
+return {out - leased - waiting, idle, score}
+"""
+
+_TRIM = """
+local function older(a, b)
+  local am, as = string.match(a, '(%d+)-(%d+)')
+  local bm, bs = string.match(b, '(%d+)-(%d+)')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+local keep = nil
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local name, ldi, pending
+  for i = 1, #g, 2 do
+    if g[i] == 'name' then name = g[i + 1] end
+    if g[i] == 'last-delivered-id' then ldi = g[i + 1] end
+    if g[i] == 'pending' then pending = g[i + 1] end
+  end
+  local need = ldi
+  if pending > 0 then need = redis.call('XPENDING', KEYS[1], name, '-', '+', 1)[1][1] end
+  if keep == nil or older(need, keep) then keep = need end
+end
+if keep == nil then return 0 end
+return redis.call('XTRIM', KEYS[1], 'MINID', keep)
+"""
+
+_BATCH_LIMIT = 5000
+_TRIM_EVERY = 1.0
+_CLAIM_EVERY = 0.25
+
+_instances: weakref.WeakSet[RedisOutbox] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for outbox in list(_instances):
+        outbox._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def _bit(destination: str) -> int:
+    try:
+        return DESTINATION_BITS[destination]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown destination {destination!r}; expected one of {sorted(DESTINATION_BITS)}"
+        ) from None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _InFlight:
+    __slots__ = ("attempt", "body", "entry")
+
+    def __init__(self, entry: bytes, body: bytes, attempt: int) -> None:
+        self.entry = entry
+        self.body = body
+        self.attempt = attempt
+
+
+class RedisOutbox:
+    """Durable outbox on Redis Streams, shared by any number of processes and hosts.
+
+    ``url`` is a ``redis://`` or ``rediss://`` URL (password and TLS as redis-py reads
+    them); ``prefix`` namespaces the keys, so several apps can share one database.
+    ``durability="batched"`` pipelines puts from a background thread every
+    ``batch_interval`` seconds: a SIGKILL can lose the calls of the last interval.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "opencdp",
+        durability: str = "durable",
+        batch_interval: float = 0.005,
+        socket_timeout: float = 5.0,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if durability not in ("durable", "batched"):
+            raise ConfigurationError(
+                f"durability must be 'durable' or 'batched', got {durability!r}"
+            )
+        if not prefix or any(c in prefix for c in "{} \t\n"):
+            raise ConfigurationError(f"invalid Redis key prefix {prefix!r}")
+        self.durable = True
+        self.durability = durability
+        self.batch_interval = batch_interval
+        self.prefix = prefix
+        self._log = logger or _log
+        self._url = url
+        self._socket_timeout = socket_timeout
+        tag = "{" + prefix + "}"
+        self._stream = f"{tag}:stream"
+        self._counts = f"{tag}:counts"
+        self._dead = f"{tag}:dead"
+        self._delayed = {bit: f"{tag}:delayed:{name}" for bit, name in DESTINATION_NAMES.items()}
+        self._closed = False
+        try:
+            self._redis = redis.Redis.from_url(
+                url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid Redis URL: {exc}") from None
+        self._put_script = self._redis.register_script(_PUT)
+        self._promote = self._redis.register_script(_PROMOTE)
+        self._ack_script = self._redis.register_script(_ACK)
+        self._retry_script = self._redis.register_script(_RETRY)
+        self._dead_script = self._redis.register_script(_DEAD)
+        self._remove_dead_script = self._redis.register_script(_REMOVE_DEAD)
+        self._next_due_script = self._redis.register_script(_NEXT_DUE)
+        self._trim_script = self._redis.register_script(_TRIM)
+        self._put_args = {
+            bits: [str(bits), *(n for b, n in DESTINATION_NAMES.items() if bits & b)]
+            for bits in range(4)
+        }
+        self._init_state()
+        with self._errors():
+            for name in DESTINATION_NAMES.values():
+                try:
+                    self._redis.xgroup_create(self._stream, name, id="0", mkstream=True)
+                except redis.exceptions.ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):
+                        raise
+        _instances.add(self)
+
+    def __repr__(self) -> str:
+        return f"RedisOutbox(prefix={self.prefix!r}, durability={self.durability!r})"
+
+    def _init_state(self) -> None:
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._inflight: dict[int, dict[int, _InFlight]] = {bit: {} for bit in DESTINATION_NAMES}
+        self._buffer: deque[tuple[bytes, int]] = deque()
+        self._flush_lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._claim_cursor = {bit: "0-0" for bit in DESTINATION_NAMES}
+        self._last_claim = {bit: 0.0 for bit in DESTINATION_NAMES}
+        self._last_trim = time.monotonic()
+        self._lease_seconds = 30.0
+
+    def _reset_after_fork(self) -> None:
+        # redis-py's pool notices the new pid and reconnects; the parent's leases and
+        # buffered puts stay the parent's.
+        self._init_state()
+
+    @contextlib.contextmanager
+    def _errors(self) -> Any:
+        if self._closed:
+            raise OpenCDPError("the Redis outbox is closed")
+        try:
+            yield
+        except redis.exceptions.RedisError as exc:
+            raise OpenCDPError(f"the Redis outbox failed: {type(exc).__name__}: {exc}") from None
+
+    # caller's thread -------------------------------------------------------------------
+    def put(self, message: Message) -> None:
+        dests = message.destinations & 3
+        if not dests:
+            return
+        if self.durability == "batched":
+            self._buffer.append((dumps_message(message), dests))
+            if self._flusher is None:
+                self._start_flusher()
+            if len(self._buffer) >= _BATCH_LIMIT:
+                self._commit_buffer()
+            return
+        with self._errors():
+            self._put_script(keys=[self._stream, self._counts],
+                             args=[dumps_message(message), *self._put_args[dests]])
+
+    def _commit_buffer(self) -> None:
+        buffer = self._buffer
+        with self._flush_lock:
+            count = len(buffer)
+            if not count:
+                return
+            rows = [buffer.popleft() for _ in range(count)]
+            try:
+                with self._errors():
+                    pipe = self._redis.pipeline(transaction=False)
+                    keys = [self._stream, self._counts]
+                    for body, dests in rows:
+                        self._put_script(keys=keys, args=[body, *self._put_args[dests]],
+                                         client=pipe)
+                    pipe.execute()
+            except OpenCDPError:
+                buffer.extendleft(reversed(rows))
+                raise
+
+    def _start_flusher(self) -> None:
+        with self._flush_lock:
+            if self._flusher is not None:
+                return
+            thread = threading.Thread(
+                target=self._flush_loop, name="opencdp-redis-flush", daemon=True
+            )
+            self._flusher = thread
+        thread.start()
+
+    def _flush_loop(self) -> None:
+        stop = self._stop
+        while not stop.wait(self.batch_interval):
+            try:
+                self._commit_buffer()
+            except OpenCDPError as exc:
+                self._log.error("opencdp outbox: batched put failed, will retry: %s", exc)
+
+    def flush(self) -> None:
+        """Send buffered puts now (batched mode); a no-op in durable mode."""
+        self._commit_buffer()
+
+    # dispatcher's thread -----------------------------------------------------------------
+    def lease(self, destination: str, limit: int, now: float, lease_seconds: float) -> list[Leased]:
+        bit = _bit(destination)
+        if self._buffer:
+            self._commit_buffer()
+        self._lease_seconds = lease_seconds
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = []
+        with self._errors():
+            if time.monotonic() - self._last_claim[bit] >= min(_CLAIM_EVERY, lease_seconds):
+                self._last_claim[bit] = time.monotonic()
+                cursor, claimed, *_ = self._redis.xautoclaim(
+                    self._stream, destination, self.consumer,
+                    min_idle_time=max(1, int(lease_seconds * 1000)),
+                    start_id=self._claim_cursor[bit], count=limit,
+                )
+                self._claim_cursor[bit] = _text(cursor)
+                entries.extend(e for e in claimed if e and e[1])
+            if len(entries) < limit:
+                pipe = self._redis.pipeline(transaction=False)
+                self._promote(keys=[self._delayed[bit], self._stream], args=[now, limit],
+                              client=pipe)
+                pipe.xreadgroup(destination, self.consumer, {self._stream: ">"},
+                                count=limit - len(entries))
+                _, read = pipe.execute()
+                for _stream, items in read or ():
+                    entries.extend(items)
+            out: list[Leased] = []
+            skip: list[bytes] = []
+            inflight = self._inflight[bit]
+            for entry_id, fields in entries:
+                if not int(fields.get(b"d", b"0")) & bit:
+                    skip.append(entry_id)
+                    continue
+                body = fields[b"m"]
+                attempt = int(fields.get(b"a", 0))
+                error = fields.get(b"e")
+                message = loads_message(body)
+                inflight[message.id] = _InFlight(entry_id, body, attempt)
+                out.append(Leased(message, attempt, _text(error) if error else None))
+            if skip:
+                self._redis.xack(self._stream, destination, *skip)
+        return out
+
+    def _take(self, bit: int, ids: Sequence[int]) -> list[tuple[int, _InFlight]]:
+        inflight = self._inflight[bit]
+        return [(i, item) for i in ids if (item := inflight.pop(i, None)) is not None]
+
+    def ack(self, destination: str, ids: Sequence[int]) -> None:
+        bit = _bit(destination)
+        taken = self._take(bit, ids)
+        if not taken:
+            return
+        with self._errors():
+            self._ack_script(keys=[self._stream, self._counts],
+                             args=[destination, destination, *(t.entry for _, t in taken)])
+        self._maybe_trim()
+
+    def retry(self, destination: str, items: Sequence[RetryItem]) -> None:
+        bit = _bit(destination)
+        taken = dict(self._take(bit, [item.id for item in items]))
+        args: list[Any] = [destination]
+        for item in items:
+            held = taken.get(item.id)
+            if held is None:
+                continue
+            member = orjson.dumps([held.body.decode(), str(bit), str(held.attempt + 1),
+                                   item.error or "", held.entry.decode()])
+            args += [held.entry, item.not_before, member]
+        if len(args) > 1:
+            with self._errors():
+                self._retry_script(keys=[self._stream, self._delayed[bit]], args=args)
+
+    def dead(self, destination: str, items: Sequence[DeadItem], now: float) -> None:
+        bit = _bit(destination)
+        taken = dict(self._take(bit, [item.id for item in items]))
+        args: list[Any] = [destination, destination]
+        for item in items:
+            held = taken.get(item.id)
+            if held is None:
+                continue
+            fields = orjson.dumps([
+                ulid_str(item.id), held.body.decode(), item.reason,
+                "" if item.status is None else str(item.status), str(held.attempt + 1),
+                repr(float(now)),
+            ])
+            args += [held.entry, fields]
+        if len(args) > 2:
+            with self._errors():
+                self._dead_script(keys=[self._stream, self._counts, self._dead], args=args)
+
+    def _maybe_trim(self) -> None:
+        if time.monotonic() - self._last_trim < _TRIM_EVERY:
+            return
+        self._last_trim = time.monotonic()
+        with self._errors():
+            self._trim_script(keys=[self._stream])
+
+    def trim(self) -> int:
+        """Drop stream entries every destination is done with; returns how many."""
+        with self._errors():
+            return int(self._trim_script(keys=[self._stream]))
+
+    def next_due(self, destination: str, now: float) -> float | None:
+        bit = _bit(destination)
+        if self._buffer:
+            return now
+        with self._errors():
+            fresh, idle, score = self._next_due_script(
+                keys=[self._stream, self._delayed[bit], self._counts], args=[destination]
+            )
+        if int(fresh) > 0:
+            return now
+        due: float | None = None
+        if int(idle) >= 0:
+            due = now + max(0.0, self._lease_seconds - int(idle) / 1000)
+        if score:
+            at = float(score)
+            due = at if due is None else min(due, at)
+        if due is None:
+            return None
+        return now if due <= now else due
+
+    # inspection and dead letters ---------------------------------------------------------
+    def stats(self, now: float) -> dict[str, QueueStats]:
+        if self._buffer:
+            self._commit_buffer()
+        with self._errors():
+            counts = {_text(k): int(v) for k, v in self._redis.hgetall(self._counts).items()}
+            pipe = self._redis.pipeline(transaction=False)
+            for name in DESTINATION_NAMES.values():
+                pipe.xpending(self._stream, name)
+            pending_info = pipe.execute()
+        out: dict[str, QueueStats] = {}
+        for name, info in zip(DESTINATION_NAMES.values(), pending_info, strict=True):
+            in_flight = int(info.get("pending", 0)) if isinstance(info, dict) else 0
+            outstanding = counts.get(f"out:{name}", 0)
+            out[name] = QueueStats(
+                pending=max(0, outstanding - in_flight),
+                in_flight=in_flight,
+                dead=counts.get(f"dead:{name}", 0),
+                delivered=counts.get(f"delivered:{name}", 0),
+            )
+        return out
+
+    def _scan_dead(self) -> Any:
+        """Dead-letter entries, newest first, a page at a time."""
+        end = "+"
+        while True:
+            with self._errors():
+                page = self._redis.xrevrange(self._dead, max=end, min="-", count=500)
+            if not page:
+                return
+            yield from page
+            last = _stream_id(page[-1][0])
+            if last == (0, 0):
+                return
+            ms, seq = last
+            end = f"{ms}-{seq - 1}" if seq > 0 else f"{ms - 1}-18446744073709551615"
+
+    @staticmethod
+    def _letter(fields: dict[bytes, bytes]) -> DeadLetter:
+        status = fields.get(b"status", b"")
+        return DeadLetter(
+            message=loads_message(fields[b"m"]),
+            destination=_text(fields[b"dest"]),
+            reason=_text(fields[b"reason"]),
+            status=int(status) if status else None,
+            attempts=int(fields[b"attempts"]),
+            dead_at=float(fields[b"dead_at"]),
+        )
+
+    def _matching(
+        self, destination: str | None, since: float | None
+    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        if destination is not None:
+            _bit(destination)
+        found = []
+        for entry_id, fields in self._scan_dead():
+            if destination is not None and _text(fields[b"dest"]) != destination:
+                continue
+            if since is not None and float(fields[b"dead_at"]) < since:
+                continue
+            found.append((entry_id, fields))
+        return found
+
+    def dead_letters(
+        self, destination: str | None = None, since: float | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        # Entries are in the order they died here, but ``dead_at`` is the caller's clock:
+        # sort what matches rather than trusting the stream order.
+        letters = [self._letter(fields) for _, fields in self._matching(destination, since)]
+        letters.sort(key=lambda d: d.dead_at, reverse=True)
+        return letters[:limit]
+
+    def dead_letter(self, message_id: int) -> list[DeadLetter]:
+        """The dead letters of one message (one per destination that gave up on it)."""
+        wanted = ulid_str(message_id).encode()
+        return [self._letter(f) for _, f in self._scan_dead() if f.get(b"id") == wanted]
+
+    def _remove_dead(self, destination: str | None, since: float | None, replay: bool) -> int:
+        found = self._matching(destination, since)
+        keys = [self._stream, self._counts, self._dead]
+        total = 0
+        for start in range(0, len(found), 200):
+            args: list[Any] = []
+            for entry_id, fields in found[start:start + 200]:
+                name = _text(fields[b"dest"])
+                args += [entry_id, str(DESTINATION_BITS[name]), name,
+                         fields[b"m"] if replay else ""]
+            with self._errors():
+                total += int(self._remove_dead_script(keys=keys, args=args))
+        return total
+
+    def replay(self, destination: str | None = None, since: float | None = None) -> int:
+        return self._remove_dead(destination, since, replay=True)
+
+    def purge(self, destination: str | None = None, since: float | None = None) -> int:
+        return self._remove_dead(destination, since, replay=False)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._stop.set()
+        flusher = self._flusher
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join(timeout=5)
+        try:
+            self._commit_buffer()
+        except OpenCDPError as exc:
+            self._log.error("opencdp outbox: could not send buffered messages: %s", exc)
+        with contextlib.suppress(redis.exceptions.RedisError):
+            for name in DESTINATION_NAMES.values():
+                for consumer in self._redis.xinfo_consumers(self._stream, name):
+                    if _text(consumer["name"]) == self.consumer and consumer["pending"] == 0:
+                        self._redis.xgroup_delconsumer(self._stream, name, self.consumer)
+        self._closed = True
+        _instances.discard(self)
+        with contextlib.suppress(redis.exceptions.RedisError):
+            self._redis.close()
+
+    def __enter__(self) -> RedisOutbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _stream_id(value: Any) -> tuple[int, int]:
+    ms, _, seq = _text(value).partition("-")
+    return int(ms), int(seq or 0)

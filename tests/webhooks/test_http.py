@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -295,3 +297,31 @@ def test_asgi_app_mounts_in_starlette(http: httpx.Client) -> None:
         unsigned = http.post(f"{url}/webhooks/customerio", content=body)
         assert unsigned.status_code == 401
     assert [c[0] for c in client.wait_for(2)] == ["identify", "suppress"]
+
+
+def test_asgi_answers_lifespan_and_closes_websockets() -> None:
+    """Run standalone under uvicorn, the app speaks lifespan; a websocket is closed at once."""
+    endpoint = asgi_app(WebhookHandler(KEY))
+
+    async def drive(scope: dict[str, Any], incoming: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return incoming.pop(0)
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(dict(message))
+
+        await endpoint(scope, receive, send)
+        return sent
+
+    lifespan = asyncio.run(
+        drive({"type": "lifespan"}, [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    )
+    assert [m["type"] for m in lifespan] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+    ]
+    connect = [{"type": "websocket.connect"}]
+    websocket = asyncio.run(drive({"type": "websocket", "path": "/"}, connect))
+    assert websocket == [{"type": "websocket.close", "code": 1008}]

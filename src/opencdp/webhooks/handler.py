@@ -339,6 +339,7 @@ class WebhookHandler:
             )
             self._count("skipped_no_person")
             return
+        # Mark before suppressing: a suppressed person's updates may be ignored downstream.
         if mark:
             flag, at = attributes
             plan.append(("identify", client.identify, (person, {flag: True, at: event.timestamp})))

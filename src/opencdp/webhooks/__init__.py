@@ -28,7 +28,7 @@ from .handler import (
     WebhookHandler,
     WebhookResponse,
 )
-from .replay import MemoryReplayStore, ReplayStore
+from .replay import MemoryReplayStore, RedisReplayStore, ReplayStore
 from .signature import SignatureFailure, check_signature, sign_payload, verify_signature
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "SPAM_ATTRIBUTES",
     "Identifiers",
     "MemoryReplayStore",
+    "RedisReplayStore",
     "ReplayStore",
     "SignatureFailure",
     "SuppressionClient",

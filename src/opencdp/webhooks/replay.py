@@ -1,8 +1,8 @@
 """Replay protection: remember which webhook ``event_id`` values were already accepted.
 
-The store is a one-method protocol so that several processes can share one (Redis:
-``SET key 1 NX EX ttl`` is the whole implementation). The default lives in memory, is bounded
-in size and time, and is enough for a single process.
+The store is a one-method protocol so that several processes can share one. The default lives
+in memory, is bounded in size and time, and is enough for a single process; ``RedisReplayStore``
+(``SET key 1 NX PX ttl``, atomic on the server) serves several.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError
 
-__all__ = ["MemoryReplayStore", "ReplayStore"]
+__all__ = ["MemoryReplayStore", "RedisReplayStore", "ReplayStore"]
 
 
 @runtime_checkable
@@ -77,3 +77,38 @@ class MemoryReplayStore:
 
     def __repr__(self) -> str:
         return f"MemoryReplayStore(max_entries={self._max}, size={len(self._expiry)})"
+
+
+class RedisReplayStore:
+    """Event ids in Redis, shared by every process that serves the endpoint.
+
+    ``redis`` is a ``redis.Redis`` client (or anything with its ``set(..., nx=, px=)``); Redis
+    errors propagate, and the handler then accepts the event and logs the failure.
+    """
+
+    def __init__(self, redis: Any, *, prefix: str = "opencdp:webhooks:seen:") -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "opencdp:webhooks:seen:") -> RedisReplayStore:
+        """Connect lazily to ``redis://host:port/db`` (needs the ``redis`` extra).
+
+        Timeouts are short because the store is asked on the request path, inside the 4 s
+        Customer.io waits for an answer.
+        """
+        try:
+            import redis
+        except ImportError:
+            raise ConfigurationError(
+                "RedisReplayStore needs the redis package: pip install 'opencdp[redis]'"
+            ) from None
+        client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+        return cls(client, prefix=prefix)
+
+    def add(self, key: str, ttl: float) -> bool:
+        millis = max(1, int(ttl * 1000))
+        return bool(self._redis.set(self._prefix + key, b"1", nx=True, px=millis))
+
+    def __repr__(self) -> str:
+        return f"RedisReplayStore(prefix={self._prefix!r})"

@@ -68,7 +68,8 @@ def sandbox(host: str, port: int, tls: bool, cdp_key: str, site_id: str, track_k
         sys.stdout.flush()
 
     try:
-        server = SandboxServer(config, on_started=announce, quiet_logging=False)
+        server = SandboxServer(config, on_started=announce, quiet_logging=False,
+                               freeze_gc=True)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
     holder.append(server)

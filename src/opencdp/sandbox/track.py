@@ -22,6 +22,7 @@ from .state import State
 from .store import Person, ServiceStore
 from .validate import (
     E164,
+    MS_THRESHOLD,
     ULID_RE,
     check_attributes,
     check_event_name,
@@ -89,6 +90,10 @@ def auth_hint(authorization: str | None, *, site_id: str, track_key: str, app_ke
 
 def _ident(raw: Any, field: str, allowed: tuple[str, ...]) -> tuple[str, str]:
     """Exactly one identifier out of ``allowed``; returns (kind, value)."""
+    if type(raw) is dict and len(raw) == 1:
+        value = raw.get("id")  # the common case, checked inline: a short non-blank string
+        if type(value) is str and 0 < len(value) <= 37 and not value.isspace():
+            return "id", value
     if type(raw) is not dict:
         raise Reject(400, "missing_field" if raw is None else "invalid_type",
                      f"{field} is required and must be an object", field)
@@ -522,12 +527,18 @@ class TrackAPI:
 
     def _v2_event(self, st: ServiceStore, kind: str, value: str, op: dict[str, Any],
                   now: int) -> None:
-        name = check_event_name(op.get("name"))
+        name = op.get("name")
+        if type(name) is not str or not 0 < len(name) <= 25 or name.isspace() or (
+                name[0] == " " or name[-1] == " "):
+            name = check_event_name(name)
         eid = op.get("id")
         if eid is not None:
             eid = _event_id(eid)
         ts = op.get("timestamp")
-        ts = now if ts is None else check_timestamp(ts, "timestamp")
+        if ts is None:
+            ts = now
+        elif type(ts) is not int or not 0 <= ts < MS_THRESHOLD:
+            check_timestamp(ts, "timestamp")
         data = op.get("attributes")
         if data is None:
             data = {}

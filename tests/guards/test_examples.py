@@ -11,7 +11,7 @@ CASES = [
     pytest.param(rule, example, id=f"{code}-{which}-{i}")
     for code, rule in sorted(RULES.items())
     for which in ("bad", "good")
-    for i, example in enumerate(rule.examples(which))  # type: ignore[arg-type]
+    for i, example in enumerate(rule.examples(which))
 ]
 
 

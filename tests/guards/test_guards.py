@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from opencdp.errors import ConfigurationError, ValidationError
-from opencdp.guards import Finding, GuardPolicy, Guards, _guards
+from opencdp.guards import Finding, GuardPolicy, Guards
+from opencdp.guards.events import check_event_name
 from opencdp.message import CUSTOMERIO, OPENCDP, Message, new_ulid
 
 
@@ -145,13 +146,13 @@ def test_each_cause_is_reported_once_across_threads() -> None:
 
 def test_event_names_are_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[object] = []
-    real = _guards.check_event_name
+    real = check_event_name
 
     def counting(value: object, *args: Any) -> Any:
         calls.append(value)
         return real(value, *args)
 
-    monkeypatch.setattr(_guards, "check_event_name", counting)
+    monkeypatch.setattr("opencdp.guards._guards.check_event_name", counting)
     guards, rec = make()
     guards.identify("42", {"email": "a@example.com"}, None)
     for _ in range(100):

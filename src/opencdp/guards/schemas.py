@@ -2,9 +2,11 @@
 
 A schema is a ``TypedDict``, a dataclass or a pydantic model. Registering one returns an
 ``Event[P]``: a ``str`` at runtime (so the guards, the envelope and every destination see a
-plain event name) that carries its property type ``P`` for type checkers, so a client method
-overloaded on ``Event[P]`` makes ``client.track(uid, ORDER_PLACED, {...})`` checked against the
-schema statically, and this module checks it again at runtime.
+plain event name) that carries its property type ``P`` for type checkers. A client method
+overloaded on ``Event[P]`` then checks ``client.track(uid, ORDER_PLACED, OrderPlaced(...))``
+statically, and this module checks the data again at runtime. Properties for a typed event are
+built with the schema's constructor (or held in a variable annotated with it): mypy does not
+infer a TypedDict from a bare dict literal in a generic call, and reports "cannot infer".
 
 TypedDicts and dataclasses are checked by a small structural checker written here (plain
 ``isinstance`` per annotation, unions, ``Literal``, lists and dicts, nested schemas) rather
@@ -46,15 +48,15 @@ class SchemaMismatch(Rule):
     severity = "warning"
     message = "data does not match the registered schema; fix the call or the schema"
     bad = (_ORDER + 'schemas = Schemas()\n'
-           'ORDER_PLACED = schemas.event("order_placed", OrderPlaced)\n'
+           'schemas.event("order_placed", OrderPlaced)\n'
            'client = Client(..., schemas=schemas)\n'
            'client.identify("42", {"email": "a@example.com"})\n'
-           'client.track("42", ORDER_PLACED, {"order_id": "A1", "total": "9.99"})',)
+           'client.track("42", "order_placed", {"order_id": "A1", "total": "9.99"})',)
     good = (_ORDER + 'schemas = Schemas()\n'
             'ORDER_PLACED = schemas.event("order_placed", OrderPlaced)\n'
             'client = Client(..., schemas=schemas)\n'
             'client.identify("42", {"email": "a@example.com"})\n'
-            'client.track("42", ORDER_PLACED, {"order_id": "A1", "total": 9.99})',)
+            'client.track("42", ORDER_PLACED, OrderPlaced(order_id="A1", total=9.99))',)
 
 
 class UnregisteredEvent(Rule):

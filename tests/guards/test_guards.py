@@ -373,3 +373,14 @@ def test_customerio_call_time_limits_can_be_turned_off() -> None:
     with pytest.raises(ValidationError) as err:
         guards.track("42", "e" * 101, None, None)
     assert err.value.code == "OCDP124"
+
+
+def test_a_failing_report_callback_never_reaches_the_caller(
+        caplog: pytest.LogCaptureFixture) -> None:
+    def broken(finding: Finding) -> None:
+        raise RuntimeError("log handler down")
+
+    guards = Guards(GuardPolicy(), broken)
+    assert guards.track("42", "order_placed", None, None)[1] == "order_placed"
+    assert "reporting OCDP115 failed" in caplog.text
+    assert guards.counts() == {"OCDP115": 1}

@@ -7,6 +7,7 @@ thread: the hot path tests a cache and returns, and only a miss reaches a rule's
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -64,6 +65,8 @@ class Rule:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if not _CODE.fullmatch(cls.code):
+            raise RuntimeError(f"rule code {cls.code!r} is not OCDPnnn")
         if cls.code in RULES:
             raise RuntimeError(f"duplicate rule code {cls.code}")
         if cls.severity not in _SEVERITIES or not cls.__doc__ or not cls.bad or not cls.good:
@@ -166,7 +169,11 @@ class Reporter:
             self._young.add(key)
             if len(self._young) >= self._cap:
                 self._old, self._young = self._young, set()
-        self._report(Finding(code, _text(rule, detail), field, level))
+        try:
+            self._report(Finding(code, _text(rule, detail), field, level))
+        except Exception:
+            # A failing log handler must not turn a warning into the host's exception.
+            logging.getLogger("opencdp").exception("reporting %s failed", code)
 
     def counts(self) -> dict[str, int]:
         with self._lock:

@@ -24,8 +24,8 @@ from .attributes import (
     EventDataTooLarge,
     IdentifyWithoutEmail,
     PropertiesNotMapping,
+    clean,
     json_kind,
-    normalise,
     value_size,
 )
 from .events import EventNameCardinality, check_event_name, replay, top_families
@@ -240,7 +240,7 @@ class Guards:
             if kind in _DATA_KINDS else "data"
         if self._schemas is not None:
             self._schemas.check(kind, message.name, data, rep)
-        new = normalise(data, field, rep, time_names=kind in _DATA_KINDS)
+        new = clean(data, field, rep, time_names=kind in _DATA_KINDS)
         if kind == "identify":
             self._attributes(new, message.targets(CUSTOMERIO))
         elif kind in _DATA_KINDS and message.targets(CUSTOMERIO):

@@ -28,6 +28,8 @@ __all__ = [
     "NonFiniteNumber",
     "NotJSONValue",
     "PropertiesNotMapping",
+    "clean",
+    "is_plain",
     "json_kind",
     "normalise",
 ]
@@ -156,6 +158,50 @@ def json_kind(value: object) -> str | None:
     if isinstance(value, Mapping):
         return "object"
     return "array"
+
+
+def is_plain(value: Any) -> bool:
+    """Whether ``value`` is already plain, finite JSON (the common case, checked without
+    building paths or copies)."""
+    cls = value.__class__
+    if cls is str or cls is bool or value is None:
+        return True
+    if cls is int:
+        return bool(_INT_MIN <= value <= _INT_MAX)
+    if cls is float:
+        return bool(value - value == 0.0)  # False for NaN and the infinities
+    if cls is dict:
+        if not all(key.__class__ is str for key in value):
+            return False
+        items = value.values()
+    elif cls is list:
+        items = value
+    else:
+        return False
+    for item in items:  # scalars inline: this runs once per value of every message
+        cls = item.__class__
+        if cls is str or cls is bool or item is None:
+            continue
+        if cls is float:
+            if item - item != 0.0:
+                return False
+        elif cls is int:
+            if not _INT_MIN <= item <= _INT_MAX:
+                return False
+        elif not is_plain(item):
+            return False
+    return True
+
+
+def clean(value: Any, path: str, reporter: Reporter, time_names: bool = False) -> Any:
+    """``normalise``, with a fast path for data that is already plain JSON."""
+    if not is_plain(value):
+        return normalise(value, path, reporter, time_names)
+    if time_names and value.__class__ is dict:
+        for key, item in value.items():
+            if item.__class__ in (int, float) and item >= _MS_FLOOR and is_time_attribute(key):
+                return normalise(value, path, reporter, time_names)
+    return value
 
 
 def normalise(value: Any, path: str, reporter: Reporter, time_names: bool = False) -> Any:

@@ -189,6 +189,7 @@ class Lane:
 
     async def _exchange(self, request: Request) -> None:
         started = time.perf_counter()
+        probing = self.breaker.state != "CLOSED"
         try:
             result = await self.engine.transport.send(request)
         except Exception as exc:
@@ -214,11 +215,13 @@ class Lane:
                                  outcome.items[len(outcome.items) // 2:]):
                         await self._deliver(half)
                 else:
-                    self.apply(outcome)
+                    self.apply(outcome, probing)
         except Exception as exc:
             self.engine.log.error(f"{self.prefix} OCDP306 internal error handling a response: "
                                   f"{type(exc).__name__}: {exc}")
             self.apply(Retry(request.items, f"internal error: {type(exc).__name__}"))
+        finally:
+            self.wake.set()  # a retry may be due sooner than the lane's idle wait
 
     def _breaker_record(self, result: Response) -> None:
         status = result.status
@@ -233,7 +236,7 @@ class Lane:
             self.breaker.record_success()
 
     # outcomes ---------------------------------------------------------------------------
-    def apply(self, outcome: Outcome) -> None:
+    def apply(self, outcome: Outcome, probing: bool = False) -> None:
         engine = self.engine
         outbox = engine.outbox
         name = self.name
@@ -257,13 +260,13 @@ class Lane:
             expired: list[Leased] = []
             config = engine.config.retry
             for item in items:
-                attempt = item.attempt + 1
+                attempt = item.attempt if probing else item.attempt + 1
                 if exhausted(attempt, item.message.created_ms / 1000, now, config):
                     expired.append(item)
                 else:
                     again.append(RetryItem(item.message.id,
-                                           retry_at(attempt, now, config, outcome.after),
-                                           outcome.reason))
+                                           retry_at(max(attempt, 1), now, config, outcome.after),
+                                           outcome.reason, attempt))
             if again:
                 outbox.retry(name, again)
                 self.counters.retried += len(again)
@@ -285,7 +288,9 @@ class Lane:
             engine.finished(name, items, False, outcome.reason, outcome.status)
 
     def _breaker_changed(self, old: State, new: State, breaker: CircuitBreaker) -> None:
-        if new == "OPEN":
+        if new == "OPEN" and old == "HALF_OPEN":
+            self.engine.log.debug(f"{self.prefix} circuit probe failed; OPEN again")
+        elif new == "OPEN":
             self.engine.log.warning(
                 f"{self.prefix} OCDP304 circuit OPEN after {breaker.failure_count} consecutive "
                 f"failures (last: {breaker.last_failure_reason}); messages wait in the outbox, "

@@ -42,9 +42,16 @@ class Leased:
 
 @dataclass(slots=True, frozen=True)
 class RetryItem:
+    """Back to pending. ``attempt`` is the attempt count to store; None means one more.
+
+    A failed half-open probe keeps the count: a destination outage is the breaker's business,
+    and must not spend the retry budget of the messages that happened to be the probe.
+    """
+
     id: int
     not_before: float
     error: str
+    attempt: int | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -107,7 +114,8 @@ class Outbox(Protocol):
         """Mark delivered."""
 
     def retry(self, destination: str, items: Sequence[RetryItem]) -> None:
-        """Back to pending with ``attempt + 1``, not before ``item.not_before``."""
+        """Back to pending with ``item.attempt`` (default ``attempt + 1``), not before
+        ``item.not_before``."""
 
     def dead(self, destination: str, items: Sequence[DeadItem], now: float) -> None:
         """Move to the dead-letter store with the reason."""

@@ -158,7 +158,7 @@ class MemoryOutbox:
             leased = lane.inflight.pop(it.id, None)
             if leased is None or it.id in spilled:
                 continue
-            leased.attempt += 1
+            leased.attempt = leased.attempt + 1 if it.attempt is None else it.attempt
             leased.last_error = it.error
             heapq.heappush(lane.retry, (it.not_before, next(self._seq), leased))
 

@@ -1,0 +1,91 @@
+"""``make demo``: a dual-write workload through the client into the sandbox, and its report.
+
+Starts the sandbox in this process, points a dual-writing ``Client`` at it, injects a little
+trouble into the Customer.io emulation (so retries show), runs identifies, events, devices,
+one email and one push with a progress bar, then prints what reached each platform and the
+client's health snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from . import Client, CustomerIO
+from .config import RetryConfig
+from .sandbox import Sandbox
+
+USERS = 200
+EVENTS_PER_USER = 10
+EVENT_NAMES = ("page_viewed", "item_added", "checkout_started", "purchase_completed")
+
+
+def main() -> None:
+    console = Console()
+    rng = random.Random(7)
+    with Sandbox(port=0) as sandbox:
+        console.print(f"[bold]Sandbox[/bold] at {sandbox.admin_url.rsplit('/_sandbox', 1)[0]}")
+        sandbox.set_faults({"customerio": {"error_rate": 0.05, "statuses": [503], "seed": 7}})
+        client = Client(
+            cdp_api_key="cdp-test-key",
+            cdp_endpoint=sandbox.opencdp_url,
+            cdp_fallback_endpoints=[],
+            send_to_customer_io=True,
+            customer_io=CustomerIO("sandbox-site", "sandbox-track-key",
+                                   app_api_key="sandbox-app-key",
+                                   track_url=sandbox.track_url, app_url=sandbox.app_url),
+            retry=RetryConfig(base_delay=0.05, max_delay=0.5),
+            register_atexit=False,
+        )
+        calls = USERS * (2 + EVENTS_PER_USER)
+        started = time.perf_counter()
+        with Progress(console=console) as progress:
+            task = progress.add_task("dual-writing", total=calls + 2)
+            for n in range(USERS):
+                user = f"user_{n:04d}"
+                client.identify(user, {"email": f"{user}@example.com", "plan": "pro",
+                                       "created_at": 1_700_000_000 + n})
+                client.register_device(user, f"device-{n}", rng.choice(("ios", "android")),
+                                       fcm_token=f"fcm-{n}")
+                for _ in range(EVENTS_PER_USER):
+                    client.track(user, rng.choice(EVENT_NAMES), {"value": rng.randint(1, 100)})
+                progress.advance(task, 2 + EVENTS_PER_USER)
+            client.send_email(to="user_0000@example.com", identifiers={"id": "user_0000"},
+                              transactional_message_id="WELCOME")
+            client.send_push(identifiers={"id": "user_0000"}, transactional_message_id="HELLO",
+                             title="Hi", body="Welcome aboard")
+            progress.advance(task, 2)
+        call_time = time.perf_counter() - started
+        drained = client.flush(timeout=60)
+        elapsed = time.perf_counter() - started
+        health = client.health()
+        stats = sandbox.stats()
+        client.close(timeout=5)
+
+    table = Table(title="Delivery report")
+    table.add_column("destination")
+    for column in ("delivered", "retried", "dead-lettered", "pending", "requests",
+                   "people", "events", "devices", "sends", "duplicates"):
+        table.add_column(column, justify="right")
+    for name, dest in health.destinations.items():
+        stored = stats[name]
+        table.add_row(name, str(dest.delivered), str(dest.retried), str(dest.failed),
+                      str(dest.pending), str(dest.requests), str(stored["people"]),
+                      str(stored["events"]), str(stored["devices"]), str(stored["sends"]),
+                      str(stored["duplicates"]))
+    console.print(table)
+    console.print(
+        f"{calls + 2} calls made in {call_time * 1000:.0f} ms; all delivered: {drained} "
+        f"after {elapsed:.2f} s"
+    )
+    console.print("[bold]Health snapshot[/bold]")
+    console.print_json(json.dumps(health.to_dict()))
+
+
+if __name__ == "__main__":
+    main()

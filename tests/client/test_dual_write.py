@@ -65,11 +65,13 @@ def test_anonymous_activity_merges_on_identify(make: Any, sandbox: Any) -> None:
 
 def test_customer_io_operations_need_dual_write(make: Any) -> None:
     client = make(send_to_customer_io=False, customer_io=None)
-    with pytest.raises(ConfigurationError, match="Customer.io operation"):
+    with pytest.raises(ConfigurationError, match=r"Customer\.io operation"):
         client.suppress("u1")
 
 
-def test_transactional_sends_go_to_opencdp_only_and_warn(make: Any, logger: Any, sandbox: Any) -> None:
+def test_transactional_sends_go_to_opencdp_only_and_warn(
+    make: Any, logger: Any, sandbox: Any
+) -> None:
     client = make(logger=logger)
     email = client.send_email(to="ada@example.com", identifiers={"id": "u1"},
                               transactional_message_id="WELCOME", message_data={"n": 1})

@@ -83,7 +83,9 @@ def test_send_refused_is_reported_not_resent(make: Any, logger: Any, sandbox: An
     assert sandbox.stats()["opencdp"]["requests"] == 1, "a 502 may hide a queued send"
 
 
-def test_wrong_track_key_is_explained_and_never_raised(make: Any, logger: Any, sandbox: Any) -> None:
+def test_wrong_track_key_is_explained_and_never_raised(
+    make: Any, logger: Any, sandbox: Any
+) -> None:
     client = make(logger=logger, customer_io=CustomerIO(
         "sandbox-site", "sandbox-app-key", track_url=sandbox.track_url,
         app_url=sandbox.app_url))

@@ -22,12 +22,12 @@ from typing import Protocol, runtime_checkable
 from ..message import Message
 
 __all__ = [
+    "DeadItem",
     "DeadLetter",
     "Leased",
     "Outbox",
     "QueueStats",
     "RetryItem",
-    "DeadItem",
 ]
 
 

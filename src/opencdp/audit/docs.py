@@ -2,15 +2,13 @@
 
 ``rules_table()`` renders the Markdown table of every code (for the README and
 ``docs/audit.md``); ``rules_reference()`` renders one section per rule with its bad and good
-examples. ``python -m opencdp.audit.docs docs/audit.md`` rewrites the generated blocks in a
-Markdown file in place (``--check`` only reports whether they are current).
+examples; ``update_markdown()`` refreshes the generated blocks of a Markdown text
+(``python -m opencdp.audit.update_docs docs/audit.md README.md`` does it in place).
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 
 from .model import WEIGHTS
 from .rules import all_rules
@@ -84,24 +82,3 @@ def update_markdown(text: str) -> str:
             continue
         text = text[: start + len(begin)] + "\n" + render() + text[stop:]
     return text
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    check = "--check" in args
-    paths = [Path(a) for a in args if a != "--check"]
-    stale = []
-    for path in paths:
-        text = path.read_text(encoding="utf-8")
-        updated = update_markdown(text)
-        if updated != text:
-            stale.append(path)
-            if not check:
-                path.write_text(updated, encoding="utf-8")
-    for path in stale:
-        print(f"{path}: {'out of date' if check else 'updated'}")
-    return 1 if check and stale else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

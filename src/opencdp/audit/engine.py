@@ -36,6 +36,7 @@ class Source:
     explicit: bool
     module: str = ""
     is_package: bool = False
+    file: Path | None = None
 
 
 def _package_parts(path: Path) -> tuple[str, ...]:
@@ -54,16 +55,17 @@ def _skip_dir(parent: str, name: str) -> bool:
     return os.path.exists(os.path.join(parent, name, "pyvenv.cfg"))
 
 
-def discover(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, bool]]:
-    """Python files and templates under ``paths``; the flag says the file was named
-    explicitly. Hidden directories, virtualenvs and build output are skipped."""
+def discover(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, Path | None]]:
+    """Python files and templates under ``paths``, each with the directory it was found
+    under (None when the file was named explicitly). Hidden directories, virtualenvs and
+    build output are skipped."""
     seen: set[Path] = set()
     for raw in paths:
         root = Path(raw)
         if root.is_file():
             if root not in seen:
                 seen.add(root)
-                yield root, True
+                yield root, None
             continue
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not _skip_dir(dirpath, d))
@@ -71,24 +73,38 @@ def discover(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, bo
                 path = Path(dirpath) / filename
                 if path.suffix in (*PYTHON_SUFFIXES, *TEMPLATE_SUFFIXES) and path not in seen:
                     seen.add(path)
-                    yield path, False
+                    yield path, root
 
 
 class Project:
-    """The audited modules by dotted name, for lookups across imports."""
+    """The modules of a run by dotted name, for lookups across imports.
+
+    A module imported by an audited file but not itself audited (a pre-commit run passes only
+    the changed files) is read from disk on first lookup, under the package roots of the
+    audited files, so that ``from .clients import cio`` still resolves. Such modules inform
+    the analysis but are not reported on.
+    """
 
     def __init__(self) -> None:
         self.modules: dict[str, ModuleModel] = {}
+        self.roots: list[Path] = []
+        self._missing: set[str] = set()
 
-    def add(self, model: ModuleModel) -> None:
-        if model.module:
-            self.modules.setdefault(model.module, model)
+    def add(self, model: ModuleModel, file: Path | None = None) -> None:
+        if not model.module:
+            return
+        self.modules.setdefault(model.module, model)
+        if file is not None:
+            depth = model.module.count(".") + (1 if model.is_package else 0)
+            root = file.resolve().parents[depth]
+            if root not in self.roots:
+                self.roots.append(root)
 
     def find(self, qualified: str) -> tuple[ModuleModel, str] | None:
         module, _, name = qualified.rpartition(".")
         if not module:
             return None
-        model = self.modules.get(module)
+        model = self.modules.get(module) or self._load(module)
         if model is None:
             matches = [
                 m for key, m in self.modules.items()
@@ -98,6 +114,29 @@ class Project:
                 return None
             model = matches[0]
         return model, name
+
+    def _load(self, module: str) -> ModuleModel | None:
+        if module in self._missing:
+            return None
+        parts = module.split(".")
+        for root in self.roots:
+            base = root.joinpath(*parts)
+            for file, is_package in ((base.with_suffix(".py"), False),
+                                     (base / "__init__.py", True)):
+                if not file.is_file():
+                    continue
+                try:
+                    tree = ast.parse(file.read_bytes(), filename=str(file))
+                except (SyntaxError, ValueError, OSError):
+                    continue
+                model = ModuleModel(
+                    tree, path=file.as_posix(), module=module, is_package=is_package,
+                    project=self,
+                )
+                self.modules[module] = model
+                return model
+        self._missing.add(module)
+        return None
 
 
 def _noqa(data: bytes) -> dict[int, frozenset[str] | None]:
@@ -166,7 +205,7 @@ def _run(
             is_package=source.is_package,
             project=project,
         )
-        project.add(model)
+        project.add(model, source.file)
         parsed.append((source, model))
     for source, model in parsed:
         noqa = _noqa(source.data)
@@ -192,8 +231,9 @@ def audit_paths(
     """Audit files and directory trees. ``select``/``ignore`` take code prefixes."""
     sources: list[Source] = []
     templates: list[Template] = []
-    for path, explicit in discover(paths):
+    for path, root in discover(paths):
         display = path.as_posix()
+        explicit = root is None
         if path.suffix in PYTHON_SUFFIXES:
             parts = _package_parts(path)
             sources.append(
@@ -203,11 +243,15 @@ def audit_paths(
                     explicit,
                     module=module_name_for(parts),
                     is_package=path.stem == "__init__",
+                    file=path,
                 )
             )
         elif path.suffix in TEMPLATE_SUFFIXES:
             text = path.read_bytes().decode("utf-8", errors="replace")
-            templates.append(Template(display, text, explicit=explicit))
+            relative = display
+            if root is not None:
+                relative = (Path(root.resolve().name) / path.relative_to(root)).as_posix()
+            templates.append(Template(display, text, explicit=explicit, relative=relative))
     return _run(sources, templates, select, ignore)
 
 

@@ -45,17 +45,26 @@ class Rule:
     LANGUAGE: ClassVar[str] = "python"
 
     @classmethod
+    def _paragraphs(cls) -> list[str]:
+        lines = [line.strip() for line in (cls.__doc__ or "").strip().splitlines()]
+        paragraphs: list[list[str]] = [[]]
+        for line in lines:
+            if line:
+                paragraphs[-1].append(line)
+            elif paragraphs[-1]:
+                paragraphs.append([])
+        return [" ".join(p) for p in paragraphs if p]
+
+    @classmethod
     def summary(cls) -> str:
-        """The first line of the docstring: what the rule finds."""
-        doc = (cls.__doc__ or "").strip()
-        return doc.splitlines()[0].strip() if doc else ""
+        """The docstring's first paragraph: what the rule finds."""
+        paragraphs = cls._paragraphs()
+        return paragraphs[0] if paragraphs else ""
 
     @classmethod
     def explanation(cls) -> str:
-        """The docstring after its first line: why it matters."""
-        doc = (cls.__doc__ or "").strip().splitlines()
-        body = "\n".join(line.strip() for line in doc[1:])
-        return body.strip()
+        """The rest of the docstring: why it matters and what is left out."""
+        return "\n\n".join(cls._paragraphs()[1:])
 
 
 class PythonRule(Rule):

@@ -58,11 +58,17 @@ class _Scanner(HTMLParser):
 @dataclass(eq=False)
 class Template:
     """One template file. ``explicit``: named on the command line (so it is an email
-    template whatever its path)."""
+    template whatever its path). ``relative``: the path below the directory the audit was
+    pointed at, which is what name-based heuristics look at."""
 
     path: str
     text: str
     explicit: bool = False
+    relative: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.relative:
+            self.relative = self.path
 
     @cached_property
     def scan(self) -> Scan:

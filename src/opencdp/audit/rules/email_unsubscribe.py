@@ -38,7 +38,7 @@ def _words(path: str) -> set[str]:
 def is_email_template(template: Template) -> bool:
     """Named on the command line, or found under a path that says email (``emails/``,
     ``newsletter.html``, ``welcome_email.html``...)."""
-    return template.explicit or bool(_words(template.path) & _EMAIL_WORDS)
+    return template.explicit or bool(_words(template.relative) & _EMAIL_WORDS)
 
 
 def is_transactional(template: Template) -> bool:
@@ -46,7 +46,7 @@ def is_transactional(template: Template) -> bool:
     (``transactional/``, ``password_reset``, ``receipt``, ``verify``...)."""
     if any(_MARKER in text.lower() for _, text in template.scan.comments):
         return True
-    return bool(_words(template.path) & _TRANSACTIONAL_WORDS)
+    return bool(_words(template.relative) & _TRANSACTIONAL_WORDS)
 
 
 def _has_unsubscribe(template: Template) -> bool:

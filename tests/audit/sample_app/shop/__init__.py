@@ -1,0 +1,1 @@
+"""A shop that sends its customer data to Customer.io and OpenCDP."""

@@ -6,7 +6,7 @@ handler, which keeps server start-up and shut-down out of every test.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -14,9 +14,7 @@ import pytest
 
 from opencdp.webhooks import WebhookHandler, asgi_app, wsgi_app
 
-from .support import serve_asgi, serve_wsgi
-
-Serve = Callable[[WebhookHandler], str]
+from .support import Serve, serve_asgi, serve_wsgi
 
 
 class _ASGISwitch:

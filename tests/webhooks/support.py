@@ -147,3 +147,7 @@ def serve_wsgi(app: Any) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+Serve = Callable[[Any], str]
+"""Points a loopback server at a handler's endpoint and returns the server's URL."""

@@ -18,9 +18,16 @@ from starlette.routing import Mount, Route
 
 from opencdp.webhooks import WebhookEvent, WebhookHandler, asgi_app
 
-from .support import KEY, Recorder, RecordingClient, payload, serve_asgi, signed, wait_until
-
-Serve = Callable[[WebhookHandler], str]
+from .support import (
+    KEY,
+    Recorder,
+    RecordingClient,
+    Serve,
+    payload,
+    serve_asgi,
+    signed,
+    wait_until,
+)
 
 
 def _post_raw(url: str, headers: dict[str, str]) -> tuple[int, bytes]:

@@ -13,8 +13,7 @@ from opencdp import Client, CustomerIO
 from opencdp.config import RetryConfig
 from opencdp.webhooks import WebhookHandler
 
-from .conftest import Serve
-from .support import KEY, Recorder, payload
+from .support import KEY, Recorder, Serve, payload
 
 
 @pytest.fixture

@@ -1,12 +1,15 @@
-"""Fixtures for the sandbox's own tests: plain httpx clients with each service's auth."""
+"""Fixtures for the sandbox's own tests: one shared server, reset before every test, and
+plain httpx clients with each service's auth (session-wide: building a client's TLS context
+costs more than most tests)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
+
+from opencdp.sandbox import Sandbox
 
 SITE, TRACK_KEY, APP_KEY, CDP_KEY = "sandbox-site", "sandbox-track-key", "sandbox-app-key", \
     "cdp-test-key"
@@ -14,24 +17,53 @@ ULID_A = "01HZX3Q4T0V5B8K2M7N9P6R1S3"
 ULID_B = "01HZX3Q4T0V5B8K2M7N9P6R1S4"
 
 
+@pytest.fixture(scope="session")
+def _shared_sandbox() -> Iterator[Sandbox]:
+    with Sandbox(port=0) as sb:
+        yield sb
+
+
 @pytest.fixture
-def track(sandbox: Any) -> Iterator[httpx.Client]:
+def sandbox(_shared_sandbox: Sandbox) -> Sandbox:
+    """One server for the whole session (starting one per test would dominate the run),
+    reset before each test: empty store, zeroed counters, start-up faults."""
+    _shared_sandbox.reset()
+    return _shared_sandbox
+
+
+@pytest.fixture(scope="session")
+def _track_client(_shared_sandbox: Sandbox) -> Iterator[httpx.Client]:
     """Track API client (Basic site id : Track key)."""
-    with httpx.Client(base_url=sandbox.track_url, auth=(SITE, TRACK_KEY), timeout=10) as c:
+    with httpx.Client(base_url=_shared_sandbox.track_url, auth=(SITE, TRACK_KEY), timeout=10) as c:
         yield c
 
 
-@pytest.fixture
-def app_api(sandbox: Any) -> Iterator[httpx.Client]:
+@pytest.fixture(scope="session")
+def _app_api_client(_shared_sandbox: Sandbox) -> Iterator[httpx.Client]:
     """App API client (Bearer App key)."""
-    with httpx.Client(base_url=sandbox.app_url, timeout=10,
+    with httpx.Client(base_url=_shared_sandbox.app_url, timeout=10,
                       headers={"Authorization": f"Bearer {APP_KEY}"}) as c:
         yield c
 
 
-@pytest.fixture
-def gateway(sandbox: Any) -> Iterator[httpx.Client]:
+@pytest.fixture(scope="session")
+def _gateway_client(_shared_sandbox: Sandbox) -> Iterator[httpx.Client]:
     """OpenCDP gateway client (raw key)."""
-    with httpx.Client(base_url=sandbox.opencdp_url, timeout=10,
+    with httpx.Client(base_url=_shared_sandbox.opencdp_url, timeout=10,
                       headers={"Authorization": CDP_KEY}) as c:
         yield c
+
+
+@pytest.fixture
+def track(sandbox: Sandbox, _track_client: httpx.Client) -> httpx.Client:
+    return _track_client
+
+
+@pytest.fixture
+def app_api(sandbox: Sandbox, _app_api_client: httpx.Client) -> httpx.Client:
+    return _app_api_client
+
+
+@pytest.fixture
+def gateway(sandbox: Sandbox, _gateway_client: httpx.Client) -> httpx.Client:
+    return _gateway_client

@@ -66,7 +66,7 @@ def auth_hint(authorization: str | None, *, site_id: str, track_key: str, app_ke
             return "the Track API uses HTTP Basic auth (site id : Track API key), not Bearer"
         if scheme == "basic":
             try:
-                user, _, password = base64.b64decode(value).decode().partition(":")
+                user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 return "malformed Basic credentials"
             if password == app_key:

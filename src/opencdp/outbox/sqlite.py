@@ -43,13 +43,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..errors import ConfigurationError, OpenCDPError, QueueFullError
 from ..message import (
     DESTINATION_BITS,
     DESTINATION_NAMES,
     Message,
     loads_message,
-    parse_ulid,
     ulid_str,
 )
 from ..message import dumps_message as _dumps
@@ -61,8 +62,8 @@ _log = logging.getLogger("opencdp.outbox")
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS msgs (
-        seq INTEGER PRIMARY KEY, id BLOB NOT NULL, dests INTEGER NOT NULL,
-        created REAL NOT NULL, body BLOB NOT NULL)""",
+        seq INTEGER PRIMARY KEY, dests INTEGER NOT NULL, created REAL NOT NULL,
+        body BLOB NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS deliveries (
         dest INTEGER NOT NULL, seq INTEGER NOT NULL, due REAL NOT NULL,
         leased INTEGER NOT NULL DEFAULT 0, attempt INTEGER NOT NULL DEFAULT 0, error TEXT,
@@ -78,13 +79,23 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS delivered (dest INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('fanout', 0), ('schema', 1)",
 )
-_INSERT = "INSERT INTO msgs (id, dests, created, body) VALUES (?, ?, ?, ?)"
+_INSERT = "INSERT INTO msgs (dests, created, body) VALUES (?, ?, ?)"
+# Many rows in one statement: the loop runs inside SQLite with the GIL released, so callers
+# keep running while a batch commits. Each row travels as one JSON string, its destination
+# bits as the first character: strings round-trip exactly, and nothing is parsed twice.
+# A batch's rows share one ``created`` (its oldest), which only orders due times.
+_INSERT_MANY = (
+    "INSERT INTO msgs (dests, created, body) SELECT CAST(substr(value, 1, 1) AS INTEGER), ?2, "
+    "CAST(substr(value, 2) AS BLOB) FROM json_each(?1)"
+)
 _DROP_DONE = (
     "DELETE FROM msgs WHERE seq = ? AND seq < (SELECT value FROM meta WHERE key = 'fanout') "
     "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE dest IN (1, 2) AND seq = ?)"
 )
 _CHECKPOINT_EVERY = 0.5
 _BATCH_LIMIT = 5000
+
+_Row = tuple[int, float, bytes]  # destinations, created (Unix s), serialised message
 
 _instances: weakref.WeakSet[SQLiteOutbox] = weakref.WeakSet()
 
@@ -112,6 +123,15 @@ def _storage_error(exc: sqlite3.Error, path: str) -> OpenCDPError:
     if "full" in text.lower():
         return QueueFullError(f"the SQLite outbox {path} is full: {text}")
     return OpenCDPError(f"the SQLite outbox {path} failed: {text}")
+
+
+class _Batch:
+    __slots__ = ("done", "error", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[_Row] = []
+        self.done = False
+        self.error: OpenCDPError | None = None
 
 
 class SQLiteOutbox:
@@ -160,14 +180,11 @@ class SQLiteOutbox:
     # setup -----------------------------------------------------------------------------
     def _init_state(self) -> None:
         self._lock = threading.RLock()  # guards the connection
-        self._gc = threading.Condition(threading.Lock())  # group commit
-        self._rows: list[tuple[bytes, int, float, bytes]] = []
-        self._buffer: deque[tuple[bytes, int, float, bytes]] = deque()  # batched mode
+        self._batch_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self._batch = _Batch()
+        self._buffer: deque[_Row] = deque()  # batched mode
         self._flush_lock = threading.Lock()
-        self._collecting = 0  # number of the group that new rows join
-        self._committed = -1  # last group number whose commit finished
-        self._committing = False
-        self._failures: dict[int, OpenCDPError] = {}
         self._leased: dict[int, dict[int, int]] = {bit: {} for bit in DESTINATION_NAMES}
         self._last_checkpoint = time.monotonic()
         self._flusher: threading.Thread | None = None
@@ -234,7 +251,7 @@ class SQLiteOutbox:
         dests = message.destinations & 3
         if not dests:
             return
-        row = (message.id.to_bytes(16, "big"), dests, (message.id >> 80) / 1000, _dumps(message))
+        row = (dests, (message.id >> 80) / 1000, _dumps(message))
         if self.durability == "batched":
             self._buffer.append(row)
             if self._flusher is None:
@@ -242,41 +259,29 @@ class SQLiteOutbox:
             if len(self._buffer) >= _BATCH_LIMIT:
                 self._commit_buffer()
             return
-        gc = self._gc
-        with gc:
-            group = self._collecting
-            self._rows.append(row)
-            while self._committing:
-                gc.wait()
-                if self._committed >= group:
-                    failure = self._failures.get(group)
-                    if failure is not None:
-                        raise failure
-                    return
-            rows, self._rows = self._rows, []
-            self._collecting += 1
-            self._committing = True
-        failure = None
-        try:
-            self._insert(rows)
-        except OpenCDPError as exc:
-            failure = exc
-        finally:
-            with gc:
-                self._committing = False
-                self._committed = group
-                if failure is not None:
-                    self._failures[group] = failure
-                for old in [g for g in self._failures if g < group - 1000]:
-                    del self._failures[old]
-                gc.notify_all()
-        if failure is not None:
-            raise failure
+        # Group commit: whoever gets the commit lock first commits every row queued so far;
+        # callers whose rows went into that commit find their batch done and return.
+        with self._batch_lock:
+            batch = self._batch
+            batch.rows.append(row)
+        with self._commit_lock:
+            if not batch.done:
+                with self._batch_lock:
+                    self._batch = _Batch()
+                try:
+                    self._insert(batch.rows)
+                except OpenCDPError as exc:
+                    batch.error = exc
+                batch.done = True
+        if batch.error is not None:
+            raise batch.error
 
-    def _insert(self, rows: Sequence[tuple[bytes, int, float, bytes]]) -> None:
+    def _insert(self, rows: Sequence[_Row]) -> None:
         if len(rows) > 1:
+            packed = orjson.dumps([f"{d}{body.decode()}" for d, _, body in rows])
+            oldest = min(created for _, created, _ in rows)
             with self._write() as db:
-                db.executemany(_INSERT, rows)
+                db.execute(_INSERT_MANY, (packed, oldest))
             return
         with self._lock:  # one statement is its own transaction: no BEGIN/COMMIT round trips
             if self._closed:
@@ -301,7 +306,7 @@ class SQLiteOutbox:
                 raise
 
     def _start_flusher(self) -> None:
-        with self._gc:
+        with self._flush_lock:
             if self._flusher is not None:
                 return
             thread = threading.Thread(
@@ -371,31 +376,18 @@ class SQLiteOutbox:
         self._maybe_checkpoint()
         return out
 
-    def _resolve(self, db: sqlite3.Connection, bit: int, ids: Sequence[int]) -> dict[int, int]:
-        """Message id -> seq for this destination's rows; ids not (or no longer) here are left
-        out, so acking or retrying twice is harmless."""
+    def _resolve(self, bit: int, ids: Sequence[int]) -> dict[int, int]:
+        """Message id -> row of the messages this instance leased; other ids are ignored (as
+        the memory outbox does), so acking or retrying twice is harmless."""
         leased = self._leased[bit]
-        found: dict[int, int] = {}
-        for message_id in ids:
-            seq = leased.pop(message_id, None)
-            if seq is None:  # not leased by this process: look it up (rare, unindexed)
-                row = db.execute(
-                    "SELECT m.seq FROM msgs m JOIN deliveries d ON d.seq = m.seq AND d.dest = ? "
-                    "WHERE m.id = ?",
-                    (bit, message_id.to_bytes(16, "big")),
-                ).fetchone()
-                if row is None:
-                    continue
-                seq = row[0]
-            found[message_id] = seq
-        return found
+        return {i: seq for i in ids if (seq := leased.pop(i, None)) is not None}
 
     def ack(self, destination: str, ids: Sequence[int]) -> None:
         bit = _bit(destination)
         if not ids:
             return
         with self._write() as db:
-            seqs = list(self._resolve(db, bit, ids).values())
+            seqs = list(self._resolve(bit, ids).values())
             done = 0
             for seq in seqs:
                 done += db.execute(
@@ -414,7 +406,7 @@ class SQLiteOutbox:
         if not items:
             return
         with self._write() as db:
-            seqs = self._resolve(db, bit, [item.id for item in items])
+            seqs = self._resolve(bit, [item.id for item in items])
             db.executemany(
                 "UPDATE deliveries SET due = ?, leased = 0, attempt = attempt + 1, error = ? "
                 "WHERE dest = ? AND seq = ?",
@@ -426,7 +418,7 @@ class SQLiteOutbox:
         if not items:
             return
         with self._write() as db:
-            seqs = self._resolve(db, bit, [item.id for item in items])
+            seqs = self._resolve(bit, [item.id for item in items])
             for item in items:
                 seq = seqs.get(item.id)
                 if seq is None:
@@ -559,8 +551,7 @@ class SQLiteOutbox:
                 args,
             ).fetchall()
             db.executemany(
-                _INSERT,
-                [(_id_bytes(uid), dest, created, body) for _, dest, uid, created, body in rows],
+                _INSERT, [(dest, created, body) for _, dest, _id, created, body in rows],
             )
             db.executemany("DELETE FROM dead WHERE rowid = ?", [(row[0],) for row in rows])
         return len(rows)
@@ -603,7 +594,3 @@ class SQLiteOutbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _id_bytes(ulid: str) -> bytes:
-    return parse_ulid(ulid).to_bytes(16, "big")

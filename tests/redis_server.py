@@ -38,7 +38,7 @@ def _which() -> str | None:
     found = shutil.which("redis-server")
     if found:
         return found
-    for candidate in ("/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"):
+    for candidate in ("/usr/bin/redis-server", "/usr/local/bin/redis-server"):
         if os.access(candidate, os.X_OK):
             return candidate
     return None

@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
 
 import orjson
 
@@ -33,7 +33,7 @@ from .errors import (
     TransportError,
     ValidationError,
 )
-from .guards import GuardPolicy, Guards
+from .guards import Event, GuardPolicy, Guards
 from .health import Health, snapshot
 from .logs import Log
 from .message import CUSTOMERIO, OPENCDP, Message, new_ulid, parse_ulid
@@ -44,6 +44,8 @@ from .policies.idempotency import IdempotencyGuard, content_key
 __all__ = ["AsyncClient", "Client"]
 
 Timestamp = datetime | int | float | None
+_new_message = tuple.__new__
+P = TypeVar("P")
 Platform = Literal["ios", "android", "web"]
 _SEND_WORD = {"email": "email", "push": "push", "sms": "SMS", "whatsapp": "WhatsApp"}
 
@@ -100,7 +102,15 @@ class _Core:
         self.config = config
         self.log = Log(config.logger, config.debug)
         self.guards = Guards(
-            GuardPolicy(strict=config.strict, silence=config.silence), self._report
+            GuardPolicy(
+                strict=config.strict,
+                silence=config.silence,
+                schemas=config.schemas,
+                email_hint=config.email_hint,
+                max_event_names=config.max_event_names,
+                customerio_limits=config.dual_write,
+            ),
+            self._report,
         )
         self.outbox = _open_outbox(config, self.log)
         self.idempotency = IdempotencyGuard(ttl=config.idempotency_ttl)
@@ -109,13 +119,15 @@ class _Core:
             self.outbox,
             self.log,
             inspect=None if config.strict else self.guards.inspect,
-            outbox_factory=(lambda: _open_outbox(config, self.log))
-            if not self.outbox.durable else None,
         )
         self.dual = config.dual_write
         self.everywhere = OPENCDP | CUSTOMERIO if self.dual else OPENCDP
         self.blocking = config.delivery == "blocking"
         self.closed = False
+        # The hot path of background calls: no blocking, no strict inspection, not closed.
+        self.fast = not (self.blocking or config.strict)
+        self._put = self.outbox.put
+        self._notify = self.engine.notify
         self._close_lock = threading.Lock()
         self._warned_sends: set[str] = set()
         if config.customer_io is not None:
@@ -170,8 +182,6 @@ class _Core:
     ) -> concurrent.futures.Future[Outcomes] | None:
         uid, attrs, ts = self.guards.identify(user_id, attributes, timestamp, anonymous_id)
         data = dict(attrs) if attrs else {}
-        if anonymous_id is not None:
-            data["anonymous_id"] = self.guards.identifier(anonymous_id, "anonymous_id")
         if not self.idempotency.first(content_key("identify", uid, None, data)):
             return None
         return self.enqueue(Message(new_ulid(), "identify", uid, None, data, ts, self.everywhere))
@@ -187,9 +197,14 @@ class _Core:
             mid = _event_id(event_id)
             if not self.idempotency.first(str(mid)):
                 return None
-        return self.enqueue(
-            Message(mid, "track", uid, name, dict(props) if props else None, ts, self.everywhere)
+        message = _new_message(
+            Message, (mid, "track", uid, name, dict(props) if props else None, ts, self.everywhere)
         )
+        if self.fast:
+            self._put(message)
+            self._notify()
+            return None
+        return self.enqueue(message)
 
     def track_anonymous(
         self, anonymous_id: object, event: object, properties: object, timestamp: object,
@@ -370,6 +385,7 @@ class _Core:
             if self.closed:
                 return True
             self.closed = True
+            self.fast = False
         started = time.monotonic()
         drained = self.engine.flush(timeout) if self.engine._started else False
         self.engine.stop(max(0.1, timeout - (time.monotonic() - started)))
@@ -421,9 +437,19 @@ class Client:
         """Create or update a person (both platforms when dual-writing)."""
         self._core.wait(self._core.identify(user_id, attributes, timestamp, anonymous_id))
 
+    @overload
+    def track(self, user_id: str, event: Event[P], properties: P, *,
+              timestamp: Timestamp = None, event_id: str | None = None) -> None: ...
+    @overload
     def track(self, user_id: str, event: str, properties: Mapping[str, Any] | None = None, *,
+              timestamp: Timestamp = None, event_id: str | None = None) -> None: ...
+    def track(self, user_id: str, event: object, properties: object = None, *,
               timestamp: Timestamp = None, event_id: str | None = None) -> None:
-        """Record an event for a person (both platforms when dual-writing)."""
+        """Record an event for a person (both platforms when dual-writing).
+
+        ``event`` may be a typed name from ``Schemas.event``; type checkers then check
+        ``properties`` against its schema.
+        """
         self._core.wait(self._core.track(user_id, event, properties, timestamp, event_id))
 
     def track_anonymous(self, anonymous_id: str, event: str,
@@ -570,8 +596,14 @@ class AsyncClient:
                        anonymous_id: str | None = None, timestamp: Timestamp = None) -> None:
         await self._core.await_(self._core.identify(user_id, attributes, timestamp, anonymous_id))
 
+    @overload
+    async def track(self, user_id: str, event: Event[P], properties: P, *,
+                    timestamp: Timestamp = None, event_id: str | None = None) -> None: ...
+    @overload
     async def track(self, user_id: str, event: str,
                     properties: Mapping[str, Any] | None = None, *,
+                    timestamp: Timestamp = None, event_id: str | None = None) -> None: ...
+    async def track(self, user_id: str, event: object, properties: object = None, *,
                     timestamp: Timestamp = None, event_id: str | None = None) -> None:
         await self._core.await_(self._core.track(user_id, event, properties, timestamp, event_id))
 

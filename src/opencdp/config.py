@@ -202,6 +202,9 @@ class ClientConfig:
     rate_limits: RateLimitConfig = field(default_factory=RateLimitConfig)
     strict: bool = False
     silence: frozenset[str] = frozenset()
+    schemas: Any = None
+    email_hint: Literal["off", "debug", "warning"] = "debug"
+    max_event_names: int = 500
     register_atexit: bool = True
     start_worker: bool = True
 

@@ -51,7 +51,7 @@ _engines: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for engine in list(_engines):
-        engine._forked = True
+        engine.on_fork()
 
 
 if hasattr(os, "register_at_fork"):
@@ -113,14 +113,19 @@ class Lane:
                 self._wake_pending = False
 
     async def _sleep(self, seconds: float) -> None:
+        # A timer that sets the event, not asyncio.wait_for: on Python < 3.12 wait_for can
+        # swallow a cancellation that races with the event, and close() would hang.
         if self.wake.is_set():
             self.wake.clear()
             return
+        timer = asyncio.get_running_loop().call_later(
+            max(0.0, min(seconds, _IDLE_WAIT)), self.wake.set
+        )
         try:
-            await asyncio.wait_for(self.wake.wait(), timeout=max(0.0, min(seconds, _IDLE_WAIT)))
-        except asyncio.TimeoutError:
-            pass
-        self.wake.clear()
+            await self.wake.wait()
+        finally:
+            timer.cancel()
+            self.wake.clear()
 
     # the loop ---------------------------------------------------------------------------
     async def run(self) -> None:
@@ -313,13 +318,11 @@ class Dispatcher:
         outbox: Outbox,
         log: Log,
         inspect: Inspect | None = None,
-        outbox_factory: Callable[[], Outbox] | None = None,
     ) -> None:
         self.config = config
         self.outbox = outbox
         self.log = log
         self._inspect = inspect
-        self._outbox_factory = outbox_factory
         self.lease_seconds = max(30.0, config.timeout * 3)
         self.destinations = ["opencdp"] + (["customerio"] if config.customer_io else [])
         self._waiters: dict[int, _Waiter] = {}
@@ -362,24 +365,31 @@ class Dispatcher:
         try:
             loop.run_forever()
         finally:
+            for lane in self._lane_list:
+                tasks.extend(lane._tasks)
             for task in tasks:
                 task.cancel()
             loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             loop.run_until_complete(self.transport.aclose())
             loop.close()
 
-    def _restart_after_fork(self) -> None:
-        self._forked = False
-        self._started = False
+    def on_fork(self) -> None:
+        """In a forked child, right after ``fork``: the parent's thread is gone and its
+        in-memory messages are the parent's to deliver; start afresh on next use."""
+        self._forked = True
         self._start_lock = threading.Lock()
         self._waiters_lock = threading.Lock()
         self._waiters.clear()
-        if self._outbox_factory is not None:
-            self.outbox = self._outbox_factory()
-        else:
-            reopen = getattr(self.outbox, "after_fork", None)
-            if callable(reopen):
-                reopen()
+        self._inspected.clear()
+        self.loop = None
+        self._lane_list = ()
+        reopen = getattr(self.outbox, "after_fork", None)
+        if callable(reopen):
+            reopen()
+
+    def _restart_after_fork(self) -> None:
+        self._forked = False
+        self._started = False
         self.start()
 
     def notify(self) -> None:

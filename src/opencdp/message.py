@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, NamedTuple
 
 import orjson
@@ -96,27 +96,29 @@ _SHIFTS: Final = tuple(range(125, -1, -5))
 _MASK80: Final = (1 << 80) - 1
 
 
-class _UlidSource:
-    __slots__ = ("_base", "_counter")
+def _ulid_source() -> tuple[Callable[[], int], Callable[[], None]]:
+    base = 0
+    counter = itertools.count()
+    time_ns = time.time_ns
 
-    def __init__(self) -> None:
-        self.reseed()
-
-    def reseed(self) -> None:
+    def reseed() -> None:
+        nonlocal base, counter
         # Leave 2**79 increments of head-room below the 80-bit ceiling.
-        self._base = int.from_bytes(os.urandom(10), "big") >> 1
-        self._counter = itertools.count()
+        base = int.from_bytes(os.urandom(10), "big") >> 1
+        counter = itertools.count()
 
-    def __call__(self) -> int:
-        return ((time.time_ns() // 1_000_000) << 80) | (self._base + next(self._counter))
+    def new_ulid() -> int:
+        """Return a new ULID as an int: unique in this process and across forks,
+        ordered by millisecond."""
+        return ((time_ns() // 1_000_000) << 80) | (base + next(counter))
+
+    reseed()
+    return new_ulid, reseed
 
 
-_source = _UlidSource()
+new_ulid, _reseed = _ulid_source()
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_source.reseed)
-
-new_ulid = _source
-"""Return a new ULID as an int: unique in this process and across forks, time-ordered by ms."""
+    os.register_at_fork(after_in_child=_reseed)
 
 
 def ulid_str(value: int) -> str:

@@ -266,6 +266,19 @@ class MemoryOutbox:
             len(lane.fresh) + len(lane.retry) + len(lane.inflight) for lane in self._lanes.values()
         )
 
+    def after_fork(self) -> None:
+        """In a forked child: the queued messages are the parent's to deliver."""
+        for lane in self._lanes.values():
+            lane.fresh.clear()
+            lane.retry.clear()
+            lane.inflight.clear()
+            lane.spilled.clear()
+        self._lock = threading.Lock()
+        if self._spill is not None:
+            reopen = getattr(self._spill, "after_fork", None)
+            if callable(reopen):
+                reopen()
+
     def close(self) -> None:
         if self._spill is not None:
             self._spill.close()

@@ -1,0 +1,1 @@
+"""Benchmarks: figures printed side by side with peers, in one run (not tests)."""

@@ -1,0 +1,102 @@
+"""Queue URLs: each form opens the outbox it names; bad ones are named in a clear error."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opencdp.errors import ConfigurationError
+from opencdp.message import Message, new_ulid
+from opencdp.outbox.memory import MemoryOutbox
+from opencdp.outbox.sqlite import SQLiteOutbox
+from opencdp.outbox.url import open_outbox, safe_url
+
+DEFAULTS: dict[str, Any] = {
+    "max_queue_size": 10,
+    "queue_full": "drop_oldest",
+    "queue_full_timeout": 0.1,
+    "durability": "durable",
+}
+
+
+def test_memory() -> None:
+    box = open_outbox("memory", **DEFAULTS)
+    assert isinstance(box, MemoryOutbox) and box.max_size == 10 and not box.durable
+    box.close()
+
+
+def test_memory_spill_defaults_to_a_private_scratch_file() -> None:
+    box = open_outbox("memory", **{**DEFAULTS, "queue_full": "spill", "max_queue_size": 1})
+    spill = box._spill  # type: ignore[attr-defined]
+    assert isinstance(spill, SQLiteOutbox) and spill.delete_on_close
+    box.put(Message(new_ulid(), "track", "u", "a", None, None, 1))
+    box.put(Message(new_ulid(), "track", "u", "b", None, None, 1))  # overflows to the file
+    assert os.path.exists(spill.path)
+    box.close()
+    assert not os.path.exists(spill.path)
+
+
+def test_memory_spill_to_a_named_file(tmp_path: Path) -> None:
+    path = tmp_path / "spill.db"
+    box = open_outbox(f"memory?spill={path}", **{**DEFAULTS, "queue_full": "spill"})
+    assert isinstance(box._spill, SQLiteOutbox)  # type: ignore[attr-defined]
+    assert box._spill.path == str(path)  # type: ignore[attr-defined]
+    box.close()
+
+
+def test_sqlite_relative_and_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    rel = open_outbox("sqlite:///rel/q.db", **DEFAULTS)
+    assert isinstance(rel, SQLiteOutbox) and rel.path == "rel/q.db"
+    assert (tmp_path / "rel" / "q.db").exists()
+    rel.close()
+    absolute = tmp_path / "abs.db"
+    box = open_outbox(f"sqlite:///{absolute}", **{**DEFAULTS, "durability": "batched"})
+    assert isinstance(box, SQLiteOutbox)
+    assert Path(box.path) == absolute and box.durability == "batched"
+    box.close()
+
+
+@pytest.mark.redis
+def test_redis(redis_url: str) -> None:
+    from opencdp.outbox.redis import RedisOutbox
+
+    box = open_outbox(redis_url + "?prefix=urltest", **DEFAULTS)
+    assert isinstance(box, RedisOutbox) and box.prefix == "urltest" and box.durable
+    box.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("", "empty"),
+        ("kafka://broker:9092", "not supported"),
+        ("sqlite://host/q.db", "no host"),
+        ("sqlite:///", "names no database file"),
+        ("sqlite:///q.db?mode=ro", "unknown option"),
+        ("memory?size=3", "unknown option"),
+        ("redis://", "names no Redis host"),
+        ("redis://127.0.0.1:6379/zero", "database number"),
+        ("redis://127.0.0.1:notaport/0", "bad port"),
+    ],
+)
+def test_bad_urls_are_named(url: str, match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        open_outbox(url, **DEFAULTS)
+
+
+def test_passwords_never_appear_in_errors() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        open_outbox("redis://:hunter2@127.0.0.1:6379/zero", **DEFAULTS)
+    assert "hunter2" not in str(info.value)
+    assert "***" in str(info.value)
+    assert safe_url("redis://user:pw@h:1/0") == "redis://user:***@h:1/0"
+    assert safe_url("redis://h:1/0") == "redis://h:1/0"
+
+
+def test_bad_durability() -> None:
+    with pytest.raises(ConfigurationError, match="durability"):
+        open_outbox("memory", **{**DEFAULTS, "durability": "eventually"})

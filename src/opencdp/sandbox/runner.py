@@ -15,6 +15,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -183,8 +184,9 @@ class Sandbox:
         else:
             self._start_thread()
         ca = self.urls.get("ca_file")
-        self._client = httpx.Client(base_url=self.urls["admin"], timeout=30,
-                                    verify=ca if ca else True)
+        self._client = httpx.Client(
+            base_url=self.urls["admin"], timeout=30,
+            verify=ssl.create_default_context(cafile=ca) if ca else True)
         return self
 
     def _start_thread(self) -> None:

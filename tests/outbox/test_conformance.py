@@ -215,3 +215,21 @@ def test_many_messages_all_come_back_once(outbox: Any) -> None:
         assert len(seen) == len(set(seen)) == 3000
         assert set(seen) == sent
         assert outbox.stats(time.time())[destination].delivered == 3000
+
+
+def test_a_lane_finds_its_message_behind_many_for_the_other_lane(outbox: Any) -> None:
+    """Customer.io's one message behind 1,500 OpenCDP-only ones is reached in a few leases,
+    and ``next_due`` keeps saying "now" until it is."""
+    for i in range(1500):
+        outbox.put(msg(i, OPENCDP))
+    target = msg(9999, CUSTOMERIO)
+    outbox.put(target)
+    got: list = []
+    for _ in range(5):
+        now = time.time()
+        got = outbox.lease("customerio", 100, now, 30.0)
+        if got:
+            break
+        assert outbox.next_due("customerio", now) == now
+    assert [x.message.id for x in got] == [target.id]
+    assert outbox.stats(time.time())["opencdp"].pending == 1500

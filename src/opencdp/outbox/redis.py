@@ -385,20 +385,30 @@ class RedisOutbox:
                 )
                 self._claim_cursor[bit] = _text(cursor)
                 entries.extend(e for e in claimed if e and e[1])
-            if len(entries) < limit:
+            def ours(entry: tuple[bytes, dict[bytes, bytes]]) -> bool:
+                return bool(int(entry[1].get(b"d", b"0")) & bit)
+
+            wanted = limit - sum(1 for e in entries if ours(e))
+            for round_ in range(10):  # read again only while whole reads were for other lanes
+                if wanted <= 0:
+                    break
                 pipe = self._redis.pipeline(transaction=False)
-                self._promote(keys=[self._delayed[bit], self._stream], args=[now, limit],
-                              client=pipe)
-                pipe.xreadgroup(destination, self.consumer, {self._stream: ">"},
-                                count=limit - len(entries))
-                _, read = pipe.execute()
-                for _stream, items in read or ():
-                    entries.extend(items)
+                if round_ == 0:
+                    self._promote(keys=[self._delayed[bit], self._stream], args=[now, limit],
+                                  client=pipe)
+                pipe.xreadgroup(destination, self.consumer, {self._stream: ">"}, count=wanted)
+                read = pipe.execute()[-1]
+                fresh = [e for _stream, items in read or () for e in items]
+                entries.extend(fresh)
+                got = sum(1 for e in fresh if ours(e))
+                if not fresh or got:
+                    break
             out: list[Leased] = []
             skip: list[bytes] = []
             inflight = self._inflight[bit]
-            for entry_id, fields in entries:
-                if not int(fields.get(b"d", b"0")) & bit:
+            for entry in entries:
+                entry_id, fields = entry
+                if not ours(entry):
                     skip.append(entry_id)
                     continue
                 body = fields[b"m"]

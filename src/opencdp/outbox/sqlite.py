@@ -98,6 +98,7 @@ _BATCH_LIMIT = 5000
 _Row = tuple[int, float, bytes]  # destinations, created (Unix s), serialised message
 
 _instances: weakref.WeakSet[SQLiteOutbox] = weakref.WeakSet()
+_inherited: list[sqlite3.Connection] = []
 
 
 def _after_fork() -> None:
@@ -193,7 +194,10 @@ class SQLiteOutbox:
 
     def _reset_after_fork(self) -> None:
         # The parent's connection, locks and flusher thread are not ours to use in the child;
-        # the parent's unflushed batched rows are the parent's to commit.
+        # the parent's unflushed batched rows are the parent's to commit. The inherited
+        # connection is kept, never closed: closing it here could checkpoint or unlink the
+        # WAL under the parent's feet.
+        _inherited.append(self._db)
         self._init_state()
         if not self._closed:
             self._db = self._connect()

@@ -69,6 +69,15 @@ def test_parse_failure_is_reported_and_other_files_are_still_audited(tmp_path: P
     assert result.findings[0].line == 1
 
 
+def test_long_expressions_are_analysed_and_too_deep_files_reported_not_raised() -> None:
+    long = 'from opencdp import Client\nc = Client.from_env()\nc.track("1", "a"'
+    long += ' + "b"' * 900 + " + x)\n"
+    assert codes(long) == [(3, "OCDP204")]
+    deep = "import opencdp\nx = 1" + " + 1" * 20_000 + "\n"
+    result = audit_source(deep)
+    assert [(f.line, f.code) for f in result.findings] == [(1, "OCDP200")]
+
+
 def test_discovery_skips_hidden_dirs_and_virtualenvs(tmp_path: Path) -> None:
     secret = 'API_KEY = "8d7e6f5a4b3c"\n'
     write(
@@ -350,7 +359,11 @@ def test_credentials_in_test_files_are_not_reported() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["", "changeme", "<your-api-key>", "${CIO_KEY}", "xxxx", "CIO_API_KEY", "test-key"]
+    "value",
+    [
+        "", "changeme", "<your-api-key>", "${CIO_KEY}", "xxxx", "CIO_API_KEY", "test-key",
+        "\u3299", "a sentence, not a key", "abc",
+    ],
 )
 def test_placeholders_are_not_credentials(value: str) -> None:
     assert codes(f"api_key = {value!r}\n") == []

@@ -175,7 +175,13 @@ def module_name_for(parts: tuple[str, ...]) -> str:
 
 
 class _ScopeBuilder(ast.NodeVisitor):
-    """Builds scopes and bindings, and records each node's parent."""
+    """Builds scopes and bindings, and records each node's parent.
+
+    Nodes without a ``visit_*`` method are walked with an explicit stack, so recursion depth
+    follows the nesting of functions, classes and assignments, not of expressions (a
+    thousand-term string concatenation is one level deep here, and a thousand levels deep
+    for a recursive visitor).
+    """
 
     def __init__(self, model: ModuleModel) -> None:
         self.model = model
@@ -183,8 +189,18 @@ class _ScopeBuilder(ast.NodeVisitor):
         model.scopes[model.tree] = self.scope
 
     def visit(self, node: ast.AST) -> None:
-        self.model.nodes.append(node)
-        super().visit(node)
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            self.model.nodes.append(current)
+            special = getattr(self, "visit_" + type(current).__name__, None)
+            if special is not None:
+                special(current)
+                continue
+            children = list(ast.iter_child_nodes(current))
+            for child in children:
+                self.model.parents[child] = current
+            stack.extend(reversed(children))
 
     def generic_visit(self, node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
@@ -540,6 +556,8 @@ class ModuleModel:
         return None
 
     def _bindings_kind(self, bindings: list[Binding], depth: int) -> ClientKind | None:
+        if depth > _MAX_DEPTH:
+            return None
         for binding in bindings:
             kind = self._binding_kind(binding, depth)
             if kind is not None:
@@ -626,6 +644,8 @@ class ModuleModel:
         return None
 
     def _factory_kind(self, bindings: list[Binding], depth: int) -> ClientKind | None:
+        if depth > _MAX_DEPTH:
+            return None
         for binding in bindings:
             if binding.how == "function" and binding.function is not None:
                 fn_scope = self.scopes[binding.function]

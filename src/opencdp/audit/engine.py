@@ -191,28 +191,38 @@ def _run(
     findings: list[Finding] = []
     project = Project()
     parsed: list[tuple[Source, ModuleModel]] = []
+    report_failures = _wanted(ParseFailure.code, select, ignore)
     for source in sources:
         try:
             tree = ast.parse(source.data, filename=source.path)
-        except (SyntaxError, ValueError) as exc:
-            if _wanted(ParseFailure.code, select, ignore):
+            model = ModuleModel(
+                tree,
+                path=source.path,
+                module=source.module,
+                is_package=source.is_package,
+                project=project,
+            )
+        except (SyntaxError, ValueError, RecursionError) as exc:
+            if report_failures:
                 findings.append(_finding(ParseFailure, source.path, ParseFailure.hit_for(exc)))
             continue
-        model = ModuleModel(
-            tree,
-            path=source.path,
-            module=source.module,
-            is_package=source.is_package,
-            project=project,
-        )
         project.add(model, source.file)
         parsed.append((source, model))
     for source, model in parsed:
         noqa = _noqa(source.data)
-        for python_rule in python_rules:
-            for hit in python_rule.check(model):
-                if not _suppressed(python_rule.code, hit.line, noqa):
-                    findings.append(_finding(type(python_rule), source.path, hit))
+        file_findings: list[Finding] = []
+        try:
+            for python_rule in python_rules:
+                for hit in python_rule.check(model):
+                    if not _suppressed(python_rule.code, hit.line, noqa):
+                        file_findings.append(_finding(type(python_rule), source.path, hit))
+        except RecursionError as exc:
+            file_findings = []
+            if report_failures:
+                file_findings.append(
+                    _finding(ParseFailure, source.path, ParseFailure.hit_for(exc))
+                )
+        findings.extend(file_findings)
     template_set = TemplateSet(templates)
     for template in templates:
         for template_rule in template_rules:

@@ -26,6 +26,7 @@ _PLACEHOLDER = re.compile(
     r"|(?-i:[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)",
     re.IGNORECASE,
 )
+_TOKEN = re.compile(r"[\x21-\x7e]{6,}")
 _WORD = re.compile(r"[a-z]+")
 _PLACEHOLDER_WORDS = frozenset(
     {"test", "testing", "sandbox", "example", "dummy", "fake", "placeholder", "demo", "sample",
@@ -39,8 +40,11 @@ def _key_like(name: str) -> bool:
 
 
 def _secret_literal(expr: ast.expr) -> bool:
-    """A string literal that is not a placeholder or an environment variable's name."""
+    """A token-shaped string literal (six or more printable ASCII characters, no spaces) that
+    is not a placeholder or an environment variable's name."""
     if not (isinstance(expr, ast.Constant) and isinstance(expr.value, str)):
+        return False
+    if not _TOKEN.fullmatch(expr.value):
         return False
     if _PLACEHOLDER_WORDS.intersection(_WORD.findall(expr.value.lower())):
         return False
@@ -55,7 +59,8 @@ class HardcodedCredential(PythonRule):
 
     Keys in source end up in version control, logs and screenshots, and rotating them needs a
     deploy. Read them from the environment (``Client.from_env()`` reads ``CDP_API_KEY`` and
-    the ``CUSTOMERIO_*`` variables) or a secret store. Placeholders such as ``""``,
+    the ``CUSTOMERIO_*`` variables) or a secret store. Only token-shaped literals count (six
+    or more printable ASCII characters without spaces); placeholders such as ``""``,
     ``"<your-key>"``, ``"changeme"`` or values with a word like ``test``, ``sandbox`` or
     ``example`` in them are not reported, nor are test files (``test_*.py``, ``conftest.py``).
     """

@@ -11,7 +11,8 @@ __all__ = ["ParseFailure"]
 
 
 class ParseFailure(Rule):
-    """A Python file that does not parse, so nothing in it was audited.
+    """A Python file that does not parse (or is nested too deeply to analyse), so nothing in
+    it was audited.
 
     Any of the other problems could hide in a file the audit cannot read, and the score would
     claim otherwise. The engine reports this code itself, at the position of the syntax error.
@@ -25,7 +26,9 @@ class ParseFailure(Rule):
     INVALID: ClassVar[tuple[str, ...]] = ('print "hello"  # OCDP200\n',)
 
     @classmethod
-    def hit_for(cls, exc: SyntaxError | ValueError) -> Hit:
+    def hit_for(cls, exc: SyntaxError | ValueError | RecursionError) -> Hit:
+        if isinstance(exc, RecursionError):
+            return Hit(1, 1, "file is nested too deeply to audit; split the deepest expression")
         if isinstance(exc, SyntaxError):
             detail = exc.msg
             return Hit(

@@ -188,6 +188,27 @@ def test_clients_and_factories_resolve_across_modules(tmp_path: Path) -> None:
     ]
 
 
+def test_a_project_module_named_analytics_is_not_segment(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "analytics.py": "def track(user_id, event):\n    return None\n",
+            "views.py": "import analytics\nanalytics.track('1', 'Signed Up')\n",
+        },
+    )
+    assert audit_paths([tmp_path]).findings == ()
+    assert codes("import analytics\nanalytics.track('1', 'Signed Up')\n") == [(2, "OCDP206")]
+
+
+def test_customerio_data_pipelines_module_is_a_segment_style_client() -> None:
+    source = """\
+    from customerio import analytics
+    analytics.write_key = "9f8e7d6c5b4a3f2e"
+    analytics.track(user_id=4, event="Order Complete")
+    """
+    assert codes(source) == [(2, "OCDP201"), (3, "OCDP206")]
+
+
 def test_self_attributes_annotations_and_with_targets_are_clients() -> None:
     source = """\
     import os

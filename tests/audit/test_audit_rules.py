@@ -55,6 +55,14 @@ def test_rule_is_documented(rule: type[Rule]) -> None:
     assert get_rule(rule.code.lower()) is rule
 
 
+def test_public_surface_is_small_and_sorted() -> None:
+    import opencdp.audit
+
+    exported = opencdp.audit.__all__
+    assert exported == sorted(exported, key=lambda n: (not n.isupper(), not n[0].isupper(), n))
+    assert all(hasattr(opencdp.audit, name) for name in exported)
+
+
 def test_names_are_unique() -> None:
     names = [rule.name for rule in RULES]
     assert len(names) == len(set(names))

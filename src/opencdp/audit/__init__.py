@@ -12,18 +12,15 @@ from .docs import rules_reference, rules_table
 from .engine import audit_paths, audit_source
 from .model import WEIGHTS, AuditResult, Finding, Severity, score
 from .report import render
-from .rule import Hit, PythonRule, Rule, TemplateRule
+from .rule import Rule
 from .rules import all_rules, get_rule
 
 __all__ = [
     "WEIGHTS",
     "AuditResult",
     "Finding",
-    "Hit",
-    "PythonRule",
     "Rule",
     "Severity",
-    "TemplateRule",
     "all_rules",
     "audit_paths",
     "audit_source",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias
+from typing import Literal, Protocol, TypeAlias
 
 from . import sdk
 from .frameworks import HandlerKind, handler_kind
@@ -44,19 +44,7 @@ ScopeNode: TypeAlias = (
     | ast.DictComp
     | ast.GeneratorExp
 )
-_SCOPE_TYPES = (
-    ast.Module,
-    ast.FunctionDef,
-    ast.AsyncFunctionDef,
-    ast.Lambda,
-    ast.ClassDef,
-    ast.ListComp,
-    ast.SetComp,
-    ast.DictComp,
-    ast.GeneratorExp,
-)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
-_LOOPS = (ast.For, ast.AsyncFor, ast.While, *_COMPREHENSIONS)
 _THREAD_OFFLOADS = frozenset(
     {
         "asyncio.to_thread",
@@ -70,12 +58,16 @@ _AWAIT_COMBINATORS = frozenset({"asyncio.gather", "asyncio.wait", "asyncio.wait_
 _MAX_DEPTH = 12
 
 
+BindingHow: TypeAlias = Literal["value", "import", "annotation", "function", "opaque"]
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Binding:
-    """What a name was bound to. ``how`` is one of value, import, annotation, function,
-    opaque (loop targets, unpacking, parameters without annotations, classes)."""
+    """What a name was bound to: a value (with the expression), an import (with the
+    qualified name), an annotation, a function definition, or something opaque (loop
+    targets, unpacking, parameters without annotations, classes)."""
 
-    how: str
+    how: BindingHow
     scope: Scope
     expr: ast.expr | None = None
     qualified: str | None = None
@@ -142,10 +134,15 @@ class ProjectIndex(Protocol):
 
     def find(self, qualified: str) -> tuple[ModuleModel, str] | None: ...
 
+    def has_module(self, module: str) -> bool: ...
+
 
 class _NoProject:
     def find(self, qualified: str) -> tuple[ModuleModel, str] | None:
         return None
+
+    def has_module(self, module: str) -> bool:
+        return False
 
 
 def dotted_name(node: ast.expr) -> str | None:
@@ -296,7 +293,7 @@ class _ScopeBuilder(ast.NodeVisitor):
 
     def _bind_target(self, target: ast.expr, value: ast.expr | None) -> None:
         if isinstance(target, ast.Name):
-            how = "opaque" if value is None else "value"
+            how: BindingHow = "opaque" if value is None else "value"
             self.scope.bind(target.id, Binding(how, self.scope, expr=value))
         elif isinstance(target, (ast.Tuple, ast.List)):
             values: list[ast.expr | None] = [None] * len(target.elts)
@@ -614,7 +611,7 @@ class ModuleModel:
         return kind
 
     def _qualified_kind(self, qualified: str, depth: int) -> ClientKind | None:
-        if qualified in sdk.MODULE_CLIENTS:
+        if qualified in sdk.MODULE_CLIENTS and not self.project.has_module(qualified):
             return sdk.MODULE_CLIENTS[qualified]
         found = self.project.find(qualified)
         if found is None:
@@ -812,9 +809,6 @@ class ModuleModel:
                     continue
             return False
         return False
-
-    def in_loop(self, node: ast.AST) -> bool:
-        return bool(self.context(node).loops)
 
 
 def own_nodes(node: FunctionNode | ast.Module) -> Iterator[ast.AST]:

@@ -115,6 +115,10 @@ class Project:
             model = matches[0]
         return model, name
 
+    def has_module(self, module: str) -> bool:
+        """True when ``module`` is one of the project's own (audited or on disk)."""
+        return module in self.modules or self._load(module) is not None
+
     def _load(self, module: str) -> ModuleModel | None:
         if module in self._missing:
             return None
@@ -170,9 +174,9 @@ def _suppressed(code: str, line: int, noqa: dict[int, frozenset[str] | None]) ->
 
 
 def _wanted(code: str, select: Sequence[str] | None, ignore: Sequence[str] | None) -> bool:
-    if select and not any(code.startswith(prefix) for prefix in select):
+    if select and not any(code.startswith(prefix.upper()) for prefix in select):
         return False
-    return not (ignore and any(code.startswith(prefix) for prefix in ignore))
+    return not (ignore and any(code.startswith(prefix.upper()) for prefix in ignore))
 
 
 def _finding(rule: type[Rule], path: str, hit: Hit) -> Finding:

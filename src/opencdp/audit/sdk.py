@@ -114,6 +114,7 @@ CLIENT_CLASSES: Mapping[str, ClientKind] = {
     "segment.analytics.Client": SEGMENT,
     "segment.analytics.client.Client": SEGMENT,
     "analytics.Client": SEGMENT,
+    "customerio.analytics.Client": SEGMENT,
 }
 """Client classes by qualified name."""
 
@@ -126,9 +127,11 @@ BLOCKING_VARIANTS: Mapping[ClientKind, tuple[str, object, ClientKind]] = {
 
 MODULE_CLIENTS: Mapping[str, ClientKind] = {
     "segment.analytics": SEGMENT,
+    "customerio.analytics": SEGMENT,
     "analytics": SEGMENT,
 }
-"""Modules used as clients (``analytics.track(...)`` with a module-level write key)."""
+"""Modules used as clients (``analytics.track(...)`` with a module-level write key):
+Segment's library and Customer.io's Data Pipelines library (``customerio-cdp-analytics``)."""
 
 FACTORY_METHODS = frozenset({"from_env"})
 """Class methods that build a client of their class."""
@@ -185,6 +188,7 @@ CONFIG_CLASSES: Mapping[str, Credential] = {
     "segment.analytics.Client": _SEGMENT_CLIENT,
     "segment.analytics.client.Client": _SEGMENT_CLIENT,
     "analytics.Client": _SEGMENT_CLIENT,
+    "customerio.analytics.Client": _SEGMENT_CLIENT,
 }
 """Every constructor that takes credentials (clients and their configuration objects)."""
 

@@ -16,7 +16,6 @@ __all__ = [
     "is_test_module",
     "string_key",
     "terminal_name",
-    "where",
 ]
 
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
@@ -60,15 +59,6 @@ def terminal_name(expr: ast.expr) -> str | None:
         if isinstance(key, ast.Constant) and isinstance(key.value, str):
             return key.value
     return None
-
-
-def where(model: ModuleModel, call: SdkCall) -> str:
-    """``request handler `signup``` / ``task `sync_users``` / ``function `f``` for messages."""
-    context = model.context(call.node)
-    if context.function is None:
-        return "module level"
-    kind = {"web": "request handler", "task": "task"}.get(context.handler or "", "function")
-    return f"{kind} `{context.function.name}`"
 
 
 def is_test_module(path: str) -> bool:

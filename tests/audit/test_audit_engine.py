@@ -383,7 +383,7 @@ def test_credentials_in_test_files_are_not_reported() -> None:
     "value",
     [
         "", "changeme", "<your-api-key>", "${CIO_KEY}", "xxxx", "CIO_API_KEY", "test-key",
-        "\u3299", "a sentence, not a key", "abc",
+        "\u3299", "a sentence, not a key", "abc", "write-key", "secret_key",
     ],
 )
 def test_placeholders_are_not_credentials(value: str) -> None:

@@ -32,6 +32,10 @@ _PLACEHOLDER_WORDS = frozenset(
     {"test", "testing", "sandbox", "example", "dummy", "fake", "placeholder", "demo", "sample",
      "mock", "local"}
 )
+_NAME_WORDS = frozenset(
+    {"api", "app", "key", "secret", "token", "site", "id", "write", "track", "cdp", "access",
+     "auth", "private", "signing"}
+)
 _ENV_READERS = frozenset({"os.getenv", "os.environ.get", "os.environ.setdefault"})
 
 
@@ -46,7 +50,10 @@ def _secret_literal(expr: ast.expr) -> bool:
         return False
     if not _TOKEN.fullmatch(expr.value):
         return False
-    if _PLACEHOLDER_WORDS.intersection(_WORD.findall(expr.value.lower())):
+    words = set(_WORD.findall(expr.value.lower()))
+    if words & _PLACEHOLDER_WORDS or (words <= _NAME_WORDS and not any(
+        c.isdigit() for c in expr.value
+    )):
         return False
     return _PLACEHOLDER.fullmatch(expr.value) is None
 
@@ -61,8 +68,9 @@ class HardcodedCredential(PythonRule):
     deploy. Read them from the environment (``Client.from_env()`` reads ``CDP_API_KEY`` and
     the ``CUSTOMERIO_*`` variables) or a secret store. Only token-shaped literals count (six
     or more printable ASCII characters without spaces); placeholders such as ``""``,
-    ``"<your-key>"``, ``"changeme"`` or values with a word like ``test``, ``sandbox`` or
-    ``example`` in them are not reported, nor are test files (``test_*.py``, ``conftest.py``).
+    ``"<your-key>"``, ``"changeme"``, ``"write-key"`` or values with a word like ``test``,
+    ``sandbox`` or ``example`` in them are not reported, nor are test files (``test_*.py``,
+    ``conftest.py``).
     """
 
     code = "OCDP201"

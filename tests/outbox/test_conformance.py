@@ -233,3 +233,11 @@ def test_a_lane_finds_its_message_behind_many_for_the_other_lane(outbox: Any) ->
         assert outbox.next_due("customerio", now) == now
     assert [x.message.id for x in got] == [target.id]
     assert outbox.stats(time.time())["opencdp"].pending == 1500
+
+
+def test_a_new_message_is_due_even_for_a_clock_read_before_the_put(outbox: Any) -> None:
+    """A lane whose ``now`` was taken a moment before the put still gets the message."""
+    earlier = time.time() - 5
+    m = msg(destinations=OPENCDP)
+    outbox.put(m)
+    assert [x.message.id for x in outbox.lease("opencdp", 10, earlier, 30.0)] == [m.id]

@@ -332,16 +332,18 @@ class SQLiteOutbox:
         self._commit_buffer()
 
     # dispatcher's thread -----------------------------------------------------------------
-    def _fan_out(self, db: sqlite3.Connection) -> None:
+    def _fan_out(self, db: sqlite3.Connection, now: float) -> None:
+        # A new message is due from its creation, and no later than this lease's ``now``
+        # (a lane may read its clock just before a put lands).
         mark = db.execute("SELECT value FROM meta WHERE key = 'fanout'").fetchone()[0]
         top = db.execute("SELECT max(seq) FROM msgs").fetchone()[0]
         if top is None or top <= mark:
             return
         for bit in DESTINATION_NAMES:
             db.execute(
-                "INSERT OR IGNORE INTO deliveries (dest, seq, due) "
-                "SELECT ?, seq, created FROM msgs WHERE seq > ? AND seq <= ? AND dests & ?",
-                (bit, mark, top, bit),
+                "INSERT OR IGNORE INTO deliveries (dest, seq, due) SELECT ?, seq, "
+                "min(created, ?) FROM msgs WHERE seq > ? AND seq <= ? AND dests & ?",
+                (bit, now, mark, top, bit),
             )
         db.execute("UPDATE meta SET value = ? WHERE key = 'fanout'", (top,))
         db.execute(_DROP_DONE, (mark, mark))
@@ -359,7 +361,7 @@ class SQLiteOutbox:
             self._commit_buffer()
         out: list[Leased] = []
         with self._write() as db:
-            self._fan_out(db)
+            self._fan_out(db, now)
             rows = db.execute(
                 "SELECT d.seq, d.attempt, d.error, m.body FROM deliveries d "
                 "JOIN msgs m ON m.seq = d.seq WHERE d.dest = ? AND d.due <= ? "

@@ -1,20 +1,28 @@
-"""HTTP for the dispatcher: one pooled ``httpx.AsyncClient`` per service, errors converted here.
+"""HTTP for the dispatcher: one pooled ``aiohttp.ClientSession`` per service, errors converted here.
 
 The one thing this layer decides besides plumbing is the kind of failure, because it tells
 whether the server may have received the request: a connect error or connect timeout means it
 never left (safe to try another host, even for a transactional send); a read timeout or a
 dropped connection means it may have arrived (never resend a transactional message).
 Redirects are never followed, for the same reason.
+
+Why aiohttp rather than httpx: the gateway lane keeps up to 30 requests in flight, one per
+message, and httpx's connection pool does work proportional to its connections on every
+request. Measured in one run against the sandbox with 20 ms injected latency and 30
+concurrent requests (``bench/throughput.py`` shape): one pooled httpx client 90 req/s,
+30 single-connection httpx clients 327 req/s, aiohttp 800 req/s. The interface below is
+transport-neutral (``Request`` in, ``Response`` or ``Failure`` out), so it can be swapped.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Literal
 
-import httpx
+import aiohttp
 
 from ._version import __version__
 from .config import ClientConfig
@@ -28,82 +36,71 @@ Failover = Literal["retryable", "send_safe"]
 _LOG = logging.getLogger("opencdp")
 
 
-def _failure(exc: httpx.HTTPError) -> Failure:
+def _failure(exc: BaseException) -> Failure:
     name = type(exc).__name__
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
         return Failure(f"{name}: connection not established", maybe_received=False)
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return Failure(f"{name}: no answer in time", maybe_received=True)
     return Failure(f"{name}: {str(exc)[:120]}", maybe_received=True)
 
 
 class Transport:
+    """Sessions are created lazily on the dispatcher's loop (aiohttp binds them to it)."""
+
     def __init__(self, config: ClientConfig, debug: Callable[[str], None] | None = None) -> None:
         self.config = config
         self._debug = debug or _LOG.debug
         self.gateway_hosts = config.cdp_hosts
-        timeout = httpx.Timeout(config.timeout, connect=min(config.timeout, 5.0))
-        verify: str | bool = config.tls_ca_file or True
-        http2 = importlib.util.find_spec("h2") is not None
-        common = {
-            "timeout": timeout,
-            "follow_redirects": False,
-            "verify": verify,
-            "http2": http2,
-            "trust_env": False,
-        }
         agent = f"opencdp-python/{__version__}"
-        self._clients: dict[str, httpx.AsyncClient] = {
-            "gateway": httpx.AsyncClient(
-                headers={
-                    "Authorization": config.cdp_api_key,
-                    "Content-Type": "application/json",
-                    "User-Agent": agent,
-                },
-                limits=httpx.Limits(
-                    max_connections=config.max_concurrent_requests * 2,
-                    max_keepalive_connections=config.max_concurrent_requests * 2,
-                ),
-                **common,  # type: ignore[arg-type]
-            )
+        self._headers: dict[str, dict[str, str]] = {
+            "gateway": {"Authorization": config.cdp_api_key},
         }
         self._bases = {"gateway": self.gateway_hosts[0]}
         cio = config.customer_io
         if cio is not None:
-            self._clients["track"] = httpx.AsyncClient(
-                headers={
-                    "Authorization": basic_auth(cio.site_id, cio.api_key),
-                    "Content-Type": "application/json",
-                    "User-Agent": agent,
-                },
-                limits=httpx.Limits(max_connections=config.max_concurrent_requests),
-                **common,  # type: ignore[arg-type]
-            )
+            self._headers["track"] = {"Authorization": basic_auth(cio.site_id, cio.api_key)}
             self._bases["track"] = cio.track_url
             if cio.app_api_key:
-                self._clients["app"] = httpx.AsyncClient(
-                    headers={
-                        "Authorization": f"Bearer {cio.app_api_key}",
-                        "Content-Type": "application/json",
-                        "User-Agent": agent,
-                    },
-                    **common,  # type: ignore[arg-type]
-                )
+                self._headers["app"] = {"Authorization": f"Bearer {cio.app_api_key}"}
                 self._bases["app"] = cio.app_url
+        for headers in self._headers.values():
+            headers.update({"Content-Type": "application/json", "User-Agent": agent})
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._timeout = aiohttp.ClientTimeout(
+            total=config.timeout, sock_connect=min(config.timeout, 5.0)
+        )
+
+    def _session(self, service: str) -> aiohttp.ClientSession:
+        session = self._sessions.get(service)
+        if session is None:
+            ssl_context: ssl.SSLContext | bool = True
+            if self.config.tls_ca_file:
+                ssl_context = ssl.create_default_context(cafile=self.config.tls_ca_file)
+            limit = self.config.max_concurrent_requests * (2 if service == "gateway" else 1)
+            session = aiohttp.ClientSession(
+                headers=self._headers[service],
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=limit, ssl=ssl_context),
+                trust_env=False,
+                auto_decompress=True,
+            )
+            self._sessions[service] = session
+        return session
 
     async def _once(self, service: str, base: str, request: Request) -> Response | Failure:
-        client = self._clients[service]
         try:
-            response = await client.request(
-                request.method, base + request.path, content=request.body,
-                headers=request.headers or None,
-            )
-        except httpx.HTTPError as exc:
+            async with self._session(service).request(
+                request.method, base + request.path, data=request.body,
+                headers=request.headers or None, allow_redirects=False,
+            ) as response:
+                body = await response.read()
+                return Response(
+                    response.status, body,
+                    {k.lower(): v for k, v in response.headers.items()}, base,
+                )
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             return _failure(exc)
-        return Response(
-            response.status_code, response.content,
-            {k.lower(): v for k, v in response.headers.items()}, base,
-        )
 
     async def send(self, request: Request, failover: Failover = "retryable") -> Response | Failure:
         """One exchange. Gateway requests walk the host list: on a failure or a retryable
@@ -134,5 +131,6 @@ class Transport:
         return result
 
     async def aclose(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()

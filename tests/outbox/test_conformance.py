@@ -241,3 +241,12 @@ def test_a_new_message_is_due_even_for_a_clock_read_before_the_put(outbox: Any) 
     m = msg(destinations=OPENCDP)
     outbox.put(m)
     assert [x.message.id for x in outbox.lease("opencdp", 10, earlier, 30.0)] == [m.id]
+
+
+def test_oldest_pending_age(outbox: Any) -> None:
+    """How long the oldest waiting message has waited; None when nothing waits."""
+    assert outbox.stats(time.time())["opencdp"].oldest_pending_age is None
+    outbox.put(msg(destinations=OPENCDP))
+    age = outbox.stats(time.time() + 10)["opencdp"].oldest_pending_age
+    assert age is not None and 9.5 <= age <= 11
+    assert outbox.stats(time.time())["customerio"].oldest_pending_age is None

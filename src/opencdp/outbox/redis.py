@@ -149,6 +149,27 @@ if #first > 0 then score = first[2] end
 return {out - leased - waiting, idle, score}
 """
 
+_OLDEST = """
+local oldest = ''
+local pel = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1)
+if #pel > 0 then oldest = pel[1][1] end
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local name, ldi
+  for i = 1, #g, 2 do
+    if g[i] == 'name' then name = g[i + 1] end
+    if g[i] == 'last-delivered-id' then ldi = g[i + 1] end
+  end
+  if name == ARGV[1] then
+    local unread = redis.call('XRANGE', KEYS[1], '(' .. ldi, '+', 'COUNT', 1)
+    if #unread > 0 and (oldest == '' or #pel == 0) then oldest = unread[1][1] end
+  end
+end
+local first = redis.call('ZRANGE', KEYS[2], 0, 0)
+local parked = ''
+if #first > 0 then parked = cjson.decode(first[1])[5] end
+return {oldest, parked}
+"""
+
 _TRIM = """
 local function older(a, b)
   local am, as = string.match(a, '(%d+)-(%d+)')
@@ -263,6 +284,7 @@ class RedisOutbox:
         self._remove_dead_script = self._redis.register_script(_REMOVE_DEAD)
         self._next_due_script = self._redis.register_script(_NEXT_DUE)
         self._trim_script = self._redis.register_script(_TRIM)
+        self._oldest_script = self._redis.register_script(_OLDEST)
         self._put_args = {
             bits: [str(bits), *(n for b, n in DESTINATION_NAMES.items() if bits & b)]
             for bits in range(4)
@@ -507,18 +529,27 @@ class RedisOutbox:
         with self._errors():
             counts = {_text(k): int(v) for k, v in self._redis.hgetall(self._counts).items()}
             pipe = self._redis.pipeline(transaction=False)
-            for name in DESTINATION_NAMES.values():
+            for bit, name in DESTINATION_NAMES.items():
                 pipe.xpending(self._stream, name)
-            pending_info = pipe.execute()
+                self._oldest_script(keys=[self._stream, self._delayed[bit]], args=[name],
+                                    client=pipe)
+            replies = pipe.execute()
         out: dict[str, QueueStats] = {}
-        for name, info in zip(DESTINATION_NAMES.values(), pending_info, strict=True):
+        for k, name in enumerate(DESTINATION_NAMES.values()):
+            info, (oldest, parked) = replies[2 * k], replies[2 * k + 1]
             in_flight = int(info.get("pending", 0)) if isinstance(info, dict) else 0
             outstanding = counts.get(f"out:{name}", 0)
+            pending = max(0, outstanding - in_flight)
+            # Approximate: entry ids carry the time the entry was added (or re-added).
+            stamps = [_stream_id(x)[0] / 1000 for x in (oldest, parked) if x]
             out[name] = QueueStats(
-                pending=max(0, outstanding - in_flight),
+                pending=pending,
                 in_flight=in_flight,
                 dead=counts.get(f"dead:{name}", 0),
                 delivered=counts.get(f"delivered:{name}", 0),
+                oldest_pending_age=(
+                    max(0.0, now - min(stamps)) if stamps and (pending or in_flight) else None
+                ),
             )
         return out
 

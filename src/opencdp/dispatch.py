@@ -14,6 +14,7 @@ on. Waits are bounded; the thread is a daemon and is restarted lazily after ``fo
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import os
 import threading
@@ -60,6 +61,13 @@ if hasattr(os, "register_at_fork"):
 
 @dataclass
 class LaneCounters:
+    """Plain counters, read at scrape or health time (nothing is pushed anywhere).
+
+    ``by_kind[outcome][kind]`` counts messages per outcome (``dispatched`` when first
+    leased, ``delivered``, ``retried``, ``dead``); ``latency`` is a cumulative histogram of
+    request seconds over ``LATENCY_BUCKETS`` (the last slot is +Inf).
+    """
+
     requests: int = 0
     delivered: int = 0
     retried: int = 0
@@ -67,6 +75,29 @@ class LaneCounters:
     failures: int = 0
     latency_total: float = 0.0
     statuses: dict[int, int] = field(default_factory=dict)
+    by_kind: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {k: {} for k in ("dispatched", "delivered", "retried", "dead")}
+    )
+    latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+
+    def count(self, outcome: str, items: list[Leased]) -> None:
+        table = self.by_kind[outcome]
+        for item in items:
+            kind = item.message.kind
+            table[kind] = table.get(kind, 0) + 1
+
+    def observe(self, seconds: float) -> None:
+        self.requests += 1
+        self.latency_total += seconds
+        self.latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+
+
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+ExchangeHook = Callable[[str, Request, "Response | Failure", int, int], None]
+"""Called as ``hook(lane, request, result, start_ns, end_ns)`` after every exchange (metrics,
+tracing). Wall-clock nanoseconds. A hook that raises is logged and ignored."""
 
 
 class _Waiter:
@@ -159,6 +190,7 @@ class Lane:
                 items = outbox.lease(self.name, limit, time.time(), engine.lease_seconds)
                 if not items:
                     continue
+                self.counters.count("dispatched", [i for i in items if i.attempt == 0])
                 await self._deliver(engine.inspect(self.name, items))
             except asyncio.CancelledError:
                 raise
@@ -194,6 +226,7 @@ class Lane:
 
     async def _exchange(self, request: Request) -> None:
         started = time.perf_counter()
+        start_ns = time.time_ns()
         probing = self.breaker.state != "CLOSED"
         try:
             result = await self.engine.transport.send(request)
@@ -203,8 +236,12 @@ class Lane:
             self.inflight -= 1
             self.slot.set()
         counters = self.counters
-        counters.requests += 1
-        counters.latency_total += time.perf_counter() - started
+        counters.observe(time.perf_counter() - started)
+        for hook in self.engine.exchange_hooks:
+            try:
+                hook(self.name, request, result, start_ns, time.time_ns())
+            except Exception as exc:
+                self.engine.log.error(f"{self.prefix} OCDP306 exchange hook failed: {exc!r}")
         now = time.time()
         try:
             if isinstance(result, Response):
@@ -251,6 +288,7 @@ class Lane:
         if isinstance(outcome, Delivered):
             outbox.ack(name, [item.message.id for item in items])
             self.counters.delivered += len(items)
+            self.counters.count("delivered", items)
             if engine.log.enabled_debug:
                 describe = gateway.describe if name == "opencdp" else cio.describe
                 for item in items:
@@ -262,6 +300,7 @@ class Lane:
             if outcome.status == 429 and outcome.after:
                 self.bucket.pause(outcome.after)
             again: list[RetryItem] = []
+            retried: list[Leased] = []
             expired: list[Leased] = []
             config = engine.config.retry
             for item in items:
@@ -269,12 +308,14 @@ class Lane:
                 if exhausted(attempt, item.message.created_ms / 1000, now, config):
                     expired.append(item)
                 else:
+                    retried.append(item)
                     again.append(RetryItem(item.message.id,
                                            retry_at(max(attempt, 1), now, config, outcome.after),
                                            outcome.reason, attempt))
             if again:
                 outbox.retry(name, again)
                 self.counters.retried += len(again)
+                self.counters.count("retried", retried)
             if expired:
                 self.apply(Dead(expired, f"retry budget exhausted; last error: {outcome.reason}",
                                 outcome.status))
@@ -284,6 +325,7 @@ class Lane:
             outbox.dead(name, [DeadItem(i.message.id, outcome.reason, outcome.status)
                                for i in items], now)
             self.counters.dead += len(items)
+            self.counters.count("dead", items)
             engine.log.warning_once(
                 f"dead:{name}:{outcome.status}:{outcome.reason[:60]}",
                 f"{self.prefix} OCDP303 dead-lettered {len(items)} message(s): {outcome.reason} "
@@ -325,6 +367,7 @@ class Dispatcher:
         self._inspect = inspect
         self.lease_seconds = max(30.0, config.timeout * 3)
         self.destinations = ["opencdp"] + (["customerio"] if config.customer_io else [])
+        self.exchange_hooks: list[ExchangeHook] = []
         self._waiters: dict[int, _Waiter] = {}
         self._waiters_lock = threading.Lock()
         self._inspected: dict[int, Message | ValidationError] = {}

@@ -146,7 +146,7 @@ if #oldest > 0 then idle = oldest[1][3] end
 local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 local score = ''
 if #first > 0 then score = first[2] end
-return {out - leased - waiting, idle, score}
+return {out - leased - waiting, idle, score, redis.call('HGET', KEYS[4], 'lease:' .. ARGV[1])}
 """
 
 _OLDEST = """
@@ -267,6 +267,7 @@ class RedisOutbox:
         self._stream = f"{tag}:stream"
         self._counts = f"{tag}:counts"
         self._dead = f"{tag}:dead"
+        self._meta = f"{tag}:meta"
         self._delayed = {bit: f"{tag}:delayed:{name}" for bit, name in DESTINATION_NAMES.items()}
         self._closed = False
         try:
@@ -310,9 +311,9 @@ class RedisOutbox:
         self._flusher: threading.Thread | None = None
         self._stop = threading.Event()
         self._claim_cursor = {bit: "0-0" for bit in DESTINATION_NAMES}
-        self._last_claim = {bit: 0.0 for bit in DESTINATION_NAMES}
+        self._next_claim = {bit: 0.0 for bit in DESTINATION_NAMES}  # wall clock
         self._last_trim = time.monotonic()
-        self._lease_seconds = 30.0
+        self._lease_seconds = -1.0  # as last recorded in Redis by this instance
 
     def _reset_after_fork(self) -> None:
         # redis-py's pool notices the new pid and reconnects; the parent's leases and
@@ -395,11 +396,13 @@ class RedisOutbox:
         bit = _bit(destination)
         if self._buffer:
             self._commit_buffer()
-        self._lease_seconds = lease_seconds
         entries: list[tuple[bytes, dict[bytes, bytes]]] = []
         with self._errors():
-            if time.monotonic() - self._last_claim[bit] >= min(_CLAIM_EVERY, lease_seconds):
-                self._last_claim[bit] = time.monotonic()
+            if lease_seconds != self._lease_seconds:
+                self._redis.hset(self._meta, f"lease:{destination}", repr(float(lease_seconds)))
+                self._lease_seconds = lease_seconds
+            if time.time() >= self._next_claim[bit]:
+                self._next_claim[bit] = time.time() + min(_CLAIM_EVERY, lease_seconds)
                 cursor, claimed, *_ = self._redis.xautoclaim(
                     self._stream, destination, self.consumer,
                     min_idle_time=max(1, int(lease_seconds * 1000)),
@@ -507,14 +510,18 @@ class RedisOutbox:
         if self._buffer:
             return now
         with self._errors():
-            fresh, idle, score = self._next_due_script(
-                keys=[self._stream, self._delayed[bit], self._counts], args=[destination]
+            fresh, idle, score, shared_lease = self._next_due_script(
+                keys=[self._stream, self._delayed[bit], self._counts, self._meta],
+                args=[destination],
             )
         if int(fresh) > 0:
             return now
         due: float | None = None
         if int(idle) >= 0:
-            due = now + max(0.0, self._lease_seconds - int(idle) / 1000)
+            # The lease time the queue's lanes use (as last recorded by any of them); an
+            # expired lease is claimed at this instance's next claim, not sooner.
+            lease_seconds = float(shared_lease) if shared_lease else 30.0
+            due = max(now + max(0.0, lease_seconds - int(idle) / 1000), self._next_claim[bit])
         if score:
             at = float(score)
             due = at if due is None else min(due, at)

@@ -8,6 +8,7 @@ import secrets
 import stat
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -222,7 +223,9 @@ def test_sqlite_child_process_after_fork_uses_its_own_connection(tmp_path: Path)
         pytest.skip("no fork on this platform")
     with SQLiteOutbox(tmp_path / "q.db") as box:
         box.put(msg(1, OPENCDP))
-        pid = os.fork()
+        with warnings.catch_warnings():  # 3.12+ warns about forking a threaded process
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             code = 0
             try:

@@ -16,6 +16,8 @@ one cluster slot and the Lua scripts may touch them together):
   as entries for that destination only. ``dead`` acknowledges and appends to ``{P}:dead``.
 - ``{P}:counts`` keeps per-destination counters (outstanding, delivered, dead) updated in
   the same scripts as the state changes, so ``stats`` is exact and costs O(1).
+  ``{P}:meta`` records the lease time the lanes use, so an idle worker knows when a dead
+  one's entries become claimable.
 - The stream is trimmed (``XTRIM MINID``) below the oldest entry any group still needs.
 
 Every state change is one Lua script, so two workers never both act on an entry:

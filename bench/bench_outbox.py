@@ -3,6 +3,7 @@
 Every row is measured in this run, on this machine, so the ratios hold even when the absolute
 figures move with the disk and the neighbours:
 
+  serialise only    dumps_message alone: part of every durable put, not of the bare rows
   sqlite bare       one single-row INSERT committed in WAL, synchronous=NORMAL (the floor)
   sqlite durable    SQLiteOutbox.put, one thread, committed on return     (target >= 50,000/s)
   sqlite 4 threads  the same from four threads (group commit)             (info)
@@ -161,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="opencdp-bench-") as folder:
         for r in range(rounds):
             msgs = messages(count)
+            best(rows, "serialise only", timed(lambda msgs=msgs: [dumps_message(m) for m in msgs],
+                                               count))
             best(rows, "sqlite bare", timed(sqlite_bare(folder, msgs), count))
             for name, options, threads in (
                 ("sqlite durable", {}, 1),

@@ -260,3 +260,29 @@ def test_next_due_does_not_make_a_lane_spin(opener: Callable[..., Any]) -> None:
         empty_when_due += not got
     assert [x.message.id for x in got] == [m.id]
     assert empty_when_due <= 3
+
+
+def test_sqlite_group_commit_commits_queued_callers_together(tmp_path: Path) -> None:
+    """Callers that queue while a commit runs are committed by one transaction, and each
+    returns only after it."""
+    with SQLiteOutbox(tmp_path / "q.db") as box:
+        sent = [msg(i, OPENCDP) for i in range(4)]
+        returned: list[int] = []
+        box._commit_lock.acquire()  # a commit "in progress"
+        threads = [threading.Thread(target=lambda m=m: (box.put(m), returned.append(m.id)))
+                   for m in sent]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(box._batch.rows) < 4 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert len(box._batch.rows) == 4 and returned == []  # all queued, none returned
+        commits: list[int] = []
+        insert = box._insert
+        box._insert = lambda rows: (commits.append(len(rows)), insert(rows))[1]  # type: ignore[method-assign]
+        box._commit_lock.release()
+        for t in threads:
+            t.join(timeout=10)
+        assert sorted(returned) == sorted(m.id for m in sent)
+        assert commits == [4]
+        assert sorted(drain(box, "opencdp")) == sorted(m.id for m in sent)

@@ -161,6 +161,7 @@ class SQLiteOutbox:
             raise ConfigurationError("batch_interval must be > 0 seconds")
         self.path = str(Path(path).expanduser())
         self.durability = durability
+        self._batched = durability == "batched"
         self.durable = True
         self.batch_interval = batch_interval
         self.busy_timeout = busy_timeout
@@ -256,44 +257,68 @@ class SQLiteOutbox:
         if not dests:
             return
         row = (dests, (message.id >> 80) / 1000, _dumps(message))
-        if self.durability == "batched":
+        if self._batched:
             self._buffer.append(row)
             if self._flusher is None:
                 self._start_flusher()
             if len(self._buffer) >= _BATCH_LIMIT:
                 self._commit_buffer()
             return
-        # Group commit: whoever gets the commit lock first commits every row queued so far;
-        # callers whose rows went into that commit find their batch done and return.
+        commit = self._commit_lock
+        if commit.acquire(blocking=False):
+            # Nobody is committing: write this row now, with the rows of any caller that
+            # queued while the last commit ran (they are waiting for the lock).
+            try:
+                waiting = self._batch
+                if not waiting.rows:
+                    self._insert_one(row)
+                    return
+                self._commit(waiting, row)
+            finally:
+                commit.release()
+            if waiting.error is not None:
+                raise waiting.error
+            return
+        # Group commit: queue the row; whoever holds the commit lock next commits every
+        # queued row at once, and the callers whose rows it committed just return.
         with self._batch_lock:
             batch = self._batch
             batch.rows.append(row)
-        with self._commit_lock:
+        with commit:
             if not batch.done:
-                with self._batch_lock:
-                    self._batch = _Batch()
-                try:
-                    self._insert(batch.rows)
-                except OpenCDPError as exc:
-                    batch.error = exc
-                batch.done = True
+                self._commit(batch)
         if batch.error is not None:
             raise batch.error
 
-    def _insert(self, rows: Sequence[_Row]) -> None:
-        if len(rows) > 1:
-            packed = orjson.dumps([f"{d}{body.decode()}" for d, _, body in rows])
-            oldest = min(created for _, created, _ in rows)
-            with self._write() as db:
-                db.execute(_INSERT_MANY, (packed, oldest))
-            return
+    def _commit(self, batch: _Batch, extra: _Row | None = None) -> None:
+        """Commit a batch of queued rows (the commit lock is held)."""
+        with self._batch_lock:
+            self._batch = _Batch()
+            if extra is not None:
+                batch.rows.append(extra)
+        try:
+            self._insert(batch.rows)
+        except OpenCDPError as exc:
+            batch.error = exc
+        batch.done = True
+
+    def _insert_one(self, row: _Row) -> None:
         with self._lock:  # one statement is its own transaction: no BEGIN/COMMIT round trips
             if self._closed:
                 raise OpenCDPError(f"the SQLite outbox {self.path} is closed")
             try:
-                self._db.execute(_INSERT, rows[0])
+                self._db.execute(_INSERT, row)
             except sqlite3.Error as exc:
                 raise _storage_error(exc, self.path) from None
+
+    def _insert(self, rows: Sequence[_Row]) -> None:
+        if len(rows) == 1:
+            self._insert_one(rows[0])
+            return
+        packed = orjson.dumps([f"{d}{body.decode()}" for d, _, body in rows])
+        oldest = min(created for _, created, _ in rows)
+        with self._write() as db:
+            db.execute(_INSERT_MANY, (packed, oldest))
 
     def _commit_buffer(self) -> None:
         """Commit what batched puts have buffered (any thread)."""

@@ -166,7 +166,7 @@ class _Core:
             message = self.guards.inspect(message)
         future = self.engine.expect(message) if self.blocking else None
         self.outbox.put(message)
-        self.engine.notify()
+        self.engine.notify(force=self.blocking)
         return future
 
     def _cio_only(self, operation: str) -> int:

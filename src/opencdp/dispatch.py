@@ -20,6 +20,7 @@ import os
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -46,6 +47,10 @@ Outcomes = dict[str, tuple[bool, str | None, int | None]]
 """Per destination: (delivered, reason, status) once the message is finished there."""
 
 _IDLE_WAIT = 1.0
+_POLL = 0.005
+_HOT_SECONDS = 2.0
+_RECENT_RESPONSES = 10
+_PAUSE_AFTER_429S = 3
 _INSPECTED_MAX = 200_000
 _engines: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
 
@@ -123,8 +128,10 @@ class Lane:
         self.max_inflight = config.max_concurrent_requests
         self.lease_size = 1 if name == "opencdp" else config.batch_size
         self.counters = LaneCounters()
+        self.recent_429: deque[bool] = deque(maxlen=_RECENT_RESPONSES)
         self.inflight = 0
         self.idle = False
+        self.last_work = 0.0
         self._wake_pending = False
         self.wake = asyncio.Event()
         self.slot = asyncio.Event()
@@ -135,8 +142,8 @@ class Lane:
         self._wake_pending = False
         self.wake.set()
 
-    def notify_threadsafe(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.idle and not self._wake_pending:
+    def notify_threadsafe(self, loop: asyncio.AbstractEventLoop, force: bool = False) -> None:
+        if (self.idle or force) and not self._wake_pending:
             self._wake_pending = True
             try:
                 loop.call_soon_threadsafe(self.wake_up)
@@ -173,13 +180,20 @@ class Lane:
                     await self.slot.wait()
                     continue
                 now = time.time()
-                self.idle = True
                 due = outbox.next_due(self.name, now)
                 if due is None or due > now:
-                    await self._sleep(_IDLE_WAIT if due is None else due - now)
+                    if now - self.last_work < _HOT_SECONDS:
+                        # Recently busy: poll, so callers never pay for a wake-up (a
+                        # cross-thread wake is a syscall that hands this thread the GIL).
+                        await self._sleep(_POLL if due is None else min(due - now, _POLL))
+                        continue
+                    self.idle = True
+                    due = outbox.next_due(self.name, time.time())
+                    if due is None or due > now:
+                        await self._sleep(_IDLE_WAIT if due is None else due - now)
                     self.idle = False
                     continue
-                self.idle = False
+                self.last_work = now
                 wait = self.bucket.take()
                 if wait > 0:
                     await asyncio.sleep(wait)
@@ -267,6 +281,7 @@ class Lane:
 
     def _breaker_record(self, result: Response) -> None:
         status = result.status
+        self.recent_429.append(status == 429)
         if status == 429:
             self.breaker.record_success()  # the service is up; the bucket handles the pace
         elif status >= 500 or status == 408:
@@ -297,8 +312,13 @@ class Lane:
             return
         if isinstance(outcome, Retry):
             now = time.time()
-            if outcome.status == 429 and outcome.after:
-                self.bucket.pause(outcome.after)
+            if outcome.status == 429:
+                # 429s keep the retry budget: the message is not at fault. A sporadic 429
+                # delays only its own messages (by Retry-After); when 429s cluster the
+                # destination is saturated and the whole lane pauses.
+                probing = True
+                if outcome.after and sum(self.recent_429) >= _PAUSE_AFTER_429S:
+                    self.bucket.pause(outcome.after)
             again: list[RetryItem] = []
             retried: list[Leased] = []
             expired: list[Leased] = []
@@ -365,7 +385,7 @@ class Dispatcher:
         self.outbox = outbox
         self.log = log
         self._inspect = inspect
-        self.lease_seconds = max(30.0, config.timeout * 3)
+        self.lease_seconds = max(1.0, config.timeout * 3)
         self.destinations = ["opencdp"] + (["customerio"] if config.customer_io else [])
         self.exchange_hooks: list[ExchangeHook] = []
         self._waiters: dict[int, _Waiter] = {}
@@ -435,15 +455,16 @@ class Dispatcher:
         self._started = False
         self.start()
 
-    def notify(self) -> None:
-        """Called after every put: wakes idle lanes (cheap when they are busy)."""
+    def notify(self, force: bool = False) -> None:
+        """Called after every put: wakes lanes in deep sleep (free while they are busy or
+        polling). ``force`` wakes them anyway, for a caller that is about to wait."""
         if self._forked:
             self._restart_after_fork()
         loop = self.loop
         if loop is None:
             return
         for lane in self._lane_list:
-            lane.notify_threadsafe(loop)
+            lane.notify_threadsafe(loop, force)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run a coroutine on the engine's loop from another thread and wait for it."""
@@ -536,7 +557,7 @@ class Dispatcher:
 
     def flush(self, timeout: float) -> bool:
         deadline = time.monotonic() + max(0.0, timeout)
-        self.notify()
+        self.notify(force=True)
         delay = 0.001
         while not self.settled():
             remaining = deadline - time.monotonic()

@@ -1,0 +1,10 @@
+"""Durability tests import the chaos harness from bench/ (the repository root is on sys.path)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))

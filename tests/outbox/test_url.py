@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from opencdp.errors import ConfigurationError
+from opencdp.errors import ConfigurationError, OpenCDPError
 from opencdp.message import Message, new_ulid
 from opencdp.outbox.memory import MemoryOutbox
 from opencdp.outbox.sqlite import SQLiteOutbox
@@ -64,8 +65,9 @@ def test_sqlite_relative_and_absolute(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_redis(redis_url: str) -> None:
     from opencdp.outbox.redis import RedisOutbox
 
-    box = open_outbox(redis_url + "?prefix=urltest", **DEFAULTS)
+    box = open_outbox(redis_url + "?prefix=urltest&timeout=0.5", **DEFAULTS)
     assert isinstance(box, RedisOutbox) and box.prefix == "urltest" and box.durable
+    assert box._socket_timeout == 0.5
     box.close()
 
 
@@ -81,6 +83,7 @@ def test_redis(redis_url: str) -> None:
         ("redis://", "names no Redis host"),
         ("redis://127.0.0.1:6379/zero", "database number"),
         ("redis://127.0.0.1:notaport/0", "bad port"),
+        ("redis://127.0.0.1:6379/0?timeout=-1", "timeout must be"),
     ],
 )
 def test_bad_urls_are_named(url: str, match: str) -> None:
@@ -100,3 +103,16 @@ def test_passwords_never_appear_in_errors() -> None:
 def test_bad_durability() -> None:
     with pytest.raises(ConfigurationError, match="durability"):
         open_outbox("memory", **{**DEFAULTS, "durability": "eventually"})
+
+
+def test_unreachable_redis_fails_within_the_timeout() -> None:
+    """A Redis that is not there is a clear error after the URL's timeout, not a hang."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, not listening: connections are refused
+        start = time.monotonic()
+        with pytest.raises(OpenCDPError, match="Redis outbox failed"):
+            open_outbox(f"redis://127.0.0.1:{port}/0?timeout=0.5", **DEFAULTS)
+        assert time.monotonic() - start < 5

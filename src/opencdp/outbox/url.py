@@ -7,6 +7,8 @@ Accepted forms::
     sqlite:///relative/or/absolute.db   durable, one host (``sqlite:////abs/path.db`` also works)
     redis://[:password@]host:port/db    durable, shared (``rediss://`` for TLS)
     redis://host:port/db?prefix=myapp   keys under ``{myapp}:`` instead of ``{opencdp}:``
+    redis://host:port/db?timeout=0.5    connect/read timeout in seconds (default 5): how long
+                                        a call can wait on an unreachable Redis
 
 The Redis module is imported only for ``redis://`` URLs, so the base install needs no Redis
 client. Error messages name the URL with its password replaced by ``***``.
@@ -137,7 +139,15 @@ def open_outbox(
                 "a redis:// queue needs the redis package: pip install 'opencdp[redis]'"
             ) from exc
         parts = urlsplit(url)
-        options = _options(parts.query, {"prefix"}, url)
+        options = _options(parts.query, {"prefix", "timeout"}, url)
+        try:
+            timeout = float(options.get("timeout") or 5.0)
+            if not timeout > 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigurationError(
+                f"queue URL {safe_url(url)!r}: timeout must be a positive number of seconds"
+            ) from None
         if scheme != "unix" and not parts.hostname:
             raise ConfigurationError(f"queue URL {safe_url(url)!r} names no Redis host")
         if scheme != "unix" and parts.path not in ("", "/") and not parts.path[1:].isdigit():
@@ -152,7 +162,7 @@ def open_outbox(
         try:
             return RedisOutbox(
                 clean, prefix=options.get("prefix") or "opencdp", durability=durability,
-                logger=log,
+                socket_timeout=timeout, logger=log,
             )
         except ConfigurationError as exc:
             raise ConfigurationError(f"queue URL {safe_url(url)!r}: {exc}") from None

@@ -115,6 +115,12 @@ def test_replay_then_purge(queue_url: str) -> None:
     assert json.loads(run("list", "--queue", queue_url, "--json").output) == []
 
 
+def test_a_missing_sqlite_file_is_not_created(tmp_path: Path) -> None:
+    result = run("stats", "--queue", f"sqlite:///{tmp_path / 'typo.db'}")
+    assert result.exit_code == 1 and "no queue file" in result.output
+    assert not (tmp_path / "typo.db").exists()
+
+
 def test_memory_and_bad_urls_are_usage_errors() -> None:
     result = run("stats", "--queue", "memory")
     assert result.exit_code == 2 and "inside the application's process" in result.output

@@ -15,6 +15,7 @@ apply to them.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ import orjson
 from ..errors import ConfigurationError, OpenCDPError
 from ..message import DESTINATION_BITS, parse_ulid
 from .base import DeadLetter, Outbox
-from .url import open_outbox, safe_url
+from .url import _sqlite_path, open_outbox, safe_url
 
 __all__ = ["parse_since", "queue"]
 
@@ -85,6 +86,13 @@ def _opened(url: str) -> Iterator[Outbox]:
             "the memory queue lives inside the application's process; only a durable queue "
             "(sqlite:///... or redis://...) can be inspected from here"
         )
+    if url.strip().lower().startswith("sqlite:"):
+        try:
+            path = _sqlite_path(url.strip())
+        except ConfigurationError as exc:
+            raise click.UsageError(str(exc)) from None
+        if not os.path.exists(path):
+            raise click.ClickException(f"no queue file at {path}")
     try:
         box = open_outbox(url, max_queue_size=1, queue_full="drop_oldest",
                           queue_full_timeout=0.0, durability="durable")

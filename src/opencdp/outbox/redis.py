@@ -238,8 +238,9 @@ class RedisOutbox:
 
     ``url`` is a ``redis://`` or ``rediss://`` URL (password and TLS as redis-py reads
     them); ``prefix`` namespaces the keys, so several apps can share one database.
-    ``durability="batched"`` pipelines puts from a background thread every
-    ``batch_interval`` seconds: a SIGKILL can lose the calls of the last interval.
+    ``durability="batched"`` sends buffered puts (one script call per thousand) from a
+    background thread every ``batch_interval`` seconds: a SIGKILL can lose the calls of the
+    last interval.
     """
 
     def __init__(

@@ -28,8 +28,10 @@ from .validate import (
     check_event_name,
     check_id,
     check_obj,
+    check_relationships,
     check_str,
     check_timestamp,
+    check_v1_relationships,
     require,
 )
 
@@ -49,6 +51,24 @@ V1_METRICS: Final = ("sent", "delivered", "opened", "clicked", "converted", "bou
                      "dropped", "spammed", "failed", "undeliverable", "deferred")
 _EMPTY: Final = b"{}"
 _JSON: Final = [(b"content-type", b"application/json")]
+
+
+# Event data keys the spec declares, with their types, per event type.
+DECLARED: Final[dict[str, dict[str, type]]] = {
+    "event": {"recipient": str, "from_address": str, "reply_to": str},
+    "page": {"path": str, "referrer": str, "search": str, "title": str, "url": str,
+             "keywords": list, "recipient": str, "from_address": str, "reply_to": str},
+    "screen": {"recipient": str, "from_address": str, "reply_to": str},
+}
+DECLARED_KEYS: Final = frozenset(k for keys in DECLARED.values() for k in keys)
+
+
+def _check_declared(data: dict[str, Any], etype: str, field: str) -> None:
+    for key, kind in DECLARED.get(etype, DECLARED["event"]).items():
+        value = data.get(key)
+        if value is not None and type(value) is not kind:
+            raise Reject(400, "invalid_type", f"{field}.{key} must be a "
+                         f"{'list' if kind is list else 'string'}", f"{field}.{key}")
 
 
 def auth_hint(authorization: str | None, *, site_id: str, track_key: str, app_key: str,
@@ -280,6 +300,8 @@ class TrackAPI:
     def _v1_identify(self, st: ServiceStore, ident: str, req: Request) -> Response:
         body = req.json()
         attrs = check_attributes({} if body is None else body, "")
+        if attrs.get("cio_relationships") is not None:
+            check_v1_relationships(attrs["cio_relationships"])
         if attrs.get("_update") is True and self._v1_person(st, ident) is None:
             st.ignore("update_only_no_person")
             return 200, _EMPTY, _JSON
@@ -317,6 +339,8 @@ class TrackAPI:
             data = {}
         else:
             check_obj(data, "data")
+            if not DECLARED_KEYS.isdisjoint(data):
+                _check_declared(data, etype, "data")
         return name, eid, ts, data, etype
 
     def _dedup(self, st: ServiceStore, eid: str | None) -> bool:
@@ -405,14 +429,26 @@ class TrackAPI:
         st.merge(primary, secondary)
 
     def _v1_metric(self, st: ServiceStore, req: Request, key: str) -> Response:
+        """``/metrics`` needs a delivery id and a metric; the legacy ``/push/events`` declares
+        no required field (its spec sample is ``{}``), so an incomplete one is acknowledged
+        and ignored."""
         body = check_obj(req.json(), "body")
-        check_str(require(body, "delivery_id"), "delivery_id")
-        metric = require(body, key)
-        allowed = V1_METRICS if key == "metric" else ("opened", "converted", "delivered")
-        if metric not in allowed:
-            raise Reject(400, "invalid_enum", f"{key} must be one of {', '.join(allowed)}", key)
+        legacy = key == "event"
+        for name in ("delivery_id", "device_id", "recipient", "reason", "href"):
+            if body.get(name) is not None:
+                check_str(body[name], name)
         if body.get("timestamp") is not None:
             check_timestamp(body["timestamp"], "timestamp")
+        allowed = V1_METRICS if not legacy else ("opened", "converted", "delivered")
+        metric = body.get(key)
+        if metric is not None and metric not in allowed:
+            raise Reject(400, "invalid_enum", f"{key} must be one of {', '.join(allowed)}", key)
+        if body.get("delivery_id") is None or metric is None:
+            if legacy:
+                st.ignore("incomplete_metric")
+                return self._ok(st)
+            require(body, "delivery_id")
+            require(body, key)
         st.deliveries.append(body)
         return self._ok(st)
 
@@ -430,8 +466,11 @@ class TrackAPI:
 
     def _unsubscribe(self, st: ServiceStore, req: Request) -> Response:
         body = check_obj(req.json(), "body")
-        if body.get("unsubscribe") is not True and body.get("unsubscribe") is not False:
+        if "unsubscribe" in body and type(body["unsubscribe"]) is not bool:
             raise Reject(400, "invalid_type", "unsubscribe must be a boolean", "unsubscribe")
+        if "unsubscribe" not in body:
+            st.ignore("incomplete_unsubscribe")
+            return self._ok(st)
         seg = req.split(len("/unsubscribe/"))
         st.deliveries.append({"delivery_id": seg[0] if seg else "", "metric": "unsubscribed",
                               "unsubscribe": body["unsubscribe"]})
@@ -485,6 +524,8 @@ class TrackAPI:
             raise Reject(400, "invalid_type", "an operation must be an object")
         typ = op.get("type")
         action = op.get("action")
+        if type(action) is not str and action is not None:
+            raise Reject(400, "invalid_type", "action must be a string", "action")
         if typ == "person":
             if action == "merge":
                 pk, pv = _ident(op.get("primary"), "primary", MERGE_IDS)
@@ -514,9 +555,8 @@ class TrackAPI:
         if ts is not None:
             check_timestamp(ts, "timestamp")
         rel = op.get("cio_relationships")
-        if rel is not None and type(rel) is not list:
-            raise Reject(400, "invalid_type", "cio_relationships must be a list",
-                         "cio_relationships")
+        if rel is not None:
+            check_relationships(rel, "cio_relationships")
         person = st.find(kind, value)
         if person is None:
             if attrs.get("_update") is True:
@@ -544,6 +584,8 @@ class TrackAPI:
             data = {}
         elif type(data) is not dict:
             raise Reject(400, "invalid_type", "attributes must be an object", "attributes")
+        elif not DECLARED_KEYS.isdisjoint(data):
+            _check_declared(data, op["action"], "attributes")
         person = st.find(kind, value) or st.create(kind, value)
         if eid is not None:
             if eid in st.event_ids:
@@ -591,6 +633,7 @@ class TrackAPI:
         if type(rel) is not list or not rel:
             raise Reject(400, "missing_field", "cio_relationships must be a non-empty list",
                          "cio_relationships")
+        check_relationships(rel, "cio_relationships")
         person = st.find(kind, value) or st.create(kind, value)
         rels = person.attributes.setdefault("cio_relationships", [])
         if op["action"] == "add_relationships":
@@ -628,9 +671,7 @@ class TrackAPI:
                     op.get("anonymous_id"), "anonymous_id")})
         rel = op.get("cio_relationships")
         if rel is not None:
-            if type(rel) is not list:
-                raise Reject(400, "invalid_type", "cio_relationships must be a list",
-                             "cio_relationships")
+            check_relationships(rel, "cio_relationships")
             if action == "delete_relationships":
                 obj["relationships"] = [r for r in obj["relationships"] if r not in rel]
             else:

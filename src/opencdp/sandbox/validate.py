@@ -23,8 +23,10 @@ __all__ = [
     "check_event_name",
     "check_id",
     "check_obj",
+    "check_relationships",
     "check_str",
     "check_timestamp",
+    "check_v1_relationships",
     "join",
     "require",
 ]
@@ -135,13 +137,69 @@ def check_attributes(attrs: Any, field: str) -> dict[str, Any]:
             raise Reject(400, "limit_exceeded",
                          f"attribute {key!r} is longer than {MAX_ATTR_VALUE} bytes",
                          join(field, key))
+    if not RESERVED_ATTRS.isdisjoint(attrs):
+        _check_reserved(attrs, field)
+    return attrs
+
+
+RESERVED_ATTRS: Final = frozenset({*TIMESTAMP_ATTRS, "_update", "email", "anonymous_id",
+                                   "unsubscribed", "cio_subscription_preferences"})
+
+
+def _check_reserved(attrs: dict[str, Any], field: str) -> None:
+    """The attributes the Track spec declares, each with its declared type."""
     for name in TIMESTAMP_ATTRS:
-        if name in attrs and attrs[name] is not None:
+        if attrs.get(name) is not None:
             check_timestamp(attrs[name], join(field, name))
     upd = attrs.get("_update")
     if upd is not None and type(upd) is not bool:
         raise Reject(400, "invalid_type", "_update must be a boolean", join(field, "_update"))
-    email = attrs.get("email")
-    if email is not None and type(email) is not str:
-        raise Reject(400, "invalid_type", "email must be a string", join(field, "email"))
-    return attrs
+    for name in ("email", "anonymous_id"):
+        value = attrs.get(name)
+        if value is not None and type(value) is not str:
+            raise Reject(400, "invalid_type", f"{name} must be a string", join(field, name))
+    unsub = attrs.get("unsubscribed")
+    if unsub is not None and type(unsub) not in (bool, str, int):
+        # The docs also accept "true"/"1"/1 in any case, so strings and ints pass.
+        raise Reject(400, "invalid_type", "unsubscribed must be a boolean",
+                     join(field, "unsubscribed"))
+    prefs = attrs.get("cio_subscription_preferences")
+    if prefs is not None:
+        name = join(field, "cio_subscription_preferences")
+        if type(prefs) is not dict:
+            raise Reject(400, "invalid_type", f"{name} must be an object", name)
+        topics = prefs.get("topics")
+        if topics is not None and (type(topics) is not dict or any(
+                type(v) is not bool for v in topics.values())):
+            raise Reject(400, "invalid_type", f"{name}.topics must map topic_<id> to booleans",
+                         f"{name}.topics")
+
+
+def check_v1_relationships(value: Any) -> None:
+    """v1 identify's ``cio_relationships``: ``{"action", "relationships": [...]}``."""
+    if type(value) is not dict:
+        raise Reject(400, "invalid_type", "cio_relationships must be an object",
+                     "cio_relationships")
+    action = value.get("action")
+    if action is not None and action not in ("add_relationships", "delete_relationships"):
+        raise Reject(400, "invalid_enum", "cio_relationships.action must be add_relationships "
+                     "or delete_relationships", "cio_relationships.action")
+    rels = value.get("relationships")
+    if rels is not None:
+        check_relationships(rels, "cio_relationships.relationships")
+
+
+def check_relationships(value: Any, field: str) -> list[Any]:
+    if type(value) is not list or any(type(r) is not dict for r in value):
+        raise Reject(400, "invalid_type", f"{field} must be a list of objects", field)
+    for i, rel in enumerate(value):
+        ids = rel.get("identifiers")
+        if ids is not None and type(ids) is not dict:
+            raise Reject(400, "invalid_type", f"{field}[{i}].identifiers must be an object",
+                         f"{field}.identifiers")
+        attrs = rel.get("relationship_attributes")
+        if attrs is not None and type(attrs) is not dict:
+            raise Reject(400, "invalid_type",
+                         f"{field}[{i}].relationship_attributes must be an object",
+                         f"{field}.relationship_attributes")
+    return value

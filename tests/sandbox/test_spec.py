@@ -279,7 +279,8 @@ def test_every_operation_has_spec_examples() -> None:
 @pytest.mark.parametrize(("key", "index"), VALID, ids=[f"{k}-{i}" for k, i in VALID])
 def test_sandbox_accepts_what_the_spec_allows(track: httpx.Client, app_api: httpx.Client,
                                               key: str, index: int) -> None:
-    _prepare(track)
+    if key in ("merge", "entity", "batch"):
+        _prepare(track)
     body = examples(key)[index]
     r = _send(track, app_api, key, body)
     assert r.status_code == 200, (body, r.text)
@@ -289,7 +290,8 @@ def test_sandbox_accepts_what_the_spec_allows(track: httpx.Client, app_api: http
                          ids=[f"{k}-{i}: {invalid_examples(k)[i][0]}" for k, i in INVALID])
 def test_sandbox_refuses_what_the_spec_forbids(track: httpx.Client, app_api: httpx.Client,
                                                key: str, index: int) -> None:
-    _prepare(track)
+    if key in ("merge", "entity", "batch"):
+        _prepare(track)
     _, _, body = invalid_examples(key)[index]
     r = _send(track, app_api, key, body)
     if key == "batch":

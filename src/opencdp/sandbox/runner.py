@@ -106,7 +106,14 @@ class SandboxServer:
                 return bool(await super().on_tick(counter))
 
             async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+                # Idle keep-alive connections are dropped at once: a TLS close waits for the
+                # peer's close_notify, and a pooled client that is not reading never sends it.
                 app.release()
+                for conn in list(self.server_state.connections):
+                    cycle = getattr(conn, "cycle", None)
+                    transport = getattr(conn, "transport", None)
+                    if transport is not None and (cycle is None or cycle.response_complete):
+                        transport.abort()
                 await super().shutdown(sockets)
 
         self.server = _Server(uv_config)

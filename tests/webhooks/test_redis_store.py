@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
 import socket
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -17,35 +12,6 @@ import redis
 from opencdp.webhooks import RedisReplayStore, ReplayStore, WebhookHandler
 
 from .support import KEY, payload, signed, wait_until
-
-_HELPER = Path(__file__).resolve().parents[1] / "redis_server.py"
-
-
-def _helper() -> Any:
-    module = sys.modules.get("opencdp_tests_redis_server")
-    if module is None:
-        spec = importlib.util.spec_from_file_location("opencdp_tests_redis_server", _HELPER)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    helper = _helper()
-    try:
-        server = helper.running_redis()
-        url = server.__enter__()
-    except helper.RedisUnavailable as exc:
-        if helper.in_ci():
-            pytest.fail(f"CI=true but no redis-server could be had: {exc}")
-        pytest.skip(f"Redis tests need a redis-server: {exc}")
-    try:
-        yield url
-    finally:
-        server.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -225,3 +225,12 @@ def test_faults_merge_clear_and_reset_to_start_up() -> None:
 def test_admin_api_is_never_faulted(sandbox: Any) -> None:
     sandbox.set_faults({"opencdp": {"down": True}, "customerio": {"reset_rate": 1.0}})
     assert sandbox.stats()["customerio"]["requests"] == 0
+
+
+def test_outage_shorthand_replaces_and_outages_combine(sandbox: Any) -> None:
+    sandbox.set_faults({"opencdp": {"down_from": 100, "down_for": 10}})
+    sandbox.set_faults({"opencdp": {"down_from": 200, "down_for": 10}})
+    assert len(sandbox.faults()["opencdp"]["outages"]) == 1
+    sandbox.set_faults({"opencdp": {"outages": [{"start": 1, "end": 2}], "down_from": 5,
+                                    "down_for": 5}})
+    assert len(sandbox.faults()["opencdp"]["outages"]) == 2

@@ -43,7 +43,7 @@ class Outage:
 
 def _rate(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ConfigurationError(f"faults: {name} must be a number from 0 to 1", )
+        raise ConfigurationError(f"faults: {name} must be a number from 0 to 1")
     return float(value)
 
 
@@ -157,9 +157,11 @@ class FaultSettings:
                 raise ConfigurationError("faults: outages must be a list")
             values["outages"] = tuple(_outage(o, now) for o in raw["outages"])
         if "down_from" in raw or "down_for" in raw:
+            # The shorthand replaces earlier outages unless ``outages`` comes with it.
             extra = _outage({"down_from": raw.get("down_from", 0),
                              "down_for": raw.get("down_for")}, now)
-            values["outages"] = (*values.get("outages", ()), extra)
+            kept = values.get("outages", ()) if "outages" in raw else ()
+            values["outages"] = (*kept, extra)
         if "rate_limit_rps" in raw:
             rps = raw["rate_limit_rps"]
             values["rate_limit_rps"] = None if rps is None else _nonneg(rps, "rate_limit_rps")

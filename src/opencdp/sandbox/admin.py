@@ -19,7 +19,7 @@ from ..errors import ConfigurationError
 from .config import SERVICES
 from .http import Reject, Request, Response, json_response
 from .state import State
-from .store import Person, ServiceStore
+from .store import Person, ServiceStore, event_id
 
 __all__ = ["ADMIN_PREFIX", "AdminAPI", "diff_people"]
 
@@ -69,8 +69,8 @@ def diff_people(cdp: Person | None, cio: Person | None) -> dict[str, Any]:
         "different": {k: {"opencdp": a[k], "customerio": b[k]}
                       for k in a.keys() & b.keys() if a[k] != b[k]},
     }
-    ea = {e[1] or f"{e[0]}@{e[2]}": e[0] for e in (cdp.events if cdp else [])}
-    eb = {e[1] or f"{e[0]}@{e[2]}": e[0] for e in (cio.events if cio else [])}
+    ea = {event_id(e[1]) or f"{e[0]}@{e[2]}": e[0] for e in (cdp.events if cdp else [])}
+    eb = {event_id(e[1]) or f"{e[0]}@{e[2]}": e[0] for e in (cio.events if cio else [])}
     events = {
         "only_opencdp": [{"id": k, "name": v} for k, v in ea.items() if k not in eb],
         "only_customerio": [{"id": k, "name": v} for k, v in eb.items() if k not in ea],

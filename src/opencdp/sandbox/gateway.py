@@ -235,7 +235,7 @@ class GatewayAPI:
             raise Reject(400, "limit_exceeded", "eventName must be at most 255 characters",
                          "eventName")
         props = _properties(body)
-        eid = req.idempotency_key or ulid_str(new_ulid())
+        eid: str | int = req.idempotency_key or new_ulid()  # text made on inspection
         st.get_or_create("id", ident).events.append(
             (name.strip(), eid, int(time.time()), props, "event"))
         st.events += 1

@@ -11,9 +11,15 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-__all__ = ["Person", "ServiceStore", "Store"]
+from ..message import ulid_str
 
-Event = tuple[str, str, int, Any, str]  # name, id, timestamp, data, type
+__all__ = ["Person", "ServiceStore", "Store", "event_id"]
+
+Event = tuple[str, "str | int", int, Any, str]  # name, id (text, or a ULID int), ts, data, type
+
+
+def event_id(value: str | int) -> str:
+    return value if isinstance(value, str) else ulid_str(value)
 
 
 class Person:
@@ -39,7 +45,7 @@ class Person:
             "cio_id": self.cio_id,
             "attributes": self.attributes,
             "events": [
-                {"name": n, "id": i, "timestamp": ts, "data": d, "type": t}
+                {"name": n, "id": event_id(i), "timestamp": ts, "data": d, "type": t}
                 for n, i, ts, d, t in self.events
             ],
             "devices": list(self.devices.values()),

@@ -29,6 +29,9 @@ from .errors import (
     ClientClosedError,
     ConfigurationError,
     DeliveryError,
+    OpenCDPError,
+    OutboxError,
+    QueueFullError,
     SendError,
     TransportError,
     ValidationError,
@@ -125,7 +128,8 @@ class _Core:
         self.blocking = config.delivery == "blocking"
         self.closed = False
         # The hot path of background calls: no blocking, no strict inspection, not closed.
-        self.fast = not (self.blocking or config.strict)
+        self.fast = not (self.blocking or config.strict or self.outbox.durable)
+        self.intake_failures = 0
         self._put = self.outbox.put
         self._notify = self.engine.notify
         self._close_lock = threading.Lock()
@@ -165,7 +169,19 @@ class _Core:
         if self.blocking or self.config.strict:
             message = self.guards.inspect(message)
         future = self.engine.expect(message) if self.blocking else None
-        self.outbox.put(message)
+        try:
+            self.outbox.put(message)
+        except OutboxError as exc:
+            self.engine.forget(message)
+            self.intake_failures += 1
+            self.log.warning_once(
+                f"intake:{type(exc).__name__}",
+                f"[CDP] OCDP307 could not queue a {message.kind} message: {exc} (further "
+                "failures are counted in client.health(), not logged)",
+            )
+            if isinstance(exc, QueueFullError) or self.config.fail_on_exception:
+                raise
+            return None
         self.engine.notify(force=self.blocking)
         return future
 
@@ -396,7 +412,10 @@ class _Core:
                 self.log.warning(f"[CDP] OCDP302 closed with {count} undelivered message(s) in "
                                  "the memory queue; they are lost. Use a durable queue "
                                  "(sqlite:/// or redis://) to keep them across restarts.")
-        self.outbox.close()
+        try:
+            self.outbox.close()
+        except OpenCDPError as exc:
+            self.log.error(f"[CDP] OCDP307 closing the outbox failed: {exc}")
         return drained
 
 

@@ -29,7 +29,7 @@ from .config import ClientConfig
 from .destinations import customerio as cio
 from .destinations import opencdp as gateway
 from .destinations.base import Dead, Delivered, Failure, Outcome, Request, Response, Retry, Split
-from .errors import ValidationError
+from .errors import OpenCDPError, ValidationError
 from .guards import explain_unauthorized
 from .logs import Log
 from .message import DESTINATION_NAMES, Message
@@ -209,8 +209,11 @@ class Lane:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                engine.log.error(f"{self.prefix} OCDP306 internal error in the delivery lane: "
-                                 f"{type(exc).__name__}: {exc}")
+                engine.log.error_once(
+                    f"lane:{self.name}:{type(exc).__name__}",
+                    f"{self.prefix} OCDP306 error in the delivery lane (logged once per kind; "
+                    f"the lane keeps trying): {type(exc).__name__}: {exc}",
+                )
                 await asyncio.sleep(0.5)
 
     async def _deliver(self, items: list[Leased]) -> None:
@@ -528,6 +531,11 @@ class Dispatcher:
             self._waiters[message.id] = waiter
         return waiter.future
 
+    def forget(self, message: Message) -> None:
+        """Drop interest in a message that never made it into the outbox."""
+        with self._waiters_lock:
+            self._waiters.pop(message.id, None)
+
     def finished(
         self, lane: str, items: list[Leased], ok: bool, reason: str | None, status: int | None
     ) -> None:
@@ -559,13 +567,18 @@ class Dispatcher:
         deadline = time.monotonic() + max(0.0, timeout)
         self.notify(force=True)
         delay = 0.001
-        while not self.settled():
+        while True:
+            try:
+                if self.settled():
+                    return True
+            except OpenCDPError as exc:
+                self.log.error(f"[CDP] OCDP307 cannot read the outbox: {exc}")
+                return False
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, 0.05)
-        return True
 
     def stop(self, timeout: float) -> None:
         """Stop the loop (cancelling what is still in flight) and join the thread."""

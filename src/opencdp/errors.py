@@ -6,7 +6,8 @@ needs ``except OpenCDPError``::
     OpenCDPError
     ├── ConfigurationError        bad options or environment variables (raised at construction)
     ├── ValidationError           bad input to a call; ``.field`` names the offending field
-    ├── QueueFullError            the outbox is full and its policy is ``block`` with a timeout
+    ├── OutboxError               the outbox could not store a message (disk, Redis down)
+    │   └── QueueFullError        the outbox is full and its policy is ``block`` with a timeout
     ├── ClientClosedError         a call after ``close()``
     └── DeliveryError             a blocking call whose OpenCDP write failed (``fail_on_exception``)
         ├── SendError             a transactional send was refused or failed
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigurationError",
     "DeliveryError",
     "OpenCDPError",
+    "OutboxError",
     "QueueFullError",
     "SendError",
     "TransportError",
@@ -49,7 +51,11 @@ class ValidationError(OpenCDPError, ValueError):
         self.code = code
 
 
-class QueueFullError(OpenCDPError):
+class OutboxError(OpenCDPError):
+    """The outbox could not store a message; it was not queued."""
+
+
+class QueueFullError(OutboxError):
     """The outbox stayed full for the whole ``block`` timeout."""
 
 

@@ -49,12 +49,23 @@ class Log:
         self._call(self._error, message)
 
     def warning_once(self, key: str, message: str) -> bool:
-        with self._lock:
-            if key in self._once:
-                return False
-            self._once.add(key)
+        if not self._first(key):
+            return False
         self.warning(message)
         return True
+
+    def error_once(self, key: str, message: str) -> bool:
+        if not self._first(key):
+            return False
+        self.error(message)
+        return True
+
+    def _first(self, key: str) -> bool:
+        with self._lock:
+            if key in self._once or len(self._once) >= 10_000:
+                return False
+            self._once.add(key)
+            return True
 
     @staticmethod
     def _call(method: Callable[[str], Any], message: str) -> None:

@@ -92,7 +92,6 @@ class Message(NamedTuple):
 
 _ALPHABET: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE: Final = {c: i for i, c in enumerate(_ALPHABET)}
-_SHIFTS: Final = tuple(range(125, -1, -5))
 _MASK80: Final = (1 << 80) - 1
 
 
@@ -121,9 +120,14 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reseed)
 
 
+_PAIRS: Final = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
+_PAIR_SHIFTS: Final = tuple(range(120, -1, -10))
+
+
 def ulid_str(value: int) -> str:
-    """Encode a 128-bit ULID integer as its 26-character Crockford base32 text."""
-    return "".join([_ALPHABET[(value >> s) & 31] for s in _SHIFTS])
+    """Encode a 128-bit ULID integer as its 26-character Crockford base32 text (two
+    characters per lookup: it is on the durable outboxes' per-call path)."""
+    return "".join([_PAIRS[(value >> s) & 1023] for s in _PAIR_SHIFTS])
 
 
 def parse_ulid(text: str) -> int:

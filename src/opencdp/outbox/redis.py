@@ -48,7 +48,7 @@ import orjson
 import redis
 import redis.exceptions
 
-from ..errors import ConfigurationError, OpenCDPError
+from ..errors import ConfigurationError, OpenCDPError, OutboxError
 from ..message import (
     DESTINATION_BITS,
     DESTINATION_NAMES,
@@ -326,11 +326,11 @@ class RedisOutbox:
     @contextlib.contextmanager
     def _errors(self) -> Any:
         if self._closed:
-            raise OpenCDPError("the Redis outbox is closed")
+            raise OutboxError("the Redis outbox is closed")
         try:
             yield
         except redis.exceptions.RedisError as exc:
-            raise OpenCDPError(f"the Redis outbox failed: {type(exc).__name__}: {exc}") from None
+            raise OutboxError(f"the Redis outbox failed: {type(exc).__name__}: {exc}") from None
 
     # caller's thread -------------------------------------------------------------------
     def put(self, message: Message) -> None:

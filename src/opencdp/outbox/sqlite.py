@@ -45,7 +45,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import ConfigurationError, OpenCDPError, QueueFullError
+from ..errors import ConfigurationError, OpenCDPError, OutboxError, QueueFullError
 from ..message import (
     DESTINATION_BITS,
     DESTINATION_NAMES,
@@ -123,7 +123,7 @@ def _storage_error(exc: sqlite3.Error, path: str) -> OpenCDPError:
     text = str(exc)
     if "full" in text.lower():
         return QueueFullError(f"the SQLite outbox {path} is full: {text}")
-    return OpenCDPError(f"the SQLite outbox {path} failed: {text}")
+    return OutboxError(f"the SQLite outbox {path} failed: {text}")
 
 
 class _Batch:
@@ -235,7 +235,7 @@ class SQLiteOutbox:
         """One write transaction on the shared connection."""
         with self._lock:
             if self._closed:
-                raise OpenCDPError(f"the SQLite outbox {self.path} is closed")
+                raise OutboxError(f"the SQLite outbox {self.path} is closed")
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
@@ -305,7 +305,7 @@ class SQLiteOutbox:
     def _insert_one(self, row: _Row) -> None:
         with self._lock:  # one statement is its own transaction: no BEGIN/COMMIT round trips
             if self._closed:
-                raise OpenCDPError(f"the SQLite outbox {self.path} is closed")
+                raise OutboxError(f"the SQLite outbox {self.path} is closed")
             try:
                 self._db.execute(_INSERT, row)
             except sqlite3.Error as exc:

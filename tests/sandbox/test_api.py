@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -87,3 +88,18 @@ def test_stop_is_idempotent_and_repr_hides_keys() -> None:
     sb.stop()
     sb.stop()
     assert sb.urls == {}
+
+
+def test_unknown_service_raises(sandbox: Any) -> None:
+    with pytest.raises(ConfigurationError):
+        sandbox.person("segment", "1")
+
+
+def test_oversized_bodies_are_refused_without_buffering_them_all(sandbox: Any) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(30):
+            yield b"x" * (1024 * 1024)
+
+    r = httpx.post(f"{sandbox.track_url}/api/v2/batch", content=chunks(),
+                   auth=("sandbox-site", "sandbox-track-key"))
+    assert r.status_code == 413

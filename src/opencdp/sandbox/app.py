@@ -14,7 +14,7 @@ from .app_api import AppAPI
 from .config import SandboxConfig
 from .faults import FaultMiddleware
 from .gateway import GATEWAY_PREFIX, GatewayAPI
-from .http import Receive, Request, Scope, Send, json_response, read_body, send_response
+from .http import Receive, Reject, Request, Scope, Send, json_response, read_body, send_response
 from .state import State
 from .track import TrackAPI
 
@@ -58,7 +58,11 @@ class SandboxApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.state
         path: str = scope["path"]
-        req = Request(scope, await read_body(receive))
+        try:
+            req = Request(scope, await read_body(receive))
+        except Reject as r:
+            await send_response(send, json_response(r.status, {"message": r.message}))
+            return
         if not state.urls:
             self._learn_urls(scope)
         if path.startswith("/gateway/"):

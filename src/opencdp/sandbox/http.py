@@ -84,15 +84,23 @@ def json_response(status: int, payload: Any, headers: list[tuple[bytes, bytes]] 
     return status, orjson.dumps(payload), [_JSON, *(headers or ())]
 
 
+MAX_BODY = 20 * 1024 * 1024  # far above every documented limit; bounds the sandbox's memory
+
+
 async def read_body(receive: Receive) -> bytes:
     message = await receive()
     body: bytes = message.get("body", b"")
     if not message.get("more_body"):
         return body
     chunks = [body]
+    size = len(body)
     while message.get("more_body"):
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise Reject(413, "too_large", f"request bodies are limited to {MAX_BODY} bytes")
+        chunks.append(chunk)
     return b"".join(chunks)
 
 

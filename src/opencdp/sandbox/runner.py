@@ -28,7 +28,7 @@ import httpx
 
 from ..errors import ConfigurationError, OpenCDPError
 from .app import create_app, urls_for
-from .config import SandboxConfig
+from .config import SERVICES, SandboxConfig
 from .faults import FaultMiddleware
 from .tls import TLSFiles, make_tls_files
 
@@ -301,6 +301,8 @@ class Sandbox:
 
     def person(self, service: str, id: str) -> dict[str, Any] | None:
         """One stored person (by id, email, ``cio_`` id or phone), or None."""
+        if service not in SERVICES:
+            raise ConfigurationError(f"unknown service {service!r}; use opencdp or customerio")
         resp = self._admin("GET", f"/people/{quote(service, safe='')}/{quote(str(id), safe='')}")
         if resp.status_code == 404:
             return None

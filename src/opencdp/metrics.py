@@ -33,6 +33,7 @@ opencdp_idempotency_suppressed_total           counter
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,8 @@ _OUTCOMES = (
     ("dead", "messages_dead_lettered", "Messages moved to the dead-letter store."),
 )
 _DEST = ["destination"]
+
+logger = logging.getLogger("opencdp.metrics")
 
 
 def _families() -> dict[str, Any]:
@@ -139,10 +142,18 @@ class OpenCDPCollector(Collector):
         return list(_families().values())
 
     def collect(self) -> Iterable[Metric]:
-        health: Health = self._core.health()
-        lanes = self._core.engine.lanes
+        health: Health | None
+        try:
+            health = self._core.health()
+        except Exception as exc:
+            # The counters still go out; the queue gauges need the outbox. Type only: a
+            # storage error's text can carry a credential.
+            logger.error("opencdp metrics: health snapshot failed: %s", type(exc).__name__)
+            health = None
+        engine = self._core.engine
+        lanes = engine.lanes
         families = _families()
-        for name, dest in health.destinations.items():
+        for name in engine.destinations:
             labels = [name]
             lane = lanes.get(name)
             if lane is not None:
@@ -157,6 +168,9 @@ class OpenCDPCollector(Collector):
                 families["latency"].add_metric(
                     labels, list(_cumulative(list(counters.latency))), counters.latency_total)
                 families["throttled"].add_metric(labels, lane.bucket.throttled)
+            dest = health.destinations.get(name) if health is not None else None
+            if dest is None:
+                continue
             for reason, value in sorted(dest.dropped.items()):
                 families["dropped"].add_metric([name, reason], value)
             families["circuit"].add_metric(labels, CIRCUIT_STATES.get(dest.circuit_state, 2))
@@ -168,9 +182,10 @@ class OpenCDPCollector(Collector):
             paused = dest.rate_limit.get("paused_for", 0.0)
             families["paused"].add_metric(labels, float(paused)
                                           if isinstance(paused, (int, float)) else 0.0)
-        for code, value in sorted(health.guards.items()):
-            families["guards"].add_metric([code], value)
-        families["idempotency"].add_metric([], health.idempotency_suppressed)
+        if health is not None:
+            for code, value in sorted(health.guards.items()):
+                families["guards"].add_metric([code], value)
+            families["idempotency"].add_metric([], health.idempotency_suppressed)
         return list(families.values())
 
 

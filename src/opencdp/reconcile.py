@@ -316,14 +316,15 @@ class _AdminURL:
                 f"sandbox admin URL {url!r} must be http(s)://host:port/_sandbox")
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        # No proxies from the environment: the sandbox is on loopback.
+        self._opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
 
     def _get(self, path: str) -> Any:
         url = f"{self.url}{path}"
         try:
-            # The scheme was checked to be http(s) above.
-            with urllib.request.urlopen(  # noqa: S310
-                    url, timeout=self.timeout, context=self._context) as response:
+            with self._opener.open(url, timeout=self.timeout) as response:
                 return orjson.loads(response.read())
         except (OSError, ValueError) as exc:
             raise OpenCDPError(f"sandbox admin GET {url}: {exc}") from None
@@ -480,6 +481,8 @@ def _reconcile(
     if core is not None:
         outbox = core.outbox
         sources.append("client")
+        if queue is not None:
+            notes.append("the client's own queue was read; queue= was ignored")
     elif isinstance(queue, str):
         outbox = opened = _open_queue(queue)
         sources.append("queue")

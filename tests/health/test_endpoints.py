@@ -178,7 +178,8 @@ def test_only_configured_destinations_are_served(sandbox: Any, serve: Serve) -> 
         single.close(timeout=2)
 
 
-def test_failing_source_is_503_without_its_message(serve: Serve) -> None:
+def test_failing_source_is_503_without_its_message(serve: Serve,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
     def broken() -> Health:
         raise RuntimeError("redis://:hunter2-password@10.0.0.1 refused")
 
@@ -188,6 +189,8 @@ def test_failing_source_is_503_without_its_message(serve: Serve) -> None:
         assert response.json() == {"status": "unknown",
                                    "error": "health snapshot failed: RuntimeError"}
         assert "hunter2" not in response.text
+    assert "health snapshot failed: RuntimeError" in caplog.text
+    assert "hunter2" not in caplog.text
 
 
 def test_failure_reasons_are_redacted(client: Client, serve: Serve) -> None:

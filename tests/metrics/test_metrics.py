@@ -134,3 +134,23 @@ def test_registering_reads_nothing_until_a_scrape(make_client: Callable[..., Cli
 def test_collector_needs_a_client() -> None:
     with pytest.raises(ConfigurationError, match="Client or AsyncClient"):
         OpenCDPCollector(object())  # type: ignore[arg-type]
+
+
+def test_a_failing_snapshot_still_exports_the_counters(
+        make_client: Callable[..., Client], registry: CollectorRegistry, scrape: Scrape,
+        caplog: pytest.LogCaptureFixture) -> None:
+    client = make_client()
+    register(client, registry)
+    client.identify("user_1", {"plan": "pro"})
+    assert client.flush(timeout=10)
+
+    def broken() -> Any:
+        raise RuntimeError("redis://:hunter2-password@10.0.0.1 refused")
+
+    client._core.health = broken  # type: ignore[method-assign]
+    samples = scrape()
+    assert value(samples, "opencdp_messages_delivered_total", destination="opencdp",
+                 kind="identify") == 1
+    assert ("opencdp_queue_pending", (("destination", "opencdp"),)) not in samples
+    assert "health snapshot failed: RuntimeError" in caplog.text
+    assert "hunter2" not in caplog.text

@@ -42,7 +42,7 @@ from .logs import Log
 from .message import CUSTOMERIO, OPENCDP, Message, new_ulid, parse_ulid
 from .outbox.base import DeadLetter, Outbox
 from .outbox.memory import MemoryOutbox
-from .policies.idempotency import IdempotencyGuard, content_key
+from .policies.idempotency import IdempotencyGuard, SharedIdempotencyGuard, content_key
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -116,7 +116,13 @@ class _Core:
             self._report,
         )
         self.outbox = _open_outbox(config, self.log)
-        self.idempotency = IdempotencyGuard(ttl=config.idempotency_ttl)
+        shared = getattr(self.outbox, "shared_state", None)
+        if callable(shared):
+            redis_client, prefix = shared()
+            self.idempotency: IdempotencyGuard = SharedIdempotencyGuard(
+                redis_client, f"{prefix}idem:", ttl=config.idempotency_ttl)
+        else:
+            self.idempotency = IdempotencyGuard(ttl=config.idempotency_ttl)
         self.engine = Dispatcher(
             config,
             self.outbox,

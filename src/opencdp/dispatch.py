@@ -35,7 +35,7 @@ from .logs import Log
 from .message import DESTINATION_NAMES, Message
 from .outbox.base import DeadItem, Leased, Outbox, RetryItem
 from .policies.breaker import CircuitBreaker, State
-from .policies.ratelimit import TokenBucket
+from .policies.ratelimit import SharedTokenBucket, TokenBucket
 from .policies.retry import exhausted, retry_at
 from .transport import Transport
 
@@ -124,7 +124,13 @@ class Lane:
         self.prefix = "[CDP]" if name == "opencdp" else "[Customer.io]"
         self.breaker = CircuitBreaker(config.breaker, on_change=self._breaker_changed)
         rate = config.rate_limits.opencdp if name == "opencdp" else config.rate_limits.customerio
-        self.bucket = TokenBucket(rate)
+        shared = getattr(engine.outbox, "shared_state", None)
+        if callable(shared) and rate is not None:
+            redis_client, prefix = shared()
+            self.bucket: TokenBucket = SharedTokenBucket(redis_client, f"{prefix}rate:{name}",
+                                                         rate)
+        else:
+            self.bucket = TokenBucket(rate)
         self.max_inflight = config.max_concurrent_requests
         self.lease_size = 1 if name == "opencdp" else config.batch_size
         self.counters = LaneCounters()

@@ -39,13 +39,15 @@ def run_worker(config: ClientConfig, stop: threading.Event, drain_timeout: float
 @click.option("--cdp-endpoint", default=None, help="OpenCDP gateway base URL.")
 @click.option("--track-url", default=None, help="Customer.io Track API base URL override.")
 @click.option("--app-url", default=None, help="Customer.io App API base URL override.")
+@click.option("--timeout", "timeout", default=10.0, show_default=True,
+              help="HTTP timeout in seconds (a lease lasts three times this).")
 @click.option("--drain-timeout", default=10.0, show_default=True,
               help="Seconds to drain on SIGTERM/SIGINT.")
 @click.option("--debug", is_flag=True, help="Log every delivery.")
 def worker(queue: str, cdp_endpoint: str | None, track_url: str | None, app_url: str | None,
-           drain_timeout: float, debug: bool) -> None:
+           timeout: float, drain_timeout: float, debug: bool) -> None:
     """Deliver messages from a shared outbox until SIGTERM/SIGINT."""
-    overrides: dict[str, Any] = {"queue": queue, "debug": debug}
+    overrides: dict[str, Any] = {"queue": queue, "debug": debug, "timeout": timeout}
     if cdp_endpoint:
         overrides["cdp_endpoint"] = cdp_endpoint
         overrides["cdp_fallback_endpoints"] = []

@@ -306,6 +306,11 @@ class RedisOutbox:
     def __repr__(self) -> str:
         return f"RedisOutbox(prefix={self.prefix!r}, durability={self.durability!r})"
 
+    def shared_state(self) -> tuple[Any, str]:
+        """The connection and key prefix other per-destination state can share (the rate
+        limit buckets and the idempotency guard), so every process sees the same."""
+        return self._redis, "{" + self.prefix + "}:"
+
     def _init_state(self) -> None:
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._inflight: dict[int, dict[int, _InFlight]] = {bit: {} for bit in DESTINATION_NAMES}

@@ -56,3 +56,27 @@ class IdempotencyGuard:
             while len(self._seen) > self.max_entries:
                 self._seen.popitem(last=False)
             return True
+
+
+class SharedIdempotencyGuard(IdempotencyGuard):
+    """The same guard kept in Redis (``SET key NX PX ttl``), so a retried job on another
+    worker is recognised too. Falls back to this process's memory if Redis fails."""
+
+    def __init__(self, redis_client: Any, prefix: str, ttl: float = 300.0,
+                 max_entries: int = 100_000) -> None:
+        super().__init__(ttl, max_entries)
+        self._redis = redis_client
+        self.prefix = prefix
+        self.fallbacks = 0
+
+    def first(self, key: str) -> bool:
+        try:
+            stored = self._redis.set(self.prefix + key, b"1", nx=True,
+                                     px=max(1, int(self.ttl * 1000)))
+        except Exception:  # redis down: remember locally instead
+            self.fallbacks += 1
+            return super().first(key)
+        if not stored:
+            with self._lock:
+                self.suppressed += 1
+        return bool(stored)

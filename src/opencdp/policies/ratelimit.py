@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["TokenBucket"]
+__all__ = ["SharedTokenBucket", "TokenBucket"]
 
 
 class TokenBucket:
@@ -52,3 +53,67 @@ class TokenBucket:
             "paused_for": round(max(0.0, self.paused_until - now), 3),
             "throttled": self.throttled,
         }
+
+
+_SHARED_TAKE = """
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'stamp', 'paused')
+local rate = tonumber(ARGV[1])
+local cap = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local tokens = tonumber(b[1]) or cap
+local stamp = tonumber(b[2]) or now
+local paused = tonumber(b[3]) or 0
+if now < paused then return tostring(paused - now) end
+tokens = math.min(cap, tokens + math.max(0, now - stamp) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
+redis.call('EXPIRE', KEYS[1], 3600)
+return tostring(wait)
+"""
+_SHARED_PAUSE = """
+local until_ = tonumber(ARGV[1])
+local paused = tonumber(redis.call('HGET', KEYS[1], 'paused')) or 0
+if until_ > paused then redis.call('HSET', KEYS[1], 'paused', tostring(until_)) end
+redis.call('EXPIRE', KEYS[1], 3600)
+return 1
+"""
+
+
+class SharedTokenBucket(TokenBucket):
+    """The same bucket kept in Redis, so every process delivering to a destination shares one
+    budget (a pool of workers stays under Customer.io's 100 requests/s together).
+
+    Wall-clock time is used, since the processes may be on different hosts. If Redis fails,
+    the bucket falls back to this process's local state until it answers again.
+    """
+
+    def __init__(self, redis_client: Any, key: str, rate: float | None,
+                 burst: float | None = None) -> None:
+        super().__init__(rate, burst, clock=time.time)
+        self._redis = redis_client
+        self.key = key
+        self._take = redis_client.register_script(_SHARED_TAKE)
+        self._pause = redis_client.register_script(_SHARED_PAUSE)
+        self.fallbacks = 0
+
+    def pause(self, seconds: float) -> None:
+        super().pause(seconds)
+        try:
+            self._pause(keys=[self.key], args=[repr(time.time() + seconds)])
+        except Exception:  # redis down: the local pause still holds
+            self.fallbacks += 1
+
+    def take(self) -> float:
+        if self.rate is None:
+            return super().take()
+        try:
+            wait = float(self._take(keys=[self.key],
+                                    args=[repr(self.rate), repr(self.capacity),
+                                          repr(time.time())]))
+        except Exception:
+            self.fallbacks += 1
+            return super().take()
+        if wait > 0:
+            self.throttled += 1
+        return wait

@@ -69,8 +69,8 @@ class LaneCounters:
     """Plain counters, read at scrape or health time (nothing is pushed anywhere).
 
     ``by_kind[outcome][kind]`` counts messages per outcome (``dispatched`` when first
-    leased, ``delivered``, ``retried``, ``dead``); ``latency`` is a cumulative histogram of
-    request seconds over ``LATENCY_BUCKETS`` (the last slot is +Inf).
+    leased, ``delivered``, ``retried``, ``dead``); ``latency`` counts requests per bucket of
+    ``LATENCY_BUCKETS`` (not cumulative; the last slot is above the largest bound).
     """
 
     requests: int = 0
@@ -188,6 +188,10 @@ class Lane:
                 now = time.time()
                 due = outbox.next_due(self.name, now)
                 if due is None or due > now:
+                    if self.breaker.state == "HALF_OPEN" and not self.inflight:
+                        # Nothing to deliver: probe, so health recovers without traffic.
+                        self._start(self._probe())
+                        continue
                     if now - self.last_work < _HOT_SECONDS:
                         # Recently busy: poll, so callers never pay for a wake-up (a
                         # cross-thread wake is a syscall that hands this thread the GIL).
@@ -239,6 +243,11 @@ class Lane:
                     await asyncio.sleep(wait)
                     wait = self.bucket.take()
             self._start(request)
+
+    def _probe(self) -> Request:
+        if self.name == "opencdp":
+            return Request("gateway", "GET", gateway.PING_PATH, None, [])
+        return Request("track", "GET", "/api/v1/accounts/region", None, [])
 
     def _start(self, request: Request) -> None:
         self.breaker.before_request()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 import pytest
 
 from opencdp import ClientClosedError, CustomerIO, TransportError
+from opencdp.config import RetryConfig
 
 
 def closed_port_url() -> str:
@@ -111,3 +113,18 @@ def test_close_is_idempotent_and_final(make: Any, sandbox: Any) -> None:
     assert sandbox.person("opencdp", "u1") is not None
     with pytest.raises(ClientClosedError):
         client.track("u1", "signed_up")
+
+
+def test_breaker_closes_after_an_outage_without_new_traffic(make: Any, sandbox: Any) -> None:
+    sandbox.set_faults({"customerio": {"down": True, "down_status": 500}})
+    client = make(retry=RetryConfig(base_delay=0.01, max_delay=0.02, max_attempts=50))
+    for i in range(6):
+        client.track("idle_user", "page_viewed", {"i": i})
+        client.flush(timeout=0.3)
+    assert client.health().destinations["customerio"].circuit_state != "CLOSED"
+    sandbox.set_faults({"customerio": {"down": False}})
+    assert client.flush(timeout=10)
+    deadline = time.monotonic() + 10
+    while client.health().destinations["customerio"].circuit_state != "CLOSED":
+        assert time.monotonic() < deadline, "idle probes should close the breaker"
+        time.sleep(0.05)

@@ -41,7 +41,7 @@ def test_an_unreachable_redis_is_a_named_error_at_construction(make: Any) -> Non
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(OutboxError, match="Connection refused|connecting"):
+    with pytest.raises(OutboxError, match=r"Connection refused|connecting"):
         make(queue=f"redis://127.0.0.1:{port}/0?timeout=0.2")
 
 

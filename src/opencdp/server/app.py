@@ -33,6 +33,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ..client import Client
+from ..errors import OpenCDPError
 from ..health import Health, health_asgi_app
 from .auth import KeyCheck
 from .config import ServerConfig
@@ -85,7 +86,7 @@ class Relay:
         try:
             module = importlib.import_module("opencdp.metrics")
             self._collector = module.OpenCDPCollector
-        except (ImportError, AttributeError):
+        except (ImportError, AttributeError, OpenCDPError):
             self.metrics_problem = "this opencdp install has no metrics collector"
             return
         self.registry = CollectorRegistry()

@@ -516,7 +516,7 @@ class Dispatcher:
                 ) < _INSPECTED_MAX:
                     self._inspected[message.id] = result
             if isinstance(result, ValidationError):
-                self.lanes[lane].apply(Dead([item], f"{result.code or 'OCDP100'}: {result}"))
+                self.lanes[lane].apply(Dead([item], f"{result.code or 'OCDP150'}: {result}"))
                 continue
             if result is not message:
                 item.message = result

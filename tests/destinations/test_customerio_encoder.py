@@ -65,7 +65,7 @@ def test_batches_are_cut_below_the_size_limit_and_big_ops_refused() -> None:
     assert sum(len(r.items) for r in requests) == 60
     assert len(requests) >= 3
     assert [d.items for d in refused] == [[huge]]
-    assert "OCDP140" in refused[0].reason
+    assert "OCDP308" in refused[0].reason
 
 
 def test_207_dead_letters_only_the_named_ops() -> None:

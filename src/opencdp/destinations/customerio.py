@@ -129,7 +129,7 @@ def encode(
             continue
         raw = orjson.dumps(op, option=_OPTS)
         if len(raw) > MAX_OP_BYTES:
-            refused.append(Dead([item], f"OCDP140: operation is {len(raw)} bytes; "
+            refused.append(Dead([item], f"OCDP308: operation is {len(raw)} bytes; "
                                         f"Customer.io takes at most {MAX_OP_BYTES}"))
             continue
         if parts and size + len(raw) + 1 > max_batch_bytes:

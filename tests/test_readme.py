@@ -21,7 +21,7 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 def test_generated_code_tables_are_current() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "update_readme.py"),
-                             "--check"], capture_output=True, text=True)
+                             "--check"], check=False, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
 

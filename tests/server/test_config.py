@@ -101,3 +101,15 @@ def test_from_env_overrides_win_and_missing_keys_are_named() -> None:
     assert (config.api_keys, config.port, config.host) == (("k",), 0, "::1")
     with pytest.raises(ConfigurationError, match="OPENCDP_RELAY_PORT"):
         ServerConfig.from_env({**env, "OPENCDP_RELAY_PORT": "http"}, api_keys=["k"])
+
+
+def test_tls_files_are_checked(tmp_path: Any) -> None:
+    with pytest.raises(ConfigurationError, match="tls_key_file needs tls_cert_file"):
+        ServerConfig(api_keys=["k"], client=CLIENT, tls_key_file=str(tmp_path))
+    with pytest.raises(ConfigurationError, match="not a readable file"):
+        ServerConfig(api_keys=["k"], client=CLIENT, tls_cert_file=str(tmp_path / "none.pem"))
+    cert = tmp_path / "cert.pem"
+    cert.write_text("-")
+    config = ServerConfig(api_keys=["k"], client=CLIENT, tls_cert_file=str(cert))
+    assert config.scheme == "https"
+    assert ServerConfig(api_keys=["k"], client=CLIENT).scheme == "http"

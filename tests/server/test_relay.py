@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -405,3 +406,18 @@ def test_a_relay_that_cannot_open_its_queue_does_not_start(
     config = server_config(sandbox, tmp_path, queue="nosuch://queue")
     with pytest.raises(OpenCDPError, match=r"did not start.*nosuch"):
         RelayServer(config).start(timeout=10)
+
+
+def test_the_relay_serves_https_when_given_a_certificate(
+    start_relay: StartRelay, tmp_path: Path
+) -> None:
+    from opencdp.sandbox.tls import make_tls_files
+
+    files = make_tls_files(str(tmp_path))
+    relay = start_relay(tls_cert_file=files.cert_file)
+    assert relay.url.startswith("https://127.0.0.1:")
+    trust = ssl.create_default_context(cafile=files.ca_file)
+    with httpx.Client(base_url=str(relay.urls["gateway"]), verify=trust,
+                      trust_env=False, timeout=10.0) as http:
+        assert http.get("/v1/health/ping", headers={"Authorization": RELAY_KEY}
+                        ).status_code == 200

@@ -111,14 +111,16 @@ def _json_error(status: int, message: str, headers: dict[str, str] | None = None
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    status = exc.status_code if isinstance(exc, HTTPException) else 500
-    if status == 404:
+    if not isinstance(exc, HTTPException):
+        # The type only: a storage error's text can carry a connection URL.
+        logger.error("relay: %s %s failed: %s", request.method, request.url.path,
+                     type(exc).__name__, exc_info=exc)
+        return _json_error(500, f"internal error ({type(exc).__name__})")
+    if exc.status_code == 404:
         return _json_error(404, f"Cannot {request.method} {request.url.path}")
-    if status == 405:
-        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
-        return _json_error(405, f"{request.method} is not allowed here", headers)
-    detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
-    return _json_error(status, str(detail))
+    if exc.status_code == 405:
+        return _json_error(405, f"{request.method} is not allowed here", dict(exc.headers or {}))
+    return _json_error(exc.status_code, str(exc.detail))
 
 
 def create_app(config: ServerConfig) -> Starlette:
@@ -171,7 +173,7 @@ def create_app(config: ServerConfig) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, Exception: _http_error},
     )
     app.state.relay = relay
     return app

@@ -26,7 +26,8 @@ __all__ = ["serve"]
 
 def _config(queue: str, host: str, port: int, cdp_endpoints: tuple[str, ...],
             track_url: str | None, app_url: str | None, max_body_bytes: int,
-            drain_timeout: float, debug: bool) -> ServerConfig:
+            drain_timeout: float, debug: bool, tls_cert: str | None,
+            tls_key: str | None) -> ServerConfig:
     from ..config import ClientConfig
 
     client_overrides: dict[str, Any] = {"debug": debug}
@@ -40,7 +41,8 @@ def _config(queue: str, host: str, port: int, cdp_endpoints: tuple[str, ...],
             cio.site_id, cio.api_key, region=cio.region, app_api_key=cio.app_api_key,
             track_url=track_url or cio.track_url, app_url=app_url or cio.app_url))
     return ServerConfig.from_env(client=client, queue=queue, host=host, port=port,
-                                 max_body_bytes=max_body_bytes, drain_timeout=drain_timeout)
+                                 max_body_bytes=max_body_bytes, drain_timeout=drain_timeout,
+                                 tls_cert_file=tls_cert, tls_key_file=tls_key)
 
 
 @click.command()
@@ -59,19 +61,23 @@ def _config(queue: str, host: str, port: int, cdp_endpoints: tuple[str, ...],
               help="Largest request body accepted (413 above).")
 @click.option("--drain-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds to finish requests and deliver the queue on SIGTERM/SIGINT.")
+@click.option("--tls-cert", default=None, metavar="PEM",
+              help="Serve https with this certificate chain (and key, unless --tls-key).")
+@click.option("--tls-key", default=None, metavar="PEM", help="Private key for --tls-cert.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               help="Server log level (stderr).")
 @click.option("--debug", is_flag=True, help="Log every delivery.")
 def serve(queue: str, host: str, port: int, cdp_endpoints: tuple[str, ...],
           track_url: str | None, app_url: str | None, max_body_bytes: int,
-          drain_timeout: float, log_level: str, debug: bool) -> None:
+          drain_timeout: float, tls_cert: str | None, tls_key: str | None, log_level: str,
+          debug: bool) -> None:
     """Serve the OpenCDP gateway API and deliver what arrives with dual-write and a durable
     queue. Accepted keys: OPENCDP_RELAY_KEYS (comma-separated); upstream credentials:
     CDP_API_KEY and CUSTOMERIO_*; webhooks: CUSTOMERIO_WEBHOOK_SIGNING_KEY."""
     try:
         config = _config(queue, host, port, cdp_endpoints, track_url, app_url, max_body_bytes,
-                         drain_timeout, debug)
+                         drain_timeout, debug, tls_cert, tls_key)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None
     holder: list[RelayServer] = []

@@ -55,7 +55,9 @@ class ServerConfig:
     takes them); they are not the upstream key, which is ``client.cdp_api_key``. ``queue`` is
     the delivering client's outbox URL and replaces ``client.queue``. ``host`` stays on
     loopback unless set. ``drain_timeout`` bounds both the wait for requests in flight and the
-    client's final flush at shutdown.
+    client's final flush at shutdown. ``tls_cert_file`` (a PEM chain, with the private key unless
+    ``tls_key_file`` is given) serves https: callers' keys cross the network in a header, so
+    serve TLS (here or in a proxy in front) whenever the relay listens beyond loopback.
     """
 
     api_keys: tuple[str, ...]
@@ -66,6 +68,8 @@ class ServerConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     webhook_signing_key: str | None = field(default=None)
     drain_timeout: float = 10.0
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_keys", _keys(self.api_keys))
@@ -90,6 +94,16 @@ class ServerConfig:
             raise ConfigurationError("webhook_signing_key must be a non-empty string or None")
         if not self.drain_timeout > 0:
             raise ConfigurationError("drain_timeout must be > 0 seconds")
+        if self.tls_key_file is not None and self.tls_cert_file is None:
+            raise ConfigurationError("tls_key_file needs tls_cert_file")
+        for name in ("tls_cert_file", "tls_key_file"):
+            path = getattr(self, name)
+            if path is not None and not os.path.isfile(path):
+                raise ConfigurationError(f"{name} {path!r} is not a readable file")
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert_file else "http"
 
     def __repr__(self) -> str:
         keys = ", ".join(redact(k) for k in self.api_keys)
@@ -97,7 +111,7 @@ class ServerConfig:
             f"ServerConfig(api_keys=[{keys}], client={self.client!r}, queue={_safe(self.queue)!r}, "
             f"host={self.host!r}, port={self.port}, max_body_bytes={self.max_body_bytes}, "
             f"webhook_signing_key={redact(self.webhook_signing_key)}, "
-            f"drain_timeout={self.drain_timeout:g})"
+            f"drain_timeout={self.drain_timeout:g}, tls={self.tls_cert_file is not None})"
         )
 
     def client_config(self) -> ClientConfig:

@@ -61,8 +61,12 @@ class RelayServer:
             ) from None
         self.port: int = self.sock.getsockname()[1]
         host = f"[{config.host}]" if ":" in config.host else config.host
-        self.url = f"http://{host}:{self.port}"
-        self.app = create_app(config)
+        self.url = f"{config.scheme}://{host}:{self.port}"
+        try:
+            self.app = create_app(config)
+        except BaseException:
+            self.sock.close()
+            raise
         self.relay: Relay = self.app.state.relay
         loop, http = _uvicorn_choice()
         uv_config = uvicorn.Config(
@@ -71,6 +75,7 @@ class RelayServer:
             log_config=None if quiet_logging else uvicorn.config.LOGGING_CONFIG,
             timeout_graceful_shutdown=max(1, round(config.drain_timeout)),
             server_header=False, ws="none",
+            ssl_certfile=config.tls_cert_file, ssl_keyfile=config.tls_key_file,
         )
         self.started = threading.Event()
 
@@ -125,15 +130,18 @@ class RelayServer:
 
         Raises ``OpenCDPError`` when the app could not start (e.g. the queue cannot be opened).
         """
+        code: object = None
         try:
             self.server.run(sockets=[self.sock])
-        except SystemExit:
-            pass
+        except SystemExit as exc:  # uvicorn's way of saying the app could not start
+            code = exc.code
         finally:
             self.close()
         error = self.relay.startup_error
         if error is not None:
             raise OpenCDPError(f"the relay did not start: {error}") from error
+        if code not in (None, 0):
+            raise OpenCDPError(f"the relay stopped (uvicorn exit status {code})")
 
     def start(self, timeout: float = 20.0) -> RelayServer:
         if self._thread is not None:

@@ -194,14 +194,34 @@ def is_plain(value: Any) -> bool:
 
 
 def clean(value: Any, path: str, reporter: Reporter, time_names: bool = False) -> Any:
-    """``normalise``, with a fast path for data that is already plain JSON."""
-    if not is_plain(value):
-        return normalise(value, path, reporter, time_names)
-    if time_names and value.__class__ is dict:
-        for key, item in value.items():
-            if item.__class__ in (int, float) and item >= _MS_FLOOR and is_time_attribute(key):
-                return normalise(value, path, reporter, time_names)
-    return value
+    """``normalise``, with a fast path for data that is already plain JSON.
+
+    The common case, a flat dict of scalars, is checked in one pass (plain keys and values,
+    and no millisecond number under a time-like name); anything else takes the full walk.
+    """
+    if value.__class__ is not dict:
+        return value if is_plain(value) else normalise(value, path, reporter, time_names)
+    for key, item in value.items():
+        cls = item.__class__
+        if key.__class__ is not str:
+            break
+        if cls is str or cls is bool or item is None:
+            continue
+        if cls is float:
+            if item - item != 0.0:
+                break
+        elif cls is int:
+            if not _INT_MIN <= item <= _INT_MAX:
+                break
+        elif is_plain(item):
+            continue
+        else:
+            break
+        if time_names and item >= _MS_FLOOR and is_time_attribute(key):
+            break
+    else:
+        return value
+    return normalise(value, path, reporter, time_names)
 
 
 def normalise(value: Any, path: str, reporter: Reporter, time_names: bool = False) -> Any:

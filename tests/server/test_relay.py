@@ -243,8 +243,10 @@ def test_an_upstream_refusal_is_passed_through_and_not_retried(
 def test_a_send_with_no_answer_is_504_and_reached_the_gateway_once(
     start_relay: StartRelay, sandbox: Any
 ) -> None:
-    relay = start_relay(client={"timeout": 0.5,
-                                "cdp_fallback_endpoints": [sandbox.opencdp_url + "/"]})
+    # A second host name for the same gateway: a resend on failover would be stored twice.
+    fallback = sandbox.opencdp_url.replace("127.0.0.1", "localhost")
+    relay = start_relay(client={"timeout": 0.5, "cdp_fallback_endpoints": [fallback]})
+    assert len(_client(relay).config.cdp_hosts) == 2
     sandbox.set_faults({"opencdp": {"hang_rate": 1.0}})
     with _http(relay, Authorization=RELAY_KEY) as http:
         answer = http.post("/v1/send/email", json=EMAIL)

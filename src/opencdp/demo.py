@@ -1,7 +1,7 @@
 """``make demo``: a dual-write workload through the client into the sandbox, and its report.
 
 Starts the sandbox in this process, points a dual-writing ``Client`` at it, injects a little
-trouble into the Customer.io emulation (so retries show), runs identifies, events, devices,
+trouble into both emulations (so retries show), runs identifies, events, devices,
 one email and one push with a progress bar, then prints what reached each platform and the
 client's health snapshot.
 """
@@ -30,7 +30,10 @@ def main() -> None:
     rng = random.Random(7)
     with Sandbox(port=0) as sandbox:
         console.print(f"[bold]Sandbox[/bold] at {sandbox.admin_url.rsplit('/_sandbox', 1)[0]}")
-        sandbox.set_faults({"customerio": {"error_rate": 0.05, "statuses": [503], "seed": 7}})
+        sandbox.set_faults({
+            "customerio": {"error_rate": 0.2, "statuses": [500, 502], "seed": 7},
+            "opencdp": {"error_rate": 0.02, "statuses": [500], "seed": 8},
+        })
         client = Client(
             cdp_api_key="cdp-test-key",
             cdp_endpoint=sandbox.opencdp_url,
@@ -55,6 +58,7 @@ def main() -> None:
                 for _ in range(EVENTS_PER_USER):
                     client.track(user, rng.choice(EVENT_NAMES), {"value": rng.randint(1, 100)})
                 progress.advance(task, 2 + EVENTS_PER_USER)
+                time.sleep(0.01)  # an app's traffic arrives over time, not in one burst
             client.send_email(to="user_0000@example.com", identifiers={"id": "user_0000"},
                               transactional_message_id="WELCOME")
             client.send_push(identifiers={"id": "user_0000"}, transactional_message_id="HELLO",
@@ -68,16 +72,26 @@ def main() -> None:
         client.close(timeout=5)
 
     table = Table(title="Delivery report")
-    table.add_column("destination")
-    for column in ("delivered", "retried", "dead-lettered", "pending", "requests",
-                   "people", "events", "devices", "sends", "duplicates"):
-        table.add_column(column, justify="right")
-    for name, dest in health.destinations.items():
-        stored = stats[name]
-        table.add_row(name, str(dest.delivered), str(dest.retried), str(dest.failed),
-                      str(dest.pending), str(dest.requests), str(stored["people"]),
-                      str(stored["events"]), str(stored["devices"]), str(stored["sends"]),
-                      str(stored["duplicates"]))
+    table.add_column("")
+    names = list(health.destinations)
+    for name in names:
+        table.add_column(name, justify="right")
+    dest = health.destinations
+    rows: dict[str, list[int]] = {
+        "delivered": [dest[n].delivered for n in names],
+        "retried": [dest[n].retried for n in names],
+        "dead-lettered": [dest[n].failed for n in names],
+        "still pending": [dest[n].pending for n in names],
+        "requests sent": [dest[n].requests for n in names],
+        "people stored": [stats[n]["people"] for n in names],
+        "events stored": [stats[n]["events"] for n in names],
+        "devices stored": [stats[n]["devices"] for n in names],
+        "sends stored": [stats[n]["sends"] for n in names],
+        "duplicates seen": [stats[n]["duplicates"] for n in names],
+        "faults injected": [stats[n]["faults_total"] for n in names],
+    }
+    for label, values in rows.items():
+        table.add_row(label, *(f"{v:,}" for v in values))
     console.print(table)
     console.print(
         f"{calls + 2} calls made in {call_time * 1000:.0f} ms; all delivered: {drained} "

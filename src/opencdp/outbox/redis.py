@@ -37,10 +37,8 @@ import logging
 import os
 import secrets
 import socket
-import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,7 +46,7 @@ import orjson
 import redis
 import redis.exceptions
 
-from ..errors import ConfigurationError, OpenCDPError, OutboxError
+from ..errors import ConfigurationError, OutboxError
 from ..message import (
     DESTINATION_BITS,
     DESTINATION_NAMES,
@@ -58,6 +56,7 @@ from ..message import (
     ulid_str,
 )
 from .base import DeadItem, DeadLetter, Leased, QueueStats, RetryItem
+from .buffer import PutBuffer
 
 __all__ = ["RedisOutbox"]
 
@@ -314,10 +313,9 @@ class RedisOutbox:
     def _init_state(self) -> None:
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._inflight: dict[int, dict[int, _InFlight]] = {bit: {} for bit in DESTINATION_NAMES}
-        self._buffer: deque[tuple[bytes, int]] = deque()
-        self._flush_lock = threading.Lock()
-        self._flusher: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._buffer: PutBuffer[tuple[bytes, int]] = PutBuffer(
+            self._write_many, interval=self.batch_interval, name="opencdp-redis-flush",
+            log=self._log, limit=_BATCH_LIMIT, chunk=1000)
         self._claim_cursor = {bit: "0-0" for bit in DESTINATION_NAMES}
         self._next_claim = {bit: 0.0 for bit in DESTINATION_NAMES}  # wall clock
         self._last_trim = time.monotonic()
@@ -343,67 +341,33 @@ class RedisOutbox:
         if not dests:
             return
         if self.durability == "batched":
-            self._buffer.append((dumps_message(message), dests))
-            if self._flusher is None:
-                self._start_flusher()
-            if len(self._buffer) >= _BATCH_LIMIT:
-                self._commit_buffer()
+            self._buffer.add((dumps_message(message), dests))
             return
         with self._errors():
             self._put_script(keys=[self._stream, self._counts],
                              args=[dumps_message(message), *self._put_args[dests]])
 
-    def _commit_buffer(self) -> None:
-        buffer = self._buffer
-        with self._flush_lock:
-            count = len(buffer)
-            if not count:
-                return
-            rows = [buffer.popleft() for _ in range(count)]
-            start = 0
-            try:
-                with self._errors():
-                    # One script call per chunk: one XADD per message on the server, one
-                    # round trip and almost no client-side work per message.
-                    for start in range(0, count, 1000):
-                        args: list[Any] = []
-                        counts = [0, 0]
-                        for body, dests in rows[start:start + 1000]:
-                            args += (body, dests)
-                            counts[0] += dests & 1
-                            counts[1] += dests >> 1
-                        self._put_many(keys=[self._stream, self._counts], args=[*args, *counts])
-            except OpenCDPError:
-                buffer.extendleft(reversed(rows[start:]))
-                raise
-
-    def _start_flusher(self) -> None:
-        with self._flush_lock:
-            if self._flusher is not None:
-                return
-            thread = threading.Thread(
-                target=self._flush_loop, name="opencdp-redis-flush", daemon=True
-            )
-            self._flusher = thread
-        thread.start()
-
-    def _flush_loop(self) -> None:
-        stop = self._stop
-        while not stop.wait(self.batch_interval):
-            try:
-                self._commit_buffer()
-            except OpenCDPError as exc:
-                self._log.error("opencdp outbox: batched put failed, will retry: %s", exc)
+    def _write_many(self, rows: Sequence[tuple[bytes, int]]) -> None:
+        # One script call per chunk: one XADD per message on the server, one round trip and
+        # almost no client-side work per message.
+        args: list[Any] = []
+        counts = [0, 0]
+        for body, dests in rows:
+            args += (body, dests)
+            counts[0] += dests & 1
+            counts[1] += dests >> 1
+        with self._errors():
+            self._put_many(keys=[self._stream, self._counts], args=[*args, *counts])
 
     def flush(self) -> None:
         """Send buffered puts now (batched mode); a no-op in durable mode."""
-        self._commit_buffer()
+        self._buffer.commit()
 
     # dispatcher's thread -----------------------------------------------------------------
     def lease(self, destination: str, limit: int, now: float, lease_seconds: float) -> list[Leased]:
         bit = _bit(destination)
         if self._buffer:
-            self._commit_buffer()
+            self._buffer.commit()
         entries: list[tuple[bytes, dict[bytes, bytes]]] = []
         with self._errors():
             if lease_seconds != self._lease_seconds:
@@ -540,7 +504,7 @@ class RedisOutbox:
     # inspection and dead letters ---------------------------------------------------------
     def stats(self, now: float) -> dict[str, QueueStats]:
         if self._buffer:
-            self._commit_buffer()
+            self._buffer.commit()
         with self._errors():
             counts = {_text(k): int(v) for k, v in self._redis.hgetall(self._counts).items()}
             pipe = self._redis.pipeline(transaction=False)
@@ -646,14 +610,7 @@ class RedisOutbox:
     def close(self) -> None:
         if self._closed:
             return
-        self._stop.set()
-        flusher = self._flusher
-        if flusher is not None and flusher is not threading.current_thread():
-            flusher.join(timeout=5)
-        try:
-            self._commit_buffer()
-        except OpenCDPError as exc:
-            self._log.error("opencdp outbox: could not send buffered messages: %s", exc)
+        self._buffer.close()
         with contextlib.suppress(redis.exceptions.RedisError):
             for name in DESTINATION_NAMES.values():
                 for consumer in self._redis.xinfo_consumers(self._stream, name):

@@ -38,7 +38,6 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +54,7 @@ from ..message import (
 )
 from ..message import dumps_message as _dumps
 from .base import DeadItem, DeadLetter, Leased, QueueStats, RetryItem
+from .buffer import PutBuffer
 
 __all__ = ["SQLiteOutbox"]
 
@@ -185,12 +185,11 @@ class SQLiteOutbox:
         self._batch_lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self._batch = _Batch()
-        self._buffer: deque[_Row] = deque()  # batched mode
-        self._flush_lock = threading.Lock()
+        self._buffer: PutBuffer[_Row] = PutBuffer(
+            self._insert, interval=self.batch_interval, name="opencdp-sqlite-flush",
+            log=self._log, limit=_BATCH_LIMIT)  # batched mode
         self._leased: dict[int, dict[int, int]] = {bit: {} for bit in DESTINATION_NAMES}
         self._last_checkpoint = time.monotonic()
-        self._flusher: threading.Thread | None = None
-        self._stop = threading.Event()
         self._pid = os.getpid()
 
     def _reset_after_fork(self) -> None:
@@ -258,11 +257,7 @@ class SQLiteOutbox:
             return
         row = (dests, (message.id >> 80) / 1000, _dumps(message))
         if self._batched:
-            self._buffer.append(row)
-            if self._flusher is None:
-                self._start_flusher()
-            if len(self._buffer) >= _BATCH_LIMIT:
-                self._commit_buffer()
+            self._buffer.add(row)
             return
         commit = self._commit_lock
         if commit.acquire(blocking=False):
@@ -320,41 +315,9 @@ class SQLiteOutbox:
         with self._write() as db:
             db.execute(_INSERT_MANY, (packed, oldest))
 
-    def _commit_buffer(self) -> None:
-        """Commit what batched puts have buffered (any thread)."""
-        buffer = self._buffer
-        with self._flush_lock:
-            count = len(buffer)
-            if not count:
-                return
-            rows = [buffer.popleft() for _ in range(count)]
-            try:
-                self._insert(rows)
-            except OpenCDPError:
-                buffer.extendleft(reversed(rows))
-                raise
-
-    def _start_flusher(self) -> None:
-        with self._flush_lock:
-            if self._flusher is not None:
-                return
-            thread = threading.Thread(
-                target=self._flush_loop, name="opencdp-sqlite-flush", daemon=True
-            )
-            self._flusher = thread
-        thread.start()
-
-    def _flush_loop(self) -> None:
-        stop = self._stop
-        while not stop.wait(self.batch_interval):
-            try:
-                self._commit_buffer()
-            except OpenCDPError as exc:
-                self._log.error("opencdp outbox: batched commit failed, will retry: %s", exc)
-
     def flush(self) -> None:
         """Commit buffered rows now (batched mode); a no-op in durable mode."""
-        self._commit_buffer()
+        self._buffer.commit()
 
     # dispatcher's thread -----------------------------------------------------------------
     def _fan_out(self, db: sqlite3.Connection, now: float) -> None:
@@ -383,7 +346,7 @@ class SQLiteOutbox:
     def lease(self, destination: str, limit: int, now: float, lease_seconds: float) -> list[Leased]:
         bit = _bit(destination)
         if self._buffer:
-            self._commit_buffer()
+            self._buffer.commit()
         out: list[Leased] = []
         with self._write() as db:
             self._fan_out(db, now)
@@ -490,7 +453,7 @@ class SQLiteOutbox:
     # inspection and dead letters ---------------------------------------------------------
     def stats(self, now: float) -> dict[str, QueueStats]:
         if self._buffer:
-            self._commit_buffer()
+            self._buffer.commit()
         out: dict[str, QueueStats] = {}
         with self._lock:
             db = self._db
@@ -601,14 +564,7 @@ class SQLiteOutbox:
     def close(self) -> None:
         if self._closed:
             return
-        self._stop.set()
-        flusher = self._flusher
-        if flusher is not None and flusher is not threading.current_thread():
-            flusher.join(timeout=5)
-        try:
-            self._commit_buffer()
-        except OpenCDPError as exc:
-            self._log.error("opencdp outbox: could not commit buffered messages: %s", exc)
+        self._buffer.close()
         with self._lock:
             self._closed = True
             with contextlib.suppress(sqlite3.Error):

@@ -280,8 +280,8 @@ def build_send(channel: str, fields: Mapping[str, Any]) -> dict[str, Any]:
                 )
         if "attachments" in body:
             _attachments(body["attachments"])
-        if "headers" in body and not isinstance(body["headers"], Mapping):
-            raise _fail("headers must be an object", "headers")
+        if "headers" in body and not isinstance(body["headers"], (Mapping, str)):
+            raise _fail("headers must be an object (or a JSON string)", "headers")
     elif channel == "push":
         if template is None:
             raise _fail("transactional_message_id is required for push", "transactional_message_id")

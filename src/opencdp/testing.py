@@ -26,6 +26,7 @@ __all__ = [
     "opencdp_client",
     "opencdp_sandbox",
     "sandbox_client",
+    "sandbox_options",
 ]
 
 NO_BACKOFF: dict[str, Any] = {
@@ -37,6 +38,11 @@ NO_BACKOFF: dict[str, Any] = {
 
 def sandbox_client(sandbox: Any, **options: Any) -> Client:
     """A dual-writing ``Client`` pointed at a running ``opencdp.sandbox.Sandbox``."""
+    return Client(**sandbox_options(sandbox, **options))
+
+
+def sandbox_options(sandbox: Any, **options: Any) -> dict[str, Any]:
+    """The options of ``sandbox_client`` (for an ``AsyncClient`` or a ``ClientConfig``)."""
     settings: dict[str, Any] = {
         "cdp_api_key": "cdp-test-key",
         "cdp_endpoint": sandbox.opencdp_url,
@@ -50,7 +56,7 @@ def sandbox_client(sandbox: Any, **options: Any) -> Client:
         **NO_BACKOFF,
     }
     settings.update(options)
-    return Client(**settings)
+    return settings
 
 
 @dataclass(frozen=True)

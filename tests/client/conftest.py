@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from opencdp import AsyncClient, Client, CustomerIO
+from opencdp import AsyncClient, Client
 from opencdp.config import BreakerConfig, RetryConfig
+from opencdp.testing import sandbox_options
 
 
 class ListLogger:
@@ -54,21 +55,9 @@ FAST_RETRY = RetryConfig(base_delay=0.01, max_delay=0.05, max_attempts=8)
 
 
 def options_for(sandbox: Any, **extra: Any) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "cdp_api_key": "cdp-test-key",
-        "cdp_endpoint": sandbox.opencdp_url,
-        "cdp_fallback_endpoints": [],
-        "send_to_customer_io": True,
-        "customer_io": CustomerIO("sandbox-site", "sandbox-track-key",
-                                  app_api_key="sandbox-app-key",
-                                  track_url=sandbox.track_url, app_url=sandbox.app_url),
-        "retry": FAST_RETRY,
-        "breaker": BreakerConfig(reset_timeout=0.2),
-        "register_atexit": False,
-        "timeout": 5.0,
-    }
-    options.update(extra)
-    return options
+    return sandbox_options(sandbox, **{"retry": FAST_RETRY,
+                                       "breaker": BreakerConfig(reset_timeout=0.2),
+                                       "timeout": 5.0, **extra})
 
 
 @pytest.fixture

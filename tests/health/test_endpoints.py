@@ -14,8 +14,9 @@ from starlette.routing import Mount
 
 from opencdp import AsyncClient, Client
 from opencdp.health import Health, health_asgi_app, health_wsgi_app
+from support.servers import serve_asgi, serve_wsgi, wait_until
 
-from .support import client_options, serve_asgi, serve_wsgi, wait_until
+from .support import client_options
 
 Serve = Callable[[Any], AbstractContextManager[str]]
 

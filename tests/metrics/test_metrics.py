@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from health.support import wait_until
 from opencdp import Client
 from opencdp.config import RetryConfig
 from opencdp.errors import ConfigurationError
 from opencdp.metrics import CIRCUIT_STATES, OpenCDPCollector, register
+from support.servers import wait_until
 
 from .conftest import Scrape
 

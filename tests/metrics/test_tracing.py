@@ -12,10 +12,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from health.support import wait_until
 from opencdp import Client
 from opencdp.errors import ConfigurationError
 from opencdp.tracing import instrument
+from support.servers import wait_until
 
 
 @pytest.fixture

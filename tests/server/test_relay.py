@@ -15,9 +15,10 @@ from opencdp.config import RetryConfig
 from opencdp.errors import OpenCDPError
 from opencdp.server import RelayServer, auth
 from opencdp.webhooks import sign_payload
+from support.servers import wait_until
 
 from .conftest import StartRelay
-from .support import OTHER_KEY, RELAY_KEY, SIGNING_KEY, server_config, wait_until
+from .support import OTHER_KEY, RELAY_KEY, SIGNING_KEY, server_config
 
 EMAIL = {"to": "ada@example.com", "identifiers": {"id": "u1"},
          "transactional_message_id": "WELCOME", "message_data": {"first_name": "Ada"}}

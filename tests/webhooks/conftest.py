@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from opencdp.webhooks import WebhookHandler, asgi_app, wsgi_app
+from support.servers import serve_asgi, serve_wsgi
 
-from .support import Serve, serve_asgi, serve_wsgi
+from .support import Serve
 
 
 class _ASGISwitch:

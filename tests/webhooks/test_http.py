@@ -17,17 +17,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from opencdp.webhooks import WebhookEvent, WebhookHandler, asgi_app
+from support.servers import serve_asgi, wait_until
 
-from .support import (
-    KEY,
-    Recorder,
-    RecordingClient,
-    Serve,
-    payload,
-    serve_asgi,
-    signed,
-    wait_until,
-)
+from .support import KEY, Recorder, RecordingClient, Serve, payload, signed
 
 
 def _post_raw(url: str, headers: dict[str, str]) -> tuple[int, bytes]:

@@ -10,8 +10,9 @@ import pytest
 import redis
 
 from opencdp.webhooks import RedisReplayStore, ReplayStore, WebhookHandler
+from support.servers import wait_until
 
-from .support import KEY, payload, signed, wait_until
+from .support import KEY, payload, signed
 
 
 @pytest.fixture

@@ -250,6 +250,10 @@ class _Core:
             raise ValidationError("platform must be 'ios', 'android' or 'web'", field="platform",
                                   code="OCDP150")
         data = {k: v for k, v in fields.items() if v is not None}
+        if not data.get("fcm_token") and not data.get("apn_token"):
+            raise ValidationError("register_device needs fcm_token or apn_token (the push "
+                                  "token the platforms deliver to)", field="fcm_token",
+                                  code="OCDP150")
         data["platform"] = platform
         if "attributes" in data and not isinstance(data["attributes"], Mapping):
             raise ValidationError("attributes must be a dict", field="attributes", code="OCDP150")

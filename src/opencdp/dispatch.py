@@ -55,6 +55,16 @@ _INSPECTED_MAX = 200_000
 _engines: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when it is installed (``opencdp[speed]``): it roughly halves the engine's
+    per-request cost; the standard loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def _after_fork_in_child() -> None:
     for engine in list(_engines):
         engine.on_fork()
@@ -435,7 +445,7 @@ class Dispatcher:
             self._started = True
 
     def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
+        loop = _new_loop()
         self.loop = loop
         asyncio.set_event_loop(loop)
         self.transport = Transport(self.config, debug=self.log.debug)

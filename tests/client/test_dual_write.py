@@ -121,6 +121,9 @@ def test_bad_input_raises_named_errors(make: Any) -> None:
                           transactional_message_id=1)
     with pytest.raises(ValidationError, match="event_id"):
         client.track("u1", "signed_up", event_id="not-a-ulid")
+    with pytest.raises(ValidationError, match="fcm_token or apn_token") as info:
+        client.register_device("u1", "dev-1", "ios")
+    assert info.value.field == "fcm_token"
 
 
 def test_blocking_opencdp_failure_raises_only_with_fail_on_exception(make: Any,

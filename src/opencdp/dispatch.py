@@ -50,7 +50,7 @@ _IDLE_WAIT = 1.0
 _POLL = 0.005
 _HOT_SECONDS = 2.0
 _RECENT_RESPONSES = 10
-_PAUSE_AFTER_429S = 3
+_PAUSE_AFTER_429S = 5
 _INSPECTED_MAX = 200_000
 _engines: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
 

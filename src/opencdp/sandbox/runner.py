@@ -27,6 +27,7 @@ from urllib.parse import quote
 import httpx
 
 from ..errors import ConfigurationError, OpenCDPError
+from ..serving import bind, uvicorn_choice
 from .app import create_app, urls_for
 from .config import SERVICES, SandboxConfig
 from .faults import FaultMiddleware
@@ -36,22 +37,6 @@ __all__ = ["Sandbox", "SandboxServer", "build_server"]
 
 ENV_KEYS = {"cdp_key": "OPENCDP_SANDBOX_CDP_KEY", "track_key": "OPENCDP_SANDBOX_TRACK_KEY",
             "app_key": "OPENCDP_SANDBOX_APP_KEY"}
-
-
-def _uvicorn_choice() -> tuple[str, str]:
-    try:
-        import uvloop  # noqa: F401
-
-        loop = "uvloop"
-    except ImportError:
-        loop = "asyncio"
-    try:
-        import httptools  # noqa: F401
-
-        http = "httptools"
-    except ImportError:
-        http = "h11"
-    return loop, http
 
 
 class SandboxServer:
@@ -65,16 +50,7 @@ class SandboxServer:
         import uvicorn
 
         self.config = config
-        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.sock.bind((config.host, config.port))
-        except OSError as exc:
-            self.sock.close()
-            raise ConfigurationError(
-                f"sandbox: cannot listen on {config.host}:{config.port}: {exc.strerror}"
-            ) from None
+        self.sock = bind(config.host, config.port, "sandbox")
         self.port: int = self.sock.getsockname()[1]
         self.tls: TLSFiles | None = make_tls_files() if config.tls else None
         host = f"[{config.host}]" if ":" in config.host else config.host
@@ -83,7 +59,7 @@ class SandboxServer:
         self.app.state.base_url = base
         self.urls: dict[str, Any] = urls_for(base, self.tls.ca_file if self.tls else None)
         self.app.state.urls = self.urls
-        loop, http = _uvicorn_choice()
+        loop, http = uvicorn_choice()
         uv_config = uvicorn.Config(
             self.app, loop=loop, http=http, lifespan="off", access_log=False,
             log_level="warning",

@@ -16,28 +16,13 @@ import threading
 import time
 from collections.abc import Callable, Generator
 
-from ..errors import ConfigurationError, OpenCDPError
+from ..errors import OpenCDPError
+from ..serving import bind, uvicorn_choice
 from .app import Relay, create_app
 from .config import ServerConfig
 from .gateway import GATEWAY_PREFIX
 
 __all__ = ["RelayServer"]
-
-
-def _uvicorn_choice() -> tuple[str, str]:
-    try:
-        import uvloop  # noqa: F401
-
-        loop = "uvloop"
-    except ImportError:
-        loop = "asyncio"
-    try:
-        import httptools  # noqa: F401
-
-        http = "httptools"
-    except ImportError:
-        http = "h11"
-    return loop, http
 
 
 class RelayServer:
@@ -49,16 +34,7 @@ class RelayServer:
         import uvicorn
 
         self.config = config
-        family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.sock.bind((config.host, config.port))
-        except OSError as exc:
-            self.sock.close()
-            raise ConfigurationError(
-                f"relay: cannot listen on {config.host}:{config.port}: {exc.strerror}"
-            ) from None
+        self.sock = bind(config.host, config.port, "relay")
         self.port: int = self.sock.getsockname()[1]
         host = f"[{config.host}]" if ":" in config.host else config.host
         self.url = f"{config.scheme}://{host}:{self.port}"
@@ -68,7 +44,7 @@ class RelayServer:
             self.sock.close()
             raise
         self.relay: Relay = self.app.state.relay
-        loop, http = _uvicorn_choice()
+        loop, http = uvicorn_choice()
         uv_config = uvicorn.Config(
             self.app, loop=loop, http=http, lifespan="on", access_log=False,
             log_level=log_level,

@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 chaos: $(STAMP)
-	$(BIN)/python -m bench.chaos --events 100000 --outage 30
+	$(BIN)/python -m bench.chaos --events 100000 --seconds 60 --outage 30
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache

@@ -1,14 +1,16 @@
-"""What the sandbox and the relay share to serve an ASGI app: a bound socket, and the fastest
-uvicorn loop and HTTP parser that are installed."""
+"""What our ASGI apps and servers share: a bound socket, the fastest uvicorn loop and HTTP
+parser that are installed, and the ASGI lifespan answer of an app with nothing to start."""
 
 from __future__ import annotations
 
 import importlib.util
 import socket
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["bind", "uvicorn_choice"]
+__all__ = ["bind", "lifespan", "uvicorn_choice"]
 
 
 def bind(host: str, port: int, what: str) -> socket.socket:
@@ -31,3 +33,17 @@ def uvicorn_choice() -> tuple[str, str]:
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     return loop, http
+
+
+async def lifespan(
+    receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+    send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+) -> None:
+    """Acknowledge an ASGI lifespan's startup and shutdown."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

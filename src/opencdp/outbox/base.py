@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from ..message import Message
+from ..errors import ConfigurationError
+from ..message import DESTINATION_BITS, Message
 
 __all__ = [
     "DeadItem",
@@ -28,7 +29,18 @@ __all__ = [
     "Outbox",
     "QueueStats",
     "RetryItem",
+    "destination_bit",
 ]
+
+
+def destination_bit(destination: str) -> int:
+    """The bit of a destination name, or a ConfigurationError naming the valid ones."""
+    try:
+        return DESTINATION_BITS[destination]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown destination {destination!r}; expected one of {sorted(DESTINATION_BITS)}"
+        ) from None
 
 
 @dataclass(slots=True)

@@ -56,6 +56,7 @@ from ..message import (
     ulid_str,
 )
 from .base import DeadItem, DeadLetter, Leased, QueueStats, RetryItem
+from .base import destination_bit as _bit
 from .buffer import PutBuffer
 
 __all__ = ["RedisOutbox"]
@@ -208,15 +209,6 @@ def _after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
-
-
-def _bit(destination: str) -> int:
-    try:
-        return DESTINATION_BITS[destination]
-    except KeyError:
-        raise ConfigurationError(
-            f"unknown destination {destination!r}; expected one of {sorted(DESTINATION_BITS)}"
-        ) from None
 
 
 def _text(value: Any) -> str:

@@ -46,7 +46,6 @@ import orjson
 
 from ..errors import ConfigurationError, OpenCDPError, OutboxError, QueueFullError
 from ..message import (
-    DESTINATION_BITS,
     DESTINATION_NAMES,
     Message,
     loads_message,
@@ -54,6 +53,7 @@ from ..message import (
 )
 from ..message import dumps_message as _dumps
 from .base import DeadItem, DeadLetter, Leased, QueueStats, RetryItem
+from .base import destination_bit as _bit
 from .buffer import PutBuffer
 
 __all__ = ["SQLiteOutbox"]
@@ -108,15 +108,6 @@ def _after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
-
-
-def _bit(destination: str) -> int:
-    try:
-        return DESTINATION_BITS[destination]
-    except KeyError:
-        raise ConfigurationError(
-            f"unknown destination {destination!r}; expected one of {sorted(DESTINATION_BITS)}"
-        ) from None
 
 
 def _storage_error(exc: sqlite3.Error, path: str) -> OpenCDPError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..serving import lifespan
 from .admin import ADMIN_PREFIX, AdminAPI
 from .app_api import AppAPI
 from .config import SandboxConfig
@@ -47,13 +48,7 @@ class SandboxApp:
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.state

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapp
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from ..serving import lifespan
 from .handler import WebhookHandler, WebhookResponse
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class WebhookASGIApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
@@ -101,16 +102,6 @@ async def _respond(send: Send, response: WebhookResponse) -> None:
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in _headers(response, body)]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 class WebhookWSGIApp:

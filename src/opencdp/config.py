@@ -74,8 +74,9 @@ class CustomerIO:
     """Customer.io credentials for dual-write.
 
     ``api_key`` is the **Track** API key (HTTP Basic with ``site_id``); ``app_api_key`` is the
-    App API key (Bearer), a different credential. ``track_url``/``app_url`` override the
-    region's hosts (a proxy, or the sandbox).
+    App API key (Bearer), a different credential: the engine never calls the App API (sends go
+    to OpenCDP only), but knowing it lets the guards catch the two being swapped.
+    ``track_url``/``app_url`` override the region's hosts (a proxy, or the sandbox).
     """
 
     site_id: str
@@ -161,10 +162,9 @@ class RateLimitConfig:
 
     opencdp: float | None = None
     customerio: float | None = 100.0
-    customerio_app: float | None = 100.0
 
     def __post_init__(self) -> None:
-        for name in ("opencdp", "customerio", "customerio_app"):
+        for name in ("opencdp", "customerio"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigurationError(f"rate limit {name} must be > 0 or None")

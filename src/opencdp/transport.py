@@ -61,9 +61,6 @@ class Transport:
         if cio is not None:
             self._headers["track"] = {"Authorization": basic_auth(cio.site_id, cio.api_key)}
             self._bases["track"] = cio.track_url
-            if cio.app_api_key:
-                self._headers["app"] = {"Authorization": f"Bearer {cio.app_api_key}"}
-                self._bases["app"] = cio.app_url
         for headers in self._headers.values():
             headers.update({"Content-Type": "application/json", "User-Agent": agent})
         self._sessions: dict[str, aiohttp.ClientSession] = {}

@@ -13,7 +13,7 @@ from ..outbox.base import Leased
 
 __all__ = ["Dead", "Delivered", "Failure", "Outcome", "Request", "Response", "Retry", "Split"]
 
-Service = Literal["gateway", "track", "app"]
+Service = Literal["gateway", "track"]
 
 
 @dataclass(slots=True)

@@ -91,7 +91,7 @@ def peer_customerio(seconds: float) -> float:
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
             try:
-                official.track(customer_id=f"user_{i % 1000}", name="order_placed", data=PROPS)
+                official.track(customer_id=f"user_{i % 1000}", name="order_placed", data=PROPS)  # noqa: OCDP209
                 ok += 1
             except CustomerIOException:
                 pass  # 429 above the workspace limit: the official client does not retry it
@@ -136,7 +136,7 @@ def peer_gateway(sandbox: Sandbox, seconds: float) -> float:
         async def worker() -> None:
             nonlocal done
             while time.perf_counter() < stop:
-                await peer.track(f"user_{done % 1000}", "order_placed", PROPS)
+                await peer.track(f"user_{done % 1000}", "order_placed", PROPS)  # noqa: OCDP209
                 done += 1
 
         await asyncio.gather(*(worker() for _ in range(30)))

@@ -74,7 +74,7 @@ class Capture:
     """A client that validates and records calls instead of delivering them."""
 
     def __init__(self, **options: Any) -> None:
-        settings: dict[str, Any] = {"cdp_api_key": "capture", "start_worker": False,
+        settings: dict[str, Any] = {"cdp_api_key": "capture-test-key", "start_worker": False,
                                     "register_atexit": False}
         settings.update(options)
         self.client = Client(**settings)

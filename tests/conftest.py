@@ -38,6 +38,24 @@ def sandbox() -> Iterator[Any]:
         yield sb
 
 
+@pytest.fixture
+def make_client(sandbox: Any) -> Iterator[Any]:
+    """Clients dual-writing into ``sandbox`` with quick retries, closed after the test."""
+    from health.support import client_options
+    from opencdp import Client
+
+    made: list[Client] = []
+
+    def build(**extra: Any) -> Client:
+        client = Client(**client_options(sandbox, **extra))
+        made.append(client)
+        return client
+
+    yield build
+    for client in made:
+        client.close(timeout=1)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     helper = _redis_helper()

@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
-from health.support import client_options
-from opencdp import Client
-
 Scrape = Callable[[], dict[tuple[str, tuple[tuple[str, str], ...]], float]]
-
-
-@pytest.fixture
-def make_client(sandbox: Any) -> Iterator[Callable[..., Client]]:
-    made: list[Client] = []
-
-    def build(**extra: Any) -> Client:
-        client = Client(**client_options(sandbox, **extra))
-        made.append(client)
-        return client
-
-    yield build
-    for client in made:
-        client.close(timeout=0.5)
 
 
 @pytest.fixture

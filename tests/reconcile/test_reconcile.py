@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +27,6 @@ LOSSY = {"retry": RetryConfig(base_delay=0.01, max_delay=0.05, max_attempts=1),
 @pytest.fixture
 def queue_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'queue.db'}"
-
-
-@pytest.fixture
-def make_client(sandbox: Any) -> Iterator[Callable[..., Client]]:
-    made: list[Client] = []
-
-    def build(**extra: Any) -> Client:
-        client = Client(**client_options(sandbox, **extra))
-        made.append(client)
-        return client
-
-    yield build
-    for client in made:
-        client.close(timeout=1)
 
 
 def run_with_outage(client: Client, sandbox: Any) -> float:

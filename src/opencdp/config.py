@@ -207,6 +207,15 @@ class ClientConfig:
     max_event_names: int = 500
     register_atexit: bool = True
     start_worker: bool = True
+    shutdown_timeout: float = 5.0
+    max_queue_bytes: int | None = None
+    queue_timeout: float = 0.05
+    spill_path: str | None = None
+    send: bool = True
+    on_error: Any = None
+    proxy: str | None = None
+    trust_env: bool = True
+    transport: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.cdp_api_key, str) or not self.cdp_api_key.strip():

@@ -448,7 +448,7 @@ class Dispatcher:
         loop = _new_loop()
         self.loop = loop
         asyncio.set_event_loop(loop)
-        self.transport = Transport(self.config, debug=self.log.debug)
+        self.transport = self.config.transport or Transport(self.config, debug=self.log.debug)
         self.lanes = {name: Lane(self, name) for name in self.destinations}
         self._lane_list = tuple(self.lanes.values())
         tasks = [loop.create_task(lane.run()) for lane in self._lane_list]

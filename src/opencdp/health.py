@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import orjson
 
 from .errors import ConfigurationError
+from .outbox.base import QueueStats
 from .serving import lifespan
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-    from .dispatch import Dispatcher
+    from .dispatch import EngineSnapshot
 
 __all__ = [
     "DestinationHealth",
@@ -75,13 +76,29 @@ class DestinationHealth:
     retried: int
     failed: int
     avg_latency_ms: float | None
+    failing: bool = False
+    """Every recent request was refused (credentials, region) or all its messages
+    dead-lettered: nothing gets through until the configuration changes."""
+    disabled: bool = False
+    """Configured but switched off (Customer.io given without dual-write)."""
+    by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def state(self) -> str:
+        """``ok``, ``disabled``, ``failing``, or the breaker's state in lower case."""
+        if self.disabled:
+            return "disabled"
+        if self.failing:
+            return "failing"
+        return "ok" if self.circuit_state == "CLOSED" else self.circuit_state.lower()
 
     @property
     def healthy(self) -> bool:
-        return self.circuit_state == "CLOSED"
+        return self.disabled or (self.circuit_state == "CLOSED" and not self.failing)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "state": self.state,
             "circuit_state": self.circuit_state,
             "failure_count": self.failure_count,
             "last_failure": self.last_failure,
@@ -111,6 +128,11 @@ class Health:
     guards: dict[str, int] = field(default_factory=dict)
     idempotency_suppressed: int = 0
     taken_at: float = 0.0
+    internal_errors: dict[str, int] = field(default_factory=dict)
+    """Errors the engine contained, by code (each logged once per cause per minute)."""
+    restarts: int = 0
+    intake_failures: int = 0
+    """Calls whose message could not be queued anywhere (raised or logged OCDP307)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +140,9 @@ class Health:
             "destinations": {k: v.to_dict() for k, v in self.destinations.items()},
             "guards": dict(self.guards),
             "idempotency_suppressed": self.idempotency_suppressed,
+            "internal_errors": dict(self.internal_errors),
+            "restarts": self.restarts,
+            "intake_failures": self.intake_failures,
             "taken_at": self.taken_at,
         }
 
@@ -129,47 +154,58 @@ def _iso(ts: float | None) -> str | None:
 
 
 def snapshot(
-    engine: Dispatcher,
+    engine: EngineSnapshot,
+    queue: Mapping[str, QueueStats],
+    *,
+    disabled: Iterable[str] = (),
     guards: dict[str, int] | None = None,
     idempotency_suppressed: int = 0,
-    secrets: Iterable[str | None] = (),
+    intake_failures: int = 0,
+    scrub_text: Callable[[str], str] = lambda text: text,
 ) -> Health:
+    """Health from the engine's snapshot and the queue's counts; ``disabled`` lists the
+    destinations that are configured but switched off."""
     now = time.time()
-    secrets = tuple(secrets)
-    queue = engine.outbox.stats(now)
     out: dict[str, DestinationHealth] = {}
-    for name in engine.destinations:
-        lane = engine.lanes.get(name)
-        stats = queue.get(name)
-        counters = lane.counters if lane is not None else None
-        breaker = lane.breaker if lane is not None else None
-        requests = counters.requests if counters else 0
+    for name, lane in engine.lanes.items():
+        stats = queue.get(name) or QueueStats()
+        counters = lane.counters
+        requests = counters.requests
         out[name] = DestinationHealth(
             name=name,
-            circuit_state=breaker.state if breaker else "CLOSED",
-            failure_count=breaker.failure_count if breaker else 0,
-            last_failure=_iso(breaker.last_failure) if breaker else None,
-            last_failure_reason=scrub(breaker.last_failure_reason, secrets) if breaker else None,
-            pending=stats.pending if stats else 0,
-            in_flight=stats.in_flight if stats else 0,
-            oldest_pending_age=stats.oldest_pending_age if stats else None,
-            dead_letters=stats.dead if stats else 0,
-            dropped=dict(stats.dropped) if stats else {},
-            rate_limit=lane.bucket.to_dict() if lane is not None else {},
+            circuit_state=lane.circuit_state,
+            failure_count=lane.failure_count,
+            last_failure=_iso(lane.last_failure),
+            last_failure_reason=(scrub_text(lane.last_failure_reason)
+                                 if lane.last_failure_reason else None),
+            pending=stats.pending,
+            in_flight=stats.in_flight,
+            oldest_pending_age=stats.oldest_pending_age,
+            dead_letters=stats.dead,
+            dropped=dict(stats.dropped),
+            rate_limit=dict(lane.rate_limit),
             requests=requests,
-            delivered=counters.delivered if counters else 0,
-            retried=counters.retried if counters else 0,
-            failed=counters.dead if counters else 0,
-            avg_latency_ms=(
-                round(counters.latency_total / requests * 1000, 2)
-                if counters and requests else None
-            ),
+            delivered=counters.delivered,
+            retried=counters.retried,
+            failed=counters.dead,
+            avg_latency_ms=(round(counters.latency_total / requests * 1000, 2)
+                            if requests else None),
+            failing=lane.failing,
+            by_kind={k: dict(v) for k, v in counters.by_kind.items() if v},
         )
+    for name in disabled:
+        out[name] = DestinationHealth(
+            name=name, circuit_state="CLOSED", failure_count=0, last_failure=None,
+            last_failure_reason=None, pending=0, in_flight=0, oldest_pending_age=None,
+            dead_letters=0, dropped={}, rate_limit={}, requests=0, delivered=0, retried=0,
+            failed=0, avg_latency_ms=None, disabled=True,
+        )
+    active = [d for d in out.values() if not d.disabled]
     opencdp = out.get("opencdp")
     status: Status = "ok"
     if opencdp is not None and not opencdp.healthy:
         status = "down"
-    elif any(not d.healthy for d in out.values()):
+    elif any(not d.healthy for d in active):
         status = "degraded"
     return Health(
         status=status,
@@ -177,6 +213,9 @@ def snapshot(
         guards=dict(guards or {}),
         idempotency_suppressed=idempotency_suppressed,
         taken_at=now,
+        internal_errors=dict(engine.internal_errors),
+        restarts=engine.restarts,
+        intake_failures=intake_failures,
     )
 
 
@@ -197,8 +236,10 @@ def render(health: Health, destination: str | None = None) -> tuple[int, dict[st
 
     A destination answers 200 while its breaker is CLOSED and 503 otherwise (OPEN or
     HALF_OPEN: still proving it recovered). The overall check answers 503 only when OpenCDP's
-    breaker is not CLOSED: a Customer.io outage degrades the service but loses nothing, since
-    its messages wait in the outbox. An unknown or unconfigured destination is a 404.
+    breaker is not CLOSED, or when any destination is ``failing``: a Customer.io outage
+    degrades the service but loses nothing, since its messages wait in the outbox, while a
+    destination refusing everything (wrong key, wrong region) dead-letters every message
+    until someone acts. An unknown or unconfigured destination is a 404.
     """
     if destination is None:
         body: dict[str, Any] = {"status": health.status}
@@ -206,7 +247,8 @@ def render(health: Health, destination: str | None = None) -> tuple[int, dict[st
         body["guards"] = dict(health.guards)
         body["idempotency_suppressed"] = health.idempotency_suppressed
         body["taken_at"] = _iso(health.taken_at) if health.taken_at else None
-        return (503 if health.status == "down" else 200), body
+        failing = any(d.failing for d in health.destinations.values())
+        return (503 if health.status == "down" or failing else 200), body
     dest = health.destinations.get(destination)
     if dest is None:
         known = ", ".join(sorted(health.destinations)) or "none"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ class Log:
         self._debug = _method(logger, "debug")
         self._warning = _method(logger, "warning", "warn")
         self._error = _method(logger, "error")
-        self._once: set[str] = set()
+        self._once: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def debug(self, message: str) -> None:
@@ -48,23 +49,28 @@ class Log:
     def error(self, message: str) -> None:
         self._call(self._error, message)
 
-    def warning_once(self, key: str, message: str) -> bool:
-        if not self._first(key):
+    def warning_once(self, key: str, message: str, interval: float | None = None) -> bool:
+        """Log the first time ``key`` is seen (again after ``interval`` seconds, if given)."""
+        if not self._first(key, interval):
             return False
         self.warning(message)
         return True
 
-    def error_once(self, key: str, message: str) -> bool:
-        if not self._first(key):
+    def error_once(self, key: str, message: str, interval: float | None = None) -> bool:
+        if not self._first(key, interval):
             return False
         self.error(message)
         return True
 
-    def _first(self, key: str) -> bool:
+    def _first(self, key: str, interval: float | None) -> bool:
+        now = time.monotonic()
         with self._lock:
-            if key in self._once or len(self._once) >= 10_000:
+            last = self._once.get(key)
+            if last is not None and (interval is None or now - last < interval):
                 return False
-            self._once.add(key)
+            if last is None and len(self._once) >= 10_000:
+                return False
+            self._once[key] = now
             return True
 
     @staticmethod

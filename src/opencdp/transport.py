@@ -1,133 +1,137 @@
-"""HTTP for the dispatcher: one pooled ``aiohttp.ClientSession`` per service, errors converted here.
+"""HTTP for the engine: the ``Transport`` protocol and its aiohttp implementation.
 
-The one thing this layer decides besides plumbing is the kind of failure, because it tells
-whether the server may have received the request: a connect error or connect timeout means it
-never left (safe to try another host, even for a transactional send); a read timeout or a
-dropped connection means it may have arrived (never resend a transactional message).
-Redirects are never followed, for the same reason.
+A transport makes one exchange (``Request`` in, ``Response`` or ``Failure`` out) and decides
+nothing else: which host, which credentials and whether to try elsewhere are the
+destination's business. What it does decide is the *kind* of a failure, because that tells
+whether the server may have received the request: a connect error, connect timeout or failed
+TLS handshake means it never left (safe to try another host, even for a transactional send);
+a read timeout or a dropped connection means it may have arrived. Redirects are never
+followed, for the same reason. Foreign exceptions are converted here and nowhere else.
 
 Why aiohttp rather than httpx: the gateway lane keeps up to 30 requests in flight, one per
 message, and httpx's connection pool does work proportional to its connections on every
 request. Measured in one run against the sandbox with 20 ms injected latency and 30
 concurrent requests (``bench/throughput.py`` shape): one pooled httpx client 90 req/s,
-30 single-connection httpx clients 327 req/s, aiohttp 800 req/s. The interface below is
-transport-neutral (``Request`` in, ``Response`` or ``Failure`` out), so it can be swapped.
+30 single-connection httpx clients 327 req/s, aiohttp 800 req/s.
+
+Proxies: ``proxy=`` wins; otherwise, with ``trust_env`` (the default), ``HTTPS_PROXY`` /
+``HTTP_PROXY`` and ``NO_PROXY`` are honoured, and loopback hosts never go through a proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import ipaddress
 import ssl
-from collections.abc import Callable
-from typing import Literal
+import urllib.request
+from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from ._version import __version__
 from .config import ClientConfig
-from .destinations import opencdp as gateway
-from .destinations.base import Failure, Request, Response
-from .destinations.customerio import basic_auth
+from .destinations.base import Failure, FailureKind, Request, Response
 
-__all__ = ["Transport"]
-
-Failover = Literal["retryable", "send_safe"]
-_LOG = logging.getLogger("opencdp")
+__all__ = ["AiohttpTransport", "Transport", "failure_from"]
 
 
-def _failure(exc: BaseException) -> Failure:
+@runtime_checkable
+class Transport(Protocol):
+    """What the engine sends through. Both methods run on the engine's event loop."""
+
+    async def send(self, request: Request) -> Response | Failure: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def failure_from(exc: BaseException) -> Failure:
+    """The ``Failure`` for an exception raised by a request, with its kind."""
     name = type(exc).__name__
-    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
-        return Failure(f"{name}: connection not established", maybe_received=False)
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        return Failure(f"{name}: no answer in time", maybe_received=True)
-    return Failure(f"{name}: {str(exc)[:120]}", maybe_received=True)
+    kind: FailureKind
+    if isinstance(exc, (aiohttp.ClientConnectorCertificateError,
+                        aiohttp.ClientConnectorSSLError)):
+        kind, what = "tls", "TLS handshake failed"
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        kind, what = "connect", "connection not established"
+    elif isinstance(exc, aiohttp.ConnectionTimeoutError):
+        kind, what = "connect_timeout", "connection not established in time"
+    elif isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        kind, what = "timeout", "no answer in time"
+    elif isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
+                          aiohttp.ClientPayloadError, ConnectionError)):
+        kind, what = "reset", "connection dropped"
+    else:
+        kind, what = "internal", str(exc)[:120]
+    return Failure(f"{name}: {what}", kind)
 
 
-class Transport:
-    """Sessions are created lazily on the dispatcher's loop (aiohttp binds them to it)."""
+class AiohttpTransport:
+    """One pooled session, created lazily on the engine's loop (aiohttp binds it there)."""
 
-    def __init__(self, config: ClientConfig, debug: Callable[[str], None] | None = None) -> None:
+    def __init__(self, config: ClientConfig) -> None:
         self.config = config
-        self._debug = debug or _LOG.debug
-        self.gateway_hosts = config.cdp_hosts
-        agent = f"opencdp-python/{__version__}"
-        self._headers: dict[str, dict[str, str]] = {
-            "gateway": {"Authorization": config.cdp_api_key},
-        }
-        self._bases = {"gateway": self.gateway_hosts[0]}
-        cio = config.customer_io
-        if cio is not None:
-            self._headers["track"] = {"Authorization": basic_auth(cio.site_id, cio.api_key)}
-            self._bases["track"] = cio.track_url
-        for headers in self._headers.values():
-            headers.update({"Content-Type": "application/json", "User-Agent": agent})
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[str, str | None] = {}
         self._timeout = aiohttp.ClientTimeout(
             total=config.timeout, sock_connect=min(config.timeout, 5.0)
         )
 
-    def _session(self, service: str) -> aiohttp.ClientSession:
-        session = self._sessions.get(service)
-        if session is None:
-            ssl_context: ssl.SSLContext | bool = True
-            if self.config.tls_ca_file:
-                ssl_context = ssl.create_default_context(cafile=self.config.tls_ca_file)
-            limit = self.config.max_concurrent_requests * (2 if service == "gateway" else 1)
-            session = aiohttp.ClientSession(
-                headers=self._headers[service],
-                timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=limit, ssl=ssl_context),
-                trust_env=False,
-                auto_decompress=True,
-            )
-            self._sessions[service] = session
-        return session
+    def _open(self) -> aiohttp.ClientSession:
+        ssl_context: ssl.SSLContext | bool = True
+        if self.config.tls_ca_file:
+            ssl_context = ssl.create_default_context(cafile=self.config.tls_ca_file)
+        self._session = aiohttp.ClientSession(
+            headers={"User-Agent": f"opencdp-python/{__version__}"},
+            timeout=self._timeout,
+            connector=aiohttp.TCPConnector(limit=self.config.max_concurrent_requests * 3,
+                                           ssl=ssl_context),
+            trust_env=False,
+            auto_decompress=True,
+        )
+        return self._session
 
-    async def _once(self, service: str, base: str, request: Request) -> Response | Failure:
+    def proxy_for(self, base: str) -> str | None:
+        """The proxy for requests to ``base`` (cached per host)."""
         try:
-            async with self._session(service).request(
-                request.method, base + request.path, data=request.body,
+            return self._proxies[base]
+        except KeyError:
+            pass
+        host = urlsplit(base).hostname or ""
+        proxy: str | None = None
+        if not _loopback(host):
+            if self.config.proxy:
+                proxy = self.config.proxy
+            elif self.config.trust_env and not urllib.request.proxy_bypass(host):
+                found = urllib.request.getproxies()
+                proxy = found.get(urlsplit(base).scheme) or found.get("all")
+        self._proxies[base] = proxy
+        return proxy
+
+    async def send(self, request: Request) -> Response | Failure:
+        session = self._session or self._open()
+        try:
+            async with session.request(
+                request.method, request.url, data=request.body,
                 headers=request.headers or None, allow_redirects=False,
+                proxy=self.proxy_for(request.base),
             ) as response:
                 body = await response.read()
                 return Response(
                     response.status, body,
-                    {k.lower(): v for k, v in response.headers.items()}, base,
+                    {k.lower(): v for k, v in response.headers.items()}, request.base,
                 )
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            return _failure(exc)
-
-    async def send(self, request: Request, failover: Failover = "retryable") -> Response | Failure:
-        """One exchange. Gateway requests walk the host list: on a failure or a retryable
-        status (``retryable``), or only when the request provably never arrived
-        (``send_safe``, for transactional sends)."""
-        if request.service != "gateway":
-            return await self._once(request.service, self._bases[request.service], request)
-        result: Response | Failure = Failure("no gateway host configured", maybe_received=False)
-        hosts = self.gateway_hosts
-        for index, host in enumerate(hosts):
-            result = await self._once("gateway", host, request)
-            last = index == len(hosts) - 1
-            if isinstance(result, Response):
-                if 200 <= result.status < 300 or last:
-                    return result
-                go_on = (
-                    gateway.send_failover_allowed(result)
-                    if failover == "send_safe"
-                    else result.status >= 500 or result.status in (408, 429)
-                )
-                if not go_on:
-                    return result
-                self._debug(f"[CDP] Gateway {host} returned {result.status}, trying next host")
-            else:
-                if last or (failover == "send_safe" and result.maybe_received):
-                    return result
-                self._debug(f"[CDP] Gateway {host} unreachable: {result.reason}")
-        return result
+            return failure_from(exc)
 
     async def aclose(self) -> None:
-        for session in self._sessions.values():
-            await session.close()
-        self._sessions.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,29 +1,55 @@
-"""What encoders hand to the transport and get back: plain data, no I/O.
+"""The seam between the engine and the platforms: plain data and one protocol, no I/O.
 
-An encoder turns leased messages into ``Request`` objects and a finished exchange
-(``Response`` or ``Failure``) into per-message outcomes. The lane applies them.
+A ``Destination`` turns leased messages into ``Request`` objects (refusing, per message,
+what it cannot take) and a finished exchange (``Response`` or ``Failure``) into per-message
+outcomes. The lane is generic: it never asks which destination it drives, so adding a
+platform means writing one of these, not editing the engine.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
+from ..message import Message
 from ..outbox.base import Leased
 
-__all__ = ["Dead", "Delivered", "Failure", "Outcome", "Request", "Response", "Retry", "Split"]
+__all__ = [
+    "Dead",
+    "Delivered",
+    "Destination",
+    "Failure",
+    "FailureKind",
+    "Outcome",
+    "Request",
+    "Response",
+    "Retry",
+    "Split",
+]
 
 Service = Literal["gateway", "track"]
+FailureKind = Literal["connect", "connect_timeout", "timeout", "reset", "tls", "internal"]
+_NEVER_SENT: frozenset[str] = frozenset({"connect", "connect_timeout", "tls"})
 
 
 @dataclass(slots=True)
 class Request:
+    """One HTTP exchange to make. ``base`` is the host (scheme, host, base path) it goes to;
+    ``send_safe`` marks a transactional send, which may move to another host only when it
+    provably never reached the first."""
+
     service: Service
     method: str
     path: str
     body: bytes | None
     items: list[Leased]
     headers: dict[str, str] = field(default_factory=dict)
+    base: str = ""
+    send_safe: bool = False
+
+    @property
+    def url(self) -> str:
+        return self.base + self.path
 
 
 @dataclass(slots=True, frozen=True)
@@ -36,11 +62,16 @@ class Response:
 
 @dataclass(slots=True, frozen=True)
 class Failure:
-    """The exchange did not complete. ``maybe_received`` is False only when the request
-    provably never reached the server (connect error or connect timeout)."""
+    """The exchange did not complete. ``kind`` says how far it got: only ``connect`` and
+    ``connect_timeout`` and ``tls`` (the handshake failed) prove the server never received
+    the request."""
 
     reason: str
-    maybe_received: bool
+    kind: FailureKind = "internal"
+
+    @property
+    def maybe_received(self) -> bool:
+        return self.kind not in _NEVER_SENT
 
 
 @dataclass(slots=True, frozen=True)
@@ -73,3 +104,32 @@ class Split:
 
 
 Outcome = Delivered | Retry | Dead | Split
+
+
+class Destination(Protocol):
+    """One platform, as the lane sees it."""
+
+    name: str
+    """``"opencdp"`` or ``"customerio"``: the outbox's destination name."""
+    prefix: str
+    """The log prefix of this platform's lines (``[CDP]``, ``[Customer.io]``)."""
+    batched: bool
+    """True when one request carries many messages (lease a batch); False for one each."""
+
+    def encode(self, items: list[Leased]) -> tuple[list[Request], list[Dead]]:
+        """Requests for ``items`` and the messages refused before sending, with reasons."""
+
+    def classify(self, request: Request, result: Response | Failure, now: float) -> list[Outcome]:
+        """Per-message outcomes of one finished exchange."""
+
+    def failover(self, request: Request, result: Response | Failure) -> str | None:
+        """Another host to try the same request on at once, or None."""
+
+    def probe(self) -> Request:
+        """A cheap request that proves the platform answers (half-open breaker, no traffic)."""
+
+    def describe(self, message: Message) -> str:
+        """The dual-write guide's debug line for a delivered message, without prefix."""
+
+    def explain(self, response: Response) -> str | None:
+        """A hint for a response that means misconfiguration (credentials, region), or None."""

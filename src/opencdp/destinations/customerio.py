@@ -10,7 +10,7 @@ they go to the v1 ``/api/v1/events`` endpoint one by one. Every event carries it
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -23,6 +23,7 @@ from .base import Dead, Delivered, Failure, Outcome, Request, Response, Retry, S
 __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_OP_BYTES",
+    "CustomerIOTrack",
     "basic_auth",
     "classify",
     "describe",
@@ -212,3 +213,69 @@ def describe(message: Message) -> str:
     if kind == "merge":
         return "Merged people"
     return f"{kind.capitalize()}ed {who}" if kind.endswith("suppress") else f"Deleted {who}"
+
+
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+
+
+class CustomerIOTrack:
+    """Customer.io's Track API as a ``Destination``: batches of up to ``batch_size``."""
+
+    name = "customerio"
+    prefix = "[Customer.io]"
+    batched = True
+
+    def __init__(self, track_url: str, site_id: str, api_key: str, region: str = "us",
+                 refuse: Callable[[Message], str | None] | None = None) -> None:
+        self.base = track_url
+        self.region = region
+        self._refuse = refuse
+        self._auth = {"Authorization": basic_auth(site_id, api_key),
+                      "Content-Type": "application/json"}
+
+    def _address(self, request: Request) -> Request:
+        request.base = self.base
+        request.headers.update(self._auth)
+        return request
+
+    def encode(self, items: list[Leased]) -> tuple[list[Request], list[Dead]]:
+        refused: list[Dead] = []
+        if self._refuse is not None:
+            keep: list[Leased] = []
+            for item in items:
+                reason = self._refuse(item.message)
+                if reason is None:
+                    keep.append(item)
+                else:
+                    refused.append(Dead([item], reason))
+            items = keep
+        requests, too_big = encode(items)
+        return [self._address(r) for r in requests], refused + too_big
+
+    def classify(self, request: Request, result: Response | Failure, now: float) -> list[Outcome]:
+        return classify(request, result, now)
+
+    def failover(self, request: Request, result: Response | Failure) -> str | None:
+        return None
+
+    def probe(self) -> Request:
+        return self._address(Request("track", "GET", "/api/v1/accounts/region", None, []))
+
+    def describe(self, message: Message) -> str:
+        return describe(message)
+
+    def explain(self, response: Response) -> str | None:
+        status = response.status
+        if status in (401, 403):
+            from ..guards import explain_unauthorized
+
+            return (f"OCDP305 {explain_unauthorized('track')} Messages are dead-lettered; "
+                    "replay them with `opencdp queue replay` once the keys are fixed.")
+        if status in _REDIRECTS:
+            other = "eu" if self.region == "us" else "us"
+            return (f"OCDP313 HTTP {status}: the Track host {self.base} redirects this "
+                    f"account elsewhere ({response.headers.get('location', 'no location')}); "
+                    f"the workspace is probably in the {other.upper()} region: set "
+                    f"CustomerIO(..., region={other!r}). Messages are dead-lettered; replay "
+                    "them once the region is fixed.")
+        return None

@@ -27,10 +27,12 @@ __all__ = [
     "PING_PATH",
     "SUPPORTED_KINDS",
     "UNSUPPORTED_SEND_FIELDS",
+    "Gateway",
     "build_send",
     "classify",
     "describe",
     "encode",
+    "failover_allowed",
     "send_failover_allowed",
 ]
 
@@ -58,6 +60,7 @@ _NEVER_REACHED_STATUSES: Final = frozenset({521, 523, 525, 526})
 
 
 def encode(item: Leased) -> Request:
+    """The gateway request for one message (host and credentials are added by ``Gateway``)."""
     m = item.message
     body: dict[str, Any]
     if m.kind == "identify":
@@ -82,7 +85,7 @@ def encode(item: Leased) -> Request:
     )
 
 
-def _error_message(body: bytes) -> str:
+def error_message(body: bytes) -> str:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -99,7 +102,7 @@ def classify(request: Request, result: Response | Failure, now: float) -> list[O
     verdict = classify_status(result.status)
     if verdict == "ok":
         return [Delivered(items)]
-    reason = f"HTTP {result.status}: {_error_message(result.body)}"
+    reason = f"HTTP {result.status}: {error_message(result.body)}"
     if verdict == "retry":
         after = parse_retry_after(result.headers.get("retry-after"), now)
         return [Retry(items, reason, result.status, after)]
@@ -120,6 +123,75 @@ def send_failover_allowed(result: Response | Failure) -> bool:
     if isinstance(result, Failure):
         return not result.maybe_received
     return result.status in _NEVER_REACHED_STATUSES
+
+
+def failover_allowed(request: Request, result: Response | Failure) -> bool:
+    """Person calls move on after any failure or retryable status; sends only by the
+    send-safe rule."""
+    if request.send_safe:
+        return send_failover_allowed(result)
+    return isinstance(result, Failure) or classify_status(result.status) == "retry"
+
+
+class Gateway:
+    """The OpenCDP gateway as a ``Destination``: one request per message, failover hosts."""
+
+    name = "opencdp"
+    prefix = "[CDP]"
+    batched = False
+
+    def __init__(self, hosts: tuple[str, ...], api_key: str) -> None:
+        self.hosts = hosts
+        self._auth = {"Authorization": api_key, "Content-Type": "application/json"}
+
+    def request(self, request: Request) -> Request:
+        """Address ``request`` to the primary host, with credentials."""
+        request.base = self.hosts[0]
+        request.headers.update(self._auth)
+        return request
+
+    def encode(self, items: list[Leased]) -> tuple[list[Request], list[Dead]]:
+        requests: list[Request] = []
+        refused: list[Dead] = []
+        for item in items:
+            if item.message.kind not in SUPPORTED_KINDS:
+                refused.append(Dead([item], f"the OpenCDP gateway has no endpoint for "
+                                            f"{item.message.kind!r}"))
+                continue
+            requests.append(self.request(encode(item)))
+        return requests, refused
+
+    def classify(self, request: Request, result: Response | Failure, now: float) -> list[Outcome]:
+        return classify(request, result, now)
+
+    def failover(self, request: Request, result: Response | Failure) -> str | None:
+        if isinstance(result, Response) and 200 <= result.status < 300:
+            return None
+        try:
+            index = self.hosts.index(request.base)
+        except ValueError:
+            return None
+        if index + 1 >= len(self.hosts) or not failover_allowed(request, result):
+            return None
+        return self.hosts[index + 1]
+
+    def probe(self) -> Request:
+        return self.request(Request("gateway", "GET", PING_PATH, None, []))
+
+    def send(self, channel: str, body: Mapping[str, Any]) -> Request:
+        """A transactional send: never batched, never retried, send-safe failover."""
+        return self.request(Request("gateway", "POST", f"/v1/send/{channel}",
+                                    orjson.dumps(body), [], send_safe=True))
+
+    def describe(self, message: Message) -> str:
+        return describe(message)
+
+    def explain(self, response: Response) -> str | None:
+        if response.status in (401, 403):
+            return (f"OCDP305 HTTP {response.status}: the OpenCDP gateway refused the API key "
+                    "(cdp_api_key). Messages are dead-lettered; replay them once the key is "
+                    "fixed.")
+        return None
 
 
 # --- transactional sends ---------------------------------------------------------------

@@ -50,6 +50,7 @@ class Leased:
     message: Message
     attempt: int = 0
     last_error: str | None = None
+    enqueued_at: float = 0.0
 
 
 @dataclass(slots=True, frozen=True)

@@ -1,0 +1,288 @@
+"""Wiring, in one place: what a ``Client`` is built from, and what both facades call.
+
+``build(config)`` makes the guards, the outbox, the idempotency guard, the destinations and
+the dispatcher; ``Engine`` queues messages (all or none, durable or loud), runs the
+out-of-queue requests (transactional sends, pings) and reports health. The facades in
+``client.py`` only turn arguments into messages and wait.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .config import ClientConfig
+from .destinations.base import Destination, Failure, Response
+from .destinations.customerio import CustomerIOTrack
+from .destinations.opencdp import Gateway, build_send, error_message
+from .dispatch import Dispatcher, EngineSnapshot, Outcomes
+from .errors import (
+    ClientClosedError,
+    DeliveryError,
+    OpenCDPError,
+    OutboxError,
+    QueueFullError,
+    SendError,
+    TransportError,
+)
+from .guards import GuardPolicy, Guards, check_track_key, customerio_refusal
+from .health import Health, scrub, snapshot
+from .logs import Log
+from .message import CUSTOMERIO, OPENCDP, Message
+from .outbox.base import Outbox
+from .outbox.url import open_outbox
+from .policies.idempotency import IdempotencyGuard, SharedIdempotencyGuard
+
+__all__ = ["Engine", "FlushResult", "build"]
+
+_SEND_WORD = {"email": "email", "push": "push", "sms": "SMS", "whatsapp": "WhatsApp"}
+
+
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    """What the last ``flush()`` saw finish, per destination: delivered and dead-lettered."""
+
+    settled: bool
+    delivered: dict[str, int]
+    dead_lettered: dict[str, int]
+    seconds: float
+
+
+def _destinations(config: ClientConfig) -> list[Destination]:
+    found: list[Destination] = [Gateway(config.cdp_hosts, config.cdp_api_key)]
+    cio = config.customer_io
+    if cio is not None and config.dual_write:
+        found.append(CustomerIOTrack(cio.track_url, cio.site_id, cio.api_key, cio.region,
+                                     refuse=customerio_refusal))
+    return found
+
+
+class Engine:
+    """Everything both facades share, built once per client."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self.log = Log(config.logger, config.debug)
+        self.guards = Guards(
+            GuardPolicy(strict=config.strict, silence=config.silence, schemas=config.schemas,
+                        email_hint=config.email_hint, max_event_names=config.max_event_names),
+            self._report,
+        )
+        self.outbox: Outbox = open_outbox(
+            config.queue, max_queue_size=config.max_queue_size, queue_full=config.queue_full,
+            queue_full_timeout=config.queue_full_timeout, durability=config.durability,
+            logger=self.log, max_queue_bytes=config.max_queue_bytes,
+            queue_timeout=config.queue_timeout, spill_path=config.spill_path,
+        )
+        shared = self.outbox.shared_state()
+        self.idempotency: IdempotencyGuard = (
+            IdempotencyGuard(ttl=config.idempotency_ttl) if shared is None
+            else SharedIdempotencyGuard(shared[0], f"{shared[1]}idem:", ttl=config.idempotency_ttl)
+        )
+        self.secrets = tuple(s for s in config.secrets if s)
+        self.dispatcher = Dispatcher(config, self.outbox, self.log, _destinations(config),
+                                     scrub=self.scrub, on_error=config.on_error)
+        self.dual = config.dual_write
+        self.everywhere = OPENCDP | CUSTOMERIO if self.dual else OPENCDP
+        self.blocking = config.delivery == "blocking"
+        self.closed = False
+        self.intake_failures = 0
+        self.not_sent = 0
+        self.last_flush: FlushResult | None = None
+        self._close_lock = threading.Lock()
+        self._warned_sends: set[str] = set()
+        for code, text in config.notices:
+            self.log.warning(f"[CDP] {code} {text}")
+        if config.customer_io is not None:
+            cio = config.customer_io
+            for finding in check_track_key(cio.site_id, cio.api_key, cio.app_api_key):
+                self._report(finding)
+        if config.start_worker and config.send:
+            self.dispatcher.start()
+        if config.register_atexit:
+            ref = weakref.ref(self)
+
+            def _at_exit() -> None:
+                engine = ref()
+                if engine is not None:
+                    engine.close(config.shutdown_timeout)
+
+            atexit.register(_at_exit)
+
+    def scrub(self, text: str) -> str:
+        return scrub(text, self.secrets) or ""
+
+    def _report(self, finding: Any) -> None:
+        text = f"[CDP] {finding.code} {finding.message}"
+        if finding.severity == "debug":
+            self.log.info_debug(text)
+        elif finding.severity == "error":
+            self.log.error(text)
+        else:
+            self.log.warning(text)
+
+    # queueing -----------------------------------------------------------------------------
+    def enqueue(self, message: Message, key: str | None = None
+                ) -> concurrent.futures.Future[Outcomes] | None:
+        """Queue ``message`` for all its destinations or for none. ``key`` is its identity
+        for the idempotency guard; it is claimed only for a write that succeeds."""
+        if self.closed:
+            raise ClientClosedError("this client is closed; create a new one")
+        if key is not None and not self.idempotency.claim(key):
+            return None
+        if not self.config.send:
+            self.not_sent += 1
+            return None
+        future = self.dispatcher.expect(message) if self.blocking else None
+        try:
+            self.outbox.put(message)
+        except OutboxError as exc:
+            if key is not None:
+                self.idempotency.release(key)
+            self.dispatcher.forget(message)
+            self.intake_failures += 1
+            self.log.warning_once(
+                f"intake:{type(exc).__name__}",
+                f"[CDP] OCDP307 could not queue a {message.kind} message anywhere: "
+                f"{self.scrub(str(exc))} (counted in client.health().intake_failures)",
+                interval=60.0,
+            )
+            if isinstance(exc, QueueFullError) or self.config.fail_on_exception:
+                raise
+            return None
+        self.dispatcher.notify(force=self.blocking)
+        return future
+
+    # waiting ------------------------------------------------------------------------------
+    def settle(self, outcomes: Outcomes | None) -> None:
+        """Raise for a blocking call whose OpenCDP write failed, if asked to."""
+        if not outcomes:
+            return
+        result = outcomes.get("opencdp")
+        if result is not None and not result[0] and self.config.fail_on_exception:
+            raise DeliveryError(f"OpenCDP did not accept the message: {result[1]}",
+                                status=result[2])
+
+    def timed_out(self) -> None:
+        if self.config.fail_on_exception:
+            raise DeliveryError(
+                f"not delivered within blocking_timeout={self.config.blocking_timeout:g} s; "
+                "the message stays queued"
+            )
+
+    def flush(self, timeout: float) -> bool:
+        before = self.dispatcher.snapshot()
+        started = time.monotonic()
+        settled = self.dispatcher.flush(timeout) if self.dispatcher.started else \
+            not self.config.send or self.dispatcher.settled()
+        after = self.dispatcher.snapshot()
+        self.last_flush = FlushResult(
+            settled,
+            {n: after.lanes[n].counters.delivered - before.lanes[n].counters.delivered
+             for n in after.lanes},
+            {n: after.lanes[n].counters.dead - before.lanes[n].counters.dead
+             for n in after.lanes},
+            time.monotonic() - started,
+        )
+        return settled
+
+    # out-of-queue requests ----------------------------------------------------------------
+    def prepare_send(self, channel: str, fields: dict[str, Any]) -> dict[str, Any]:
+        if self.closed:
+            raise ClientClosedError("this client is closed; create a new one")
+        body = build_send(channel, fields)
+        if self.dual and channel not in self._warned_sends:
+            self._warned_sends.add(channel)
+            self.log.warning(
+                f"[CDP] Warning: Transactional messaging {_SEND_WORD[channel]} will NOT be sent "
+                "to Customer.io to avoid sending twice. To turn this warning off set "
+                "send_to_customer_io to False."
+            )
+        return body
+
+    async def send(self, channel: str, body: dict[str, Any]) -> Response | Failure:
+        gateway = Gateway(self.config.cdp_hosts, self.config.cdp_api_key)
+        return await self.dispatcher.exchange("opencdp", gateway.send(channel, body))
+
+    def send_result(self, channel: str, result: Response | Failure) -> dict[str, Any] | None:
+        word = _SEND_WORD[channel]
+        if isinstance(result, Response) and 200 <= result.status < 300:
+            self.log.debug(f"[CDP] {word} sent successfully")
+            try:
+                parsed = orjson.loads(result.body) if result.body else {}
+            except orjson.JSONDecodeError:
+                parsed = {"raw": result.body.decode("utf-8", "replace")}
+            return parsed if isinstance(parsed, dict) else {"result": parsed}
+        error: DeliveryError
+        if isinstance(result, Failure):
+            error = TransportError(
+                f"{word} send did not complete ({result.reason}); "
+                + ("it may have been received, so it was not retried"
+                   if result.maybe_received else "no gateway host was reachable"),
+                maybe_received=result.maybe_received,
+            )
+        else:
+            error = SendError(
+                f"{word} send refused with HTTP {result.status}: "
+                f"{self.scrub(error_message(result.body))}",
+                status=result.status, body=self.scrub(
+                    result.body[:500].decode("utf-8", "replace")).encode(),
+            )
+        self.log.error(f"[CDP] Send {channel} error: {error}")
+        if self.config.fail_on_exception:
+            raise error
+        return None
+
+    async def ping(self) -> bool:
+        gateway = Gateway(self.config.cdp_hosts, self.config.cdp_api_key)
+        result = await self.dispatcher.exchange("opencdp", gateway.probe())
+        ok = isinstance(result, Response) and result.status == 200
+        if ok:
+            self.log.debug("[CDP] Connection Established! Status: 200")
+        else:
+            self.log.error("[CDP] Failed to connect to CDP Server")
+        return ok
+
+    # reading ------------------------------------------------------------------------------
+    def stats(self) -> EngineSnapshot:
+        return self.dispatcher.snapshot()
+
+    def health(self) -> Health:
+        disabled = ("customerio",) if self.config.customer_io is not None and not self.dual \
+            else ()
+        return snapshot(self.dispatcher.snapshot(), self.outbox.stats(time.time()),
+                        disabled=disabled, guards=self.guards.counts(),
+                        idempotency_suppressed=self.idempotency.suppressed,
+                        intake_failures=self.intake_failures, scrub_text=self.scrub)
+
+    def close(self, timeout: float) -> bool:
+        with self._close_lock:
+            if self.closed:
+                return True
+            self.closed = True
+        started = time.monotonic()
+        drained = self.flush(timeout) if self.dispatcher.started else False
+        self.dispatcher.stop(max(0.1, timeout - (time.monotonic() - started)))
+        if not drained and not self.outbox.durable:
+            count = self.outbox.pending_messages()
+            if count:
+                self.log.warning(f"[CDP] OCDP302 closed with {count} undelivered message(s) in "
+                                 "the memory queue; they are lost. Use a durable queue "
+                                 "(sqlite:/// or redis://) to keep them across restarts, or "
+                                 "raise shutdown_timeout.")
+        try:
+            self.outbox.close()
+        except OpenCDPError as exc:
+            self.log.error(f"[CDP] OCDP307 closing the outbox failed: {self.scrub(str(exc))}")
+        return drained
+
+
+def build(config: ClientConfig) -> Engine:
+    return Engine(config)

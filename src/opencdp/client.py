@@ -60,6 +60,12 @@ class _Facade:
         return self._engine.config
 
     @property
+    def engine(self) -> Engine:
+        """The wiring behind this client (outbox, dispatcher, sends), for the relay and
+        extensions; calls on it are not part of the stable API."""
+        return self._engine
+
+    @property
     def last_flush(self) -> FlushResult | None:
         """What the last ``flush()`` saw finish: delivered and dead-lettered per destination."""
         return self._engine.last_flush

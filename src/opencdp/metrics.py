@@ -126,16 +126,16 @@ class OpenCDPCollector(Collector):
     """
 
     def __init__(self, client: Client | AsyncClient) -> None:
-        core = getattr(client, "_core", None)
-        if core is None or not hasattr(core, "engine"):
+        if not callable(getattr(client, "stats", None)) or not callable(
+                getattr(client, "health", None)):
             raise ConfigurationError(
                 f"OpenCDPCollector needs an opencdp Client or AsyncClient, not "
                 f"{type(client).__name__}"
             )
-        self._core = core
+        self._client = client
 
     def __repr__(self) -> str:
-        return f"OpenCDPCollector(destinations={self._core.engine.destinations!r})"
+        return f"OpenCDPCollector(destinations={list(self._client.stats().lanes)!r})"
 
     def describe(self) -> Iterable[Metric]:
         # Names only, so registering reads nothing from the client.
@@ -144,30 +144,27 @@ class OpenCDPCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         health: Health | None
         try:
-            health = self._core.health()
+            health = self._client.health()
         except Exception as exc:
             # The counters still go out; the queue gauges need the outbox. Type only: a
             # storage error's text can carry a credential.
             logger.error("opencdp metrics: health snapshot failed: %s", type(exc).__name__)
             health = None
-        engine = self._core.engine
-        lanes = engine.lanes
+        stats = self._client.stats()
         families = _families()
-        for name in engine.destinations:
+        for name, lane in stats.lanes.items():
             labels = [name]
-            lane = lanes.get(name)
-            if lane is not None:
-                counters = lane.counters
-                for outcome, _, _ in _OUTCOMES:
-                    for kind, value in sorted(dict(counters.by_kind[outcome]).items()):
-                        families[outcome].add_metric([name, kind], value)
-                for status, value in sorted(dict(counters.statuses).items()):
-                    families["requests"].add_metric([name, str(status)], value)
-                if counters.failures:
-                    families["requests"].add_metric([name, "error"], counters.failures)
-                families["latency"].add_metric(
-                    labels, list(_cumulative(list(counters.latency))), counters.latency_total)
-                families["throttled"].add_metric(labels, lane.bucket.throttled)
+            counters = lane.counters
+            for outcome, _, _ in _OUTCOMES:
+                for kind, value in sorted(counters.by_kind[outcome].items()):
+                    families[outcome].add_metric([name, kind], value)
+            for status, value in sorted(counters.statuses.items()):
+                families["requests"].add_metric([name, str(status)], value)
+            if counters.failures:
+                families["requests"].add_metric([name, "error"], counters.failures)
+            families["latency"].add_metric(
+                labels, list(_cumulative(counters.latency)), counters.latency_total)
+            families["throttled"].add_metric(labels, lane.throttled)
             dest = health.destinations.get(name) if health is not None else None
             if dest is None:
                 continue

@@ -50,8 +50,8 @@ def instrument(client: Client | AsyncClient, tracer: Any = None) -> Callable[[],
     trace = _otel()
     from opentelemetry.context import Context
 
-    core = getattr(client, "_core", None)
-    if core is None or not hasattr(core, "engine"):
+    engine = getattr(client, "engine", None)
+    if engine is None or not hasattr(engine, "dispatcher"):
         raise ConfigurationError(
             f"instrument() needs an opencdp Client or AsyncClient, not {type(client).__name__}"
         )
@@ -59,9 +59,7 @@ def instrument(client: Client | AsyncClient, tracer: Any = None) -> Callable[[],
         from ._version import __version__
 
         tracer = trace.get_tracer("opencdp", __version__)
-    config = core.config
-    cio = config.customer_io
-    secrets = (config.cdp_api_key,) + ((cio.api_key, cio.app_api_key) if cio else ())
+    secrets = engine.secrets
     client_kind = trace.SpanKind.CLIENT
     status_cls, error_code = trace.Status, trace.StatusCode.ERROR
 
@@ -94,7 +92,7 @@ def instrument(client: Client | AsyncClient, tracer: Any = None) -> Callable[[],
         span.end(end_time=end_ns)
 
     setattr(hook, _MARK, True)
-    hooks = core.engine.exchange_hooks
+    hooks = engine.dispatcher.exchange_hooks
     hooks[:] = [h for h in hooks if not getattr(h, _MARK, False)]
     hooks.append(hook)
 

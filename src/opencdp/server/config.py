@@ -115,9 +115,12 @@ class ServerConfig:
         )
 
     def client_config(self) -> ClientConfig:
-        """The delivering client's options: the relay's queue, its own lifecycle."""
+        """The delivering client's options: the relay's queue, its own lifecycle, and
+        ``fail_on_exception`` so a write that could not be made durable raises (a 503 the
+        SDKs retry) instead of being logged and answered 202."""
         return self.client.with_options(
-            queue=self.queue, delivery="background", start_worker=True, register_atexit=False
+            queue=self.queue, delivery="background", start_worker=True, register_atexit=False,
+            fail_on_exception=True,
         )
 
     def with_options(self, **changes: Any) -> ServerConfig:

@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..destinations.base import Failure
 from ..destinations.base import Response as Upstream
-from ..errors import ClientClosedError, QueueFullError, ValidationError
+from ..errors import ClientClosedError, OutboxError, ValidationError
 from ..message import parse_ulid
 from .auth import unauthorized_message
 
@@ -172,7 +172,7 @@ def send_answer(result: Upstream | Failure) -> Response:
             "received, so it is safe to try again"
         )
     else:
-        status = 504 if "no answer in time" in result.reason else 502
+        status = 504 if result.kind == "timeout" else 502
         message = (
             f"the OpenCDP gateway did not answer ({result.reason}); the send may have been "
             "received, so it was not retried"
@@ -245,8 +245,9 @@ class GatewayAPI:
                 response = await handler(request)
             except Refused as refused:
                 response = refused.response()
-            except (ClientClosedError, QueueFullError) as exc:
-                response = Refused(503, f"the relay cannot queue now: {exc}",
+            except (ClientClosedError, OutboxError) as exc:
+                response = Refused(503, "the relay cannot store this now "
+                                   f"({type(exc).__name__}); nothing was stored, try again",
                                    headers=_UNAVAILABLE).response()
             relay.count(name, response.status_code)
             return response
@@ -271,52 +272,49 @@ class GatewayAPI:
         return Response(_ACCEPTED, 202, media_type=_JSON)
 
     async def identify(self, request: Request) -> Response:
-        client = self._client()
+        client: Any = self._client()
         body = await read_json(request, self.relay.config.max_body_bytes)
         try:
             identifier, properties = parse_identify(body)
         except ValidationError as exc:
             raise _refusal(exc, {}) from None
-        core = client._core
-        return await self._enqueue(lambda: core.identify(identifier, properties, None, None),
+        return await self._enqueue(lambda: client.identify(identifier, properties),
                                    {"attributes": "properties"})
 
     async def track(self, request: Request) -> Response:
-        client = self._client()
+        client: Any = self._client()
         body = await read_json(request, self.relay.config.max_body_bytes)
         try:
             identifier, name, properties = parse_track(body)
         except ValidationError as exc:
             raise _refusal(exc, {}) from None
         event_id = _event_id(request.headers.get("idempotency-key"))
-        core = client._core
         return await self._enqueue(
-            lambda: core.track(identifier, name, properties, None, event_id), {}
+            lambda: client.track(identifier, name, properties, event_id=event_id), {}
         )
 
     async def register_device(self, request: Request) -> Response:
-        client = self._client()
+        client: Any = self._client()
         body = await read_json(request, self.relay.config.max_body_bytes)
         try:
             identifier, device_id, platform, options = parse_device(body)
         except ValidationError as exc:
             raise _refusal(exc, {}) from None
-        core = client._core
         return await self._enqueue(
-            lambda: core.register_device(identifier, device_id, platform, options), {}
+            lambda: client.register_device(identifier, device_id, platform, **options), {}
         )
 
     def _sender(self, channel: str) -> Handler:
         async def send(request: Request) -> Response:
             client = self._client()
             body = await read_json(request, self.relay.config.max_body_bytes)
-            core = client._core
+            engine = client.engine
             try:
-                wire = core.prepare_send(channel, body)
+                wire = engine.prepare_send(channel, body)
             except ValidationError as exc:
                 raise _refusal(exc, {}) from None
             result = await asyncio.wrap_future(
-                core.engine.submit(core.send_coro(channel, wire))
+                engine.dispatcher.submit(engine.send(channel, wire))
             )
             if not isinstance(result, Upstream) or result.status >= 300:
                 what = (f"HTTP {result.status}" if isinstance(result, Upstream)

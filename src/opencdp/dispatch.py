@@ -249,6 +249,8 @@ class Dispatcher:
         self._start_lock = threading.Lock()
         self._waiters_lock = threading.Lock()
         self._waiters.clear()
+        self._callbacks = None
+        self.log.after_fork()
         self.loop = None
         self._thread = None
         self._lane_list = ()

@@ -35,6 +35,10 @@ class Log:
         self._once: dict[str, float] = {}
         self._lock = threading.Lock()
 
+    def after_fork(self) -> None:
+        """In a forked child: the parent's threads may have held the lock at the fork."""
+        self._lock = threading.Lock()
+
     def debug(self, message: str) -> None:
         if self.enabled_debug:
             self._call(self._debug, message)

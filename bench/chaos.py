@@ -2,7 +2,10 @@
 
 Both emulated services answer 20 % of requests with a 5xx, 5 % with 429 + Retry-After and
 reset 2 % of connections; Customer.io is also down for ``--outage`` seconds in the middle of
-the run. The host code sends ``--events`` events at an even pace (like an app's traffic),
+the run. Every ``POISON_EVERY``-th call is followed by a poison call, alternately a value no
+encoder can take (it must be refused at the call with ``ValidationError``) and an attribute
+over a limit only Customer.io has (OpenCDP must store it; only its Customer.io copy is
+dead-lettered). The host code sends ``--events`` events at an even pace (like an app's traffic),
 timing every call and catching anything raised. At the end every event's sequence number is
 looked up in each platform's store: lost, stored twice, dead-lettered and retried are counted
 per destination, together with OpenCDP's delivery lag inside and outside the outage.
@@ -26,8 +29,10 @@ from typing import Any
 
 from opencdp import Client, CustomerIO
 from opencdp.config import BreakerConfig, RetryConfig
+from opencdp.errors import ValidationError
 from opencdp.sandbox import Sandbox
 
+POISON_EVERY = 500
 FAULTS = {"error_rate": 0.20, "statuses": [500, 502, 503, 504], "rate_limit_storm": 0.05,
           "retry_after": 1, "reset_rate": 0.02}
 
@@ -47,6 +52,10 @@ class DestinationReport:
 class ChaosReport:
     events: int
     raised: int
+    poison_injected: int = 0
+    poison_refused_at_call: int = 0
+    poison_isolated: int = 0
+    """Customer.io-only poison stored by OpenCDP and dead-lettered for Customer.io alone."""
     call_p50_us: float
     call_p99_us: float
     drained: bool
@@ -57,8 +66,10 @@ class ChaosReport:
 
     @property
     def ok(self) -> bool:
-        return (self.raised == 0 and self.drained and all(
-            d.lost == 0 and d.stored_twice == 0 for d in self.destinations.values()))
+        return (self.raised == 0 and self.drained
+                and self.poison_refused_at_call + self.poison_isolated == self.poison_injected
+                and all(d.lost == 0 and d.stored_twice == 0
+                        for d in self.destinations.values()))
 
 
 def _stored(sandbox: Sandbox, service: str) -> Counter[int]:
@@ -69,6 +80,17 @@ def _stored(sandbox: Sandbox, service: str) -> Counter[int]:
             if isinstance(seq, int):
                 seen[seq] += 1
     return seen
+
+
+def _poison(client: Client, n: int, report: ChaosReport) -> None:
+    report.poison_injected += 1
+    if n % 2:
+        client.track("user_poison", "chaos_poison", {"poison": n, "blob": "x" * 40_000})
+        return
+    try:
+        client.track("user_poison", "chaos_poison", {"poison": n, "bad": "caf\udce9"})
+    except ValidationError:
+        report.poison_refused_at_call += 1
 
 
 def run_chaos(events: int, seconds: float, outage: float, queue: str = "memory",
@@ -109,6 +131,9 @@ def run_chaos(events: int, seconds: float, outage: float, queue: str = "memory",
         sampler.start()
         durations: list[int] = []
         raised = 0
+        poison = ChaosReport(events=events, raised=0, call_p50_us=0, call_p99_us=0,
+                             drained=False, seconds=0, opencdp_lag_outside_outage_s=0,
+                             opencdp_lag_during_outage_s=0)
         for i in range(events):
             due = start + seconds * i / events
             pause = due - time.time()
@@ -121,14 +146,26 @@ def run_chaos(events: int, seconds: float, outage: float, queue: str = "memory",
                 raised += 1
             durations.append(time.perf_counter_ns() - t0)
             sent = i + 1
+            if i % POISON_EVERY == POISON_EVERY - 1:
+                try:
+                    _poison(client, i // POISON_EVERY, poison)
+                except Exception:
+                    raised += 1
         drained = client.flush(timeout=drain_timeout)
         done.set()
         sampler.join()
         elapsed = time.time() - start
         health = client.health()
         stats = sandbox.stats()
+        poisoned = {d.message.data.get("poison") for d in client.dead_letters("customerio",
+                                                                              limit=100_000)
+                    if d.message.data and "poison" in d.message.data}
+        stored_poison = {(e.get("data") or {}).get("poison")
+                         for p in sandbox.people("opencdp") for e in p.get("events", [])}
         report = ChaosReport(
-            events=events, raised=raised,
+            events=events, raised=raised, poison_injected=poison.poison_injected,
+            poison_refused_at_call=poison.poison_refused_at_call,
+            poison_isolated=len({n for n in poisoned if n in stored_poison}),
             call_p50_us=statistics.median(durations) / 1000,
             call_p99_us=sorted(durations)[int(len(durations) * 0.99) - 1] / 1000,
             drained=drained, seconds=round(elapsed, 1),
@@ -140,13 +177,14 @@ def run_chaos(events: int, seconds: float, outage: float, queue: str = "memory",
         for service in ("opencdp", "customerio"):
             seen = _stored(sandbox, service)
             dest = health.destinations[service]
+            dead_poison = len(poisoned) if service == "customerio" else 0
             report.destinations[service] = DestinationReport(
                 expected=events,
                 stored_unique=len(seen),
                 lost=events - len(seen),
                 stored_twice=sum(n - 1 for n in seen.values() if n > 1),
                 resends_suppressed=stats[service]["duplicates"],
-                dead_lettered=dest.failed,
+                dead_lettered=dest.failed - dead_poison,
                 retried=dest.retried,
             )
         client.close(timeout=5)
@@ -171,6 +209,9 @@ def main() -> None:
           f"Customer.io down {args.outage:g} s mid-run, queue {args.queue}")
     print(f"host code: raised {report.raised}, call p50 {report.call_p50_us:.1f} µs, "
           f"p99 {report.call_p99_us:.1f} µs; drained: {report.drained}")
+    print(f"poison: {report.poison_injected} injected, {report.poison_refused_at_call} refused "
+          f"at the call, {report.poison_isolated} Customer.io-only isolated (stored by OpenCDP, "
+          "dead-lettered for Customer.io alone)")
     print(f"OpenCDP delivery lag (median): {report.opencdp_lag_outside_outage_s:.2f} s "
           f"outside the outage, {report.opencdp_lag_during_outage_s:.2f} s during it")
     header = ("destination", "stored", "lost", "duplicated", "resends suppressed",

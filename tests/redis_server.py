@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["RedisUnavailable", "find_or_install_redis", "running_redis"]
+__all__ = ["RedisUnavailable", "RestartableRedis", "find_or_install_redis", "running_redis"]
 
 _HOW_TO = (
     "install redis-server (e.g. 'sudo apt-get install -y redis-server' or 'brew install redis') "
@@ -127,3 +127,64 @@ def running_redis(startup_timeout: float = 20.0) -> Iterator[str]:
             proc.stdout.close()
     shutil.rmtree(workdir, ignore_errors=True)
     raise RedisUnavailable(f"redis-server did not start: {last_error}")
+
+
+class RestartableRedis:
+    """A redis-server on a fixed loopback port that a test stops, pauses and restarts.
+
+    ``persist=True`` keeps an append-only file in its directory, so a restart comes back
+    with the data; otherwise a restart comes back empty (streams and groups gone).
+    """
+
+    def __init__(self, persist: bool = False) -> None:
+        self.binary = find_or_install_redis()
+        self.persist = persist
+        self.workdir = Path(tempfile.mkdtemp(prefix="opencdp-redis-"))
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RestartableRedis:
+        aof = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else [
+            "--appendonly", "no"]
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             *aof, "--dir", str(self.workdir), "--daemonize", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while not _ping(self.port):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RedisUnavailable(f"redis-server did not start on port {self.port}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.resume()
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            self.proc = None
+
+    def pause(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(19)  # SIGSTOP: connections stay open, nothing answers
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(18)  # SIGCONT
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

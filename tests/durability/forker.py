@@ -15,8 +15,8 @@ import sys
 if len(sys.argv) > 4 and sys.argv[4] == "asyncio":
     sys.modules["uvloop"] = None  # type: ignore[assignment]
 
-from opencdp import Client, CustomerIO  # noqa: E402
-from opencdp.config import RetryConfig  # noqa: E402
+from opencdp import Client, CustomerIO
+from opencdp.config import RetryConfig
 
 PER_WORKER = 3
 

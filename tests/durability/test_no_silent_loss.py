@@ -13,11 +13,9 @@ from typing import Any
 
 import pytest
 
-from opencdp import Client
 from opencdp.config import RateLimitConfig, RetryConfig
 from opencdp.errors import QueueFullError, ValidationError
 from opencdp.message import new_ulid, ulid_str
-from opencdp.testing import sandbox_options
 
 
 def _seqs(sandbox: Any, service: str) -> Counter[Any]:

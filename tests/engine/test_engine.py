@@ -8,9 +8,7 @@ import pytest
 
 from opencdp.destinations.base import Failure, Request, Response
 from opencdp.health import render
-from opencdp.message import OPENCDP, CUSTOMERIO, Message, new_ulid
-
-from .conftest import Recorder
+from opencdp.message import CUSTOMERIO, OPENCDP, Message, new_ulid
 
 
 def _ok(request: Request) -> Response:

@@ -20,7 +20,7 @@ import orjson
 
 from .config import ClientConfig
 from .destinations.base import Destination, Failure, Response
-from .destinations.customerio import CustomerIOTrack
+from .destinations.customerio import CustomerIOTrack, basic_auth
 from .destinations.opencdp import Gateway, build_send, error_message
 from .dispatch import Dispatcher, EngineSnapshot, Outcomes
 from .errors import (
@@ -86,7 +86,9 @@ class Engine:
             IdempotencyGuard(ttl=config.idempotency_ttl) if shared is None
             else SharedIdempotencyGuard(shared[0], f"{shared[1]}idem:", ttl=config.idempotency_ttl)
         )
-        self.secrets = tuple(s for s in config.secrets if s)
+        cio = config.customer_io
+        self.secrets = tuple(s for s in config.secrets if s) + (
+            (basic_auth(cio.site_id, cio.api_key),) if cio is not None else ())
         self.dispatcher = Dispatcher(config, self.outbox, self.log, _destinations(config),
                                      scrub=self.scrub, on_error=config.on_error)
         self.dual = config.dual_write

@@ -240,3 +240,28 @@ def test_close_drains_what_is_queued(engine_client, recorder):
         client.track("u1", "Viewed", {"n": i})
     assert client.close(10)
     assert len(recorder.events()) == 200
+
+
+def test_keys_echoed_by_an_upstream_never_reach_letters_logs_or_errors(engine_client, recorder,
+                                                                      caplog):
+    from opencdp.errors import SendError
+
+    def echo(request: Request) -> Response:
+        headers = orjson.dumps(request.headers)
+        return Response(400, b'{"echo":' + headers + b"}", {})
+
+    recorder.handler = echo
+    client = engine_client(fail_on_exception=True)
+    client.track("u1", "Viewed")
+    assert client.flush(10)
+    with pytest.raises(SendError) as info:
+        client.send_push(identifiers={"id": "u1"}, transactional_message_id="7")
+    secrets = ["cdp-key-for-tests", "track-key"]
+    texts = [d.reason for d in client.dead_letters()] + [str(info.value), caplog.text,
+                                                         repr(client.health().to_dict())]
+    from opencdp.destinations.customerio import basic_auth
+
+    secrets.append(basic_auth("site", "track-key"))
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text

@@ -1,7 +1,8 @@
 """Options, as frozen keyword-only dataclasses validated on construction.
 
-Every option is checked once, here, when the configuration is built: its type (no truthy
-strings, no ``True`` where a count is wanted), its range, and the mistakes we have seen
+Every option is checked once, when the configuration is built (the checks are in
+``checks.py``): its type (no truthy strings, no ``True`` where a count is wanted), its range,
+and the mistakes we have seen
 (``Bearer `` before a key, an endpoint that already ends in ``/v1``, a misspelt keyword or a
 peer SDK's name for an option). A ``ConfigurationError`` names the option and says what to
 write instead. Environment variables are read in one place only, ``ClientConfig.from_env``;
@@ -11,17 +12,15 @@ nothing here reads global state at import time. Secrets never appear in a ``repr
 from __future__ import annotations
 
 import base64
-import difflib
-import ipaddress
-import math
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
-from urllib.parse import quote, urlsplit
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from urllib.parse import quote
 
+from . import checks
+from .checks import check_endpoint
 from .errors import ConfigurationError
 from .redaction import redact, redact_url, scrub, url_secrets
 
@@ -43,6 +42,7 @@ __all__ = [
     "RateLimitConfig",
     "RetryConfig",
     "check_endpoint",
+    "check_option",
     "redact",
     "redact_url",
     "scrub",
@@ -58,9 +58,6 @@ _REGION_HOSTS = {
     "eu": ("https://track-eu.customer.io", "https://api-eu.customer.io"),
 }
 MAX_CONCURRENT_CAP = 30
-_QUEUE_SCHEMES = ("memory", "sqlite", "redis", "rediss", "unix")
-_CODE = re.compile(r"OCDP\d{3}")
-T = TypeVar("T")
 
 
 class Notice(NamedTuple):
@@ -68,235 +65,6 @@ class Notice(NamedTuple):
 
     code: str
     text: str
-
-
-# --- value checks: each names the option and says what to write -----------------------------
-
-def _shown(value: object) -> str:
-    if isinstance(value, str):
-        return f"the string {value[:60]!r}"
-    text = repr(value)
-    return f"{type(value).__name__} {text[:60]}" if len(text) <= 60 else type(value).__name__
-
-
-def _flag(name: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    hint = ""
-    if isinstance(value, str):
-        hint = " (any non-empty string is true, so this would have meant True)"
-    raise ConfigurationError(
-        f"{name} must be True or False, got {_shown(value)}{hint}", option=name
-    )
-
-
-def _count(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        example = f"{name}={max(minimum, 1) * 10}"
-        raise ConfigurationError(
-            f"{name} must be an integer >= {minimum} (e.g. {example}), got {_shown(value)}",
-            option=name,
-        )
-    if value < minimum:
-        raise ConfigurationError(f"{name} must be an integer >= {minimum}, got {value}",
-                                 option=name)
-    return value
-
-
-def _number(name: str, value: object, *, minimum: float = 0.0, zero: bool = False,
-            unit: str = "seconds") -> float:
-    """A finite float; ``zero`` allows exactly ``minimum``, otherwise it must be above it."""
-    bound = f">= {minimum:g}" if zero else f"> {minimum:g}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        hint = ""
-        if isinstance(value, str):
-            hint = f"; pass a number, e.g. {name}=5 rather than {name}='5'"
-        raise ConfigurationError(
-            f"{name} must be a number of {unit} {bound}, got {_shown(value)}{hint}", option=name
-        )
-    number = float(value)
-    if not math.isfinite(number) or number < minimum or (number == minimum and not zero):
-        raise ConfigurationError(f"{name} must be a finite number of {unit} {bound}, "
-                                 f"got {value!r}", option=name)
-    return number
-
-
-def _choice(name: str, value: object, choices: tuple[str, ...]) -> Any:
-    if isinstance(value, str) and value in choices:
-        return value
-    listed = ", ".join(repr(c) for c in choices)
-    raise ConfigurationError(f"{name} must be one of {listed}, got {_shown(value)}", option=name)
-
-
-def _text(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(f"{name} must be a non-empty string, got {_shown(value)}",
-                                 option=name)
-    return value.strip()
-
-
-def _path(name: str, value: object, *, must_exist: bool = False) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(f"{name} must be a file path or None, got {_shown(value)}",
-                                 option=name)
-    if must_exist and not os.path.isfile(value):
-        raise ConfigurationError(f"{name} {value!r} is not a readable file", option=name)
-    return value
-
-
-def _api_key(name: str, value: object) -> str:
-    """A raw key as the platform issued it; a scheme prefix breaks every request."""
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{name} must be the API key as a string, got {_shown(value)}",
-                                 option=name)
-    if not value.strip():
-        raise ConfigurationError(f"{name} is required and must not be blank", option=name)
-    key = value.strip()
-    scheme = key.split(None, 1)[0].lower() if " " in key else ""
-    if scheme in ("bearer", "basic", "token"):
-        raise ConfigurationError(
-            f"OCDP332 {name} starts with {key.split(None, 1)[0]!r}: pass the key alone. "
-            "opencdp builds the Authorization header itself (the gateway takes the raw key, "
-            "with no 'Bearer ' prefix; Customer.io's Track API takes HTTP Basic from site_id "
-            "and the key), so the prefix would make every request fail with 401.",
-            option=name, code="OCDP332",
-        )
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in key):
-        raise ConfigurationError(
-            f"{name} contains whitespace or control characters; an API key is one word "
-            "(check for a pasted line break or a second value)", option=name,
-        )
-    return key
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_endpoint(url: object, what: str) -> str:
-    """Normalise a base URL; plain http is refused except on loopback (keys travel in headers)."""
-    if not isinstance(url, str):
-        raise ConfigurationError(f"{what} must be an http(s) URL string, got {_shown(url)}",
-                                 option=what)
-    url = url.strip().rstrip("/")
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018  (validates the port)
-    except ValueError as exc:
-        raise ConfigurationError(f"{what} {redact_url(url)!r} is not a valid URL: {exc}",
-                                 option=what) from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise ConfigurationError(f"{what} must be an http(s) URL, got {redact_url(url)!r}",
-                                 option=what)
-    if parts.query or parts.fragment:
-        raise ConfigurationError(
-            f"{what} {redact_url(url)!r} has a query or fragment; give the base URL only",
-            option=what)
-    if parts.scheme == "http" and not _is_loopback(host):
-        raise ConfigurationError(
-            f"{what} uses plain http on a non-loopback host ({host}); "
-            "API keys would travel unencrypted. Use https.", option=what,
-        )
-    return url
-
-
-def _root(url: object, what: str, versions: str, example: str) -> str:
-    """A base URL that must not already carry the API's version path (appended per call)."""
-    checked = check_endpoint(url, what)
-    path = urlsplit(checked).path
-    match = re.search(rf"/(?:{versions})(?:/|$)", path)
-    if match:
-        base = checked[: len(checked) - len(path) + match.start()]
-        raise ConfigurationError(
-            f"OCDP333 {what} {redact_url(checked)!r} already contains {match.group(0).rstrip('/')}"
-            f": it is the API's root, and opencdp appends {example} itself, so every request "
-            f"would go to a path that does not exist. Use {redact_url(base)!r}.",
-            option=what, code="OCDP333",
-        )
-    return checked
-
-
-def _gateway(url: object, what: str) -> str:
-    return _root(url, what, "v1", "/v1/persons/identify (and the other paths)")
-
-
-def _proxy(name: str, value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{name} must be an http(s) proxy URL or None, "
-                                 f"got {_shown(value)}", option=name)
-    url = value
-    url = url.strip().rstrip("/")
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018
-    except ValueError as exc:
-        raise ConfigurationError(f"{name} {redact_url(url)!r} is not a valid URL: {exc}",
-                                 option=name) from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise ConfigurationError(
-            f"{name} must be an http:// or https:// proxy URL such as "
-            f"'http://proxy.internal:3128', got {redact_url(url)!r}", option=name)
-    return url
-
-
-def _queue(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(
-            f"{name} must be 'memory', 'sqlite:///path.db' or 'redis://host:port/db', "
-            f"got {_shown(value)}", option=name)
-    url = value.strip()
-    try:
-        scheme = "memory" if url == "memory" or url.startswith("memory?") else urlsplit(
-            url).scheme.lower()
-    except ValueError:
-        scheme = ""
-    if scheme not in _QUEUE_SCHEMES:
-        raise ConfigurationError(
-            f"{name} {redact_url(url)!r} is not a queue URL; use 'memory', "
-            "'sqlite:///path.db' or 'redis://host:port/db'", option=name)
-    return url
-
-
-def _suggest(name: str, known: list[str], peers: Mapping[str, str]) -> str:
-    if name in peers:
-        return f"; did you mean {peers[name]}?"
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean {close[0]!r}?"
-    return ""
-
-
-def _nested(name: str, value: object, cls: type[T]) -> T:
-    if isinstance(value, cls):
-        return value
-    known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    if isinstance(value, Mapping):
-        for key in value:
-            if key not in known:
-                hint = _suggest(str(key), known, {}) or "."
-                raise ConfigurationError(
-                    f"{name} has no field {key!r}{hint} Its fields: {', '.join(known)}.",
-                    option=name)
-        try:
-            return cls(**value)
-        except ConfigurationError as exc:
-            raise ConfigurationError(str(exc), option=name, code=exc.code) from None
-    raise ConfigurationError(
-        f"{name} must be a {cls.__name__}(...) or a dict of its fields ({', '.join(known)}), "
-        f"got {_shown(value)}", option=name)
 
 
 # --- nested configurations -------------------------------------------------------------------
@@ -333,23 +101,23 @@ class CustomerIO:
         if not isinstance(api_key, str) or not api_key.strip():
             raise ConfigurationError("CustomerIO api_key (the Track API key) is required",
                                      option="customer_io")
-        key = _api_key("CustomerIO api_key", api_key)
-        app_key = None if app_api_key is None else _api_key("CustomerIO app_api_key",
+        key = checks.api_key("CustomerIO api_key", api_key)
+        app_key = None if app_api_key is None else checks.api_key("CustomerIO app_api_key",
                                                              app_api_key)
         if not isinstance(region, str) or region.strip().lower() not in _REGION_HOSTS:
             raise ConfigurationError(
-                f"CustomerIO region must be 'us' or 'eu', got {_shown(region)}",
+                f"CustomerIO region must be 'us' or 'eu', got {checks.shown(region)}",
                 option="customer_io")
         region = region.strip().lower()
         track, app = _REGION_HOSTS[region]
         for label, url in (("track_url", track_url), ("app_url", app_url)):
             if url is not None and not isinstance(url, str):
                 raise ConfigurationError(f"CustomerIO {label} must be a URL string or None, "
-                                         f"got {_shown(url)}", option="customer_io")
+                                         f"got {checks.shown(url)}", option="customer_io")
         try:
-            track_root = _root(track_url or track, "CustomerIO track_url", "api",
+            track_root = checks.root(track_url or track, "CustomerIO track_url", "api",
                                "/api/v1/customers/... and /api/v2/batch")
-            app_root = _root(app_url or app, "CustomerIO app_url", "v1",
+            app_root = checks.root(app_url or app, "CustomerIO app_url", "v1",
                              "/v1/customers/... (and the other paths)")
         except ConfigurationError as exc:
             raise ConfigurationError(str(exc), option="customer_io", code=exc.code) from None
@@ -390,10 +158,10 @@ class RetryConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "base_delay", _number("retry.base_delay", self.base_delay, zero=True))
-        set_(self, "max_delay", _number("retry.max_delay", self.max_delay, zero=True))
-        set_(self, "max_attempts", _count("retry.max_attempts", self.max_attempts, 1))
-        set_(self, "max_age", _number("retry.max_age", self.max_age))
+        set_(self, "base_delay", checks.number("retry.base_delay", self.base_delay, zero=True))
+        set_(self, "max_delay", checks.number("retry.max_delay", self.max_delay, zero=True))
+        set_(self, "max_attempts", checks.count("retry.max_attempts", self.max_attempts, 1))
+        set_(self, "max_age", checks.number("retry.max_age", self.max_age))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -408,11 +176,11 @@ class BreakerConfig:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "failure_threshold",
-             _count("breaker.failure_threshold", self.failure_threshold, 1))
-        set_(self, "reset_timeout", _number("breaker.reset_timeout", self.reset_timeout,
+             checks.count("breaker.failure_threshold", self.failure_threshold, 1))
+        set_(self, "reset_timeout", checks.number("breaker.reset_timeout", self.reset_timeout,
                                             zero=True))
         set_(self, "success_threshold",
-             _count("breaker.success_threshold", self.success_threshold, 1))
+             checks.count("breaker.success_threshold", self.success_threshold, 1))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -426,7 +194,7 @@ class RateLimitConfig:
         for name in ("opencdp", "customerio"):
             value = getattr(self, name)
             if value is not None:
-                value = _number(f"rate_limits.{name}", value, unit="requests per second "
+                value = checks.number(f"rate_limits.{name}", value, unit="requests per second "
                                 "(or None for unlimited)")
             object.__setattr__(self, name, value)
 
@@ -442,7 +210,8 @@ def _customer_io(name: str, value: object) -> CustomerIO | None:
         for key in value:
             if key not in known:
                 raise ConfigurationError(
-                    f"customer_io has no field {key!r}{_suggest(str(key), known, {}) or '.'} "
+                    f"customer_io has no field {key!r}"
+                    f"{checks.suggest(str(key), known, {}) or '.'} "
                     f"Its fields: {', '.join(known)}.", option=name)
         missing = [k for k in ("site_id", "api_key") if k not in value]
         if missing:
@@ -450,138 +219,57 @@ def _customer_io(name: str, value: object) -> CustomerIO | None:
         return CustomerIO(**value)
     raise ConfigurationError(
         "customer_io must be CustomerIO(site_id, api_key, region=...) or a dict of its fields, "
-        f"got {_shown(value)}", option=name)
-
-
-def _fallbacks(name: str, value: object) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        raise ConfigurationError(
-            f"{name} must be a list of URLs, got a single string; write [{value!r}] "
-            "(or [] for no fallbacks)", option=name)
-    if not isinstance(value, (list, tuple)):
-        raise ConfigurationError(f"{name} must be a list of URLs (or [] for none), "
-                                 f"got {_shown(value)}", option=name)
-    urls: list[str] = []
-    for item in value:
-        if not isinstance(item, str):
-            raise ConfigurationError(f"{name} must hold URL strings, got {_shown(item)}",
-                                     option=name)
-        if item.strip():
-            urls.append(_gateway(item, name))
-    return tuple(urls)
-
-
-def _silence(name: str, value: object) -> frozenset[str]:
-    if isinstance(value, str) or not isinstance(value, (set, frozenset, list, tuple)):
-        example = f"{{{value!r}}}" if isinstance(value, str) else "{'OCDP115'}"
-        raise ConfigurationError(f"{name} must be a set of codes such as {example}, "
-                                 f"got {_shown(value)}", option=name)
-    bad = sorted(repr(code) for code in value
-                 if not isinstance(code, str) or not _CODE.fullmatch(code))
-    if bad:
-        raise ConfigurationError(f"{name} holds codes like 'OCDP115', not {', '.join(bad)}",
-                                 option=name)
-    return frozenset(value)
-
-
-def _logger(name: str, value: object) -> Any:
-    if value is None:
-        return None
-    missing = [m for m in ("debug", "error") if not callable(getattr(value, m, None))]
-    if not callable(getattr(value, "warning", None)) and not callable(
-            getattr(value, "warn", None)):
-        missing.append("warning (or warn)")
-    if missing:
-        raise ConfigurationError(
-            f"{name} must have debug, warning (or warn) and error methods, like "
-            f"logging.getLogger('myapp'); {_shown(value)} lacks {', '.join(missing)}",
-            option=name)
-    return value
-
-
-def _schemas(name: str, value: object) -> Any:
-    from .guards import Schemas
-
-    if value is None or isinstance(value, Schemas):
-        return value
-    raise ConfigurationError(f"{name} must be an opencdp.guards.Schemas() registry or None, "
-                             f"got {_shown(value)}", option=name)
-
-
-def _callback(name: str, value: object) -> Any:
-    if value is None or callable(value):
-        return value
-    raise ConfigurationError(f"{name} must be a function on_error(message, destination, "
-                             f"reason) or None, got {_shown(value)}", option=name)
-
-
-def _transport(name: str, value: object) -> Any:
-    if value is None:
-        return None
-    missing = [m for m in ("send", "aclose") if not callable(getattr(value, m, None))]
-    if missing:
-        raise ConfigurationError(
-            f"{name} must have async send(request) and aclose() methods (like "
-            f"opencdp.testing.MockTransport); {_shown(value)} lacks {', '.join(missing)}",
-            option=name)
-    return value
-
-
-def _max_bytes(name: str, value: object) -> int | None:
-    return None if value is None else _count(name, value, 1)
-
-
-def _endpoint(name: str, value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and not value.strip():
-        return None
-    return _gateway(value, name)
+        f"got {checks.shown(value)}", option=name)
 
 
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "cdp_api_key": _api_key,
-    "send_to_customer_io": lambda n, v: None if v is None else _flag(n, v),
+    "cdp_api_key": checks.api_key,
+    "send_to_customer_io": lambda n, v: None if v is None else checks.flag(n, v),
     "customer_io": _customer_io,
-    "debug": _flag,
-    "logger": _logger,
-    "max_concurrent_requests": lambda n, v: min(_count(n, v, 1), MAX_CONCURRENT_CAP),
-    "timeout": _number,
-    "fail_on_exception": _flag,
-    "cdp_endpoint": _endpoint,
-    "cdp_fallback_endpoints": _fallbacks,
-    "delivery": lambda n, v: _choice(n, v, ("background", "blocking")),
-    "queue": _queue,
-    "max_queue_size": lambda n, v: _count(n, v, 1),
-    "queue_full": lambda n, v: _choice(n, v, ("block", "drop_oldest", "spill")),
-    "queue_full_timeout": lambda n, v: _number(n, v, zero=True),
-    "durability": lambda n, v: _choice(n, v, ("durable", "batched")),
-    "batch_size": lambda n, v: _count(n, v, 1),
-    "tls_ca_file": lambda n, v: _path(n, v, must_exist=True),
-    "idempotency_ttl": lambda n, v: _number(n, v, zero=True),
-    "blocking_timeout": _number,
-    "retry": lambda n, v: _nested(n, v, RetryConfig),
-    "breaker": lambda n, v: _nested(n, v, BreakerConfig),
-    "rate_limits": lambda n, v: _nested(n, v, RateLimitConfig),
-    "strict": _flag,
-    "silence": _silence,
-    "schemas": _schemas,
-    "email_hint": lambda n, v: _choice(n, v, ("off", "debug", "warning")),
-    "max_event_names": lambda n, v: _count(n, v, 1),
-    "register_atexit": _flag,
-    "start_worker": _flag,
-    "shutdown_timeout": _number,
-    "max_queue_bytes": _max_bytes,
-    "queue_timeout": _number,
-    "spill_path": _path,
-    "send": _flag,
-    "on_error": _callback,
-    "proxy": _proxy,
-    "trust_env": _flag,
-    "transport": _transport,
+    "debug": checks.flag,
+    "logger": checks.logger,
+    "max_concurrent_requests": lambda n, v: min(checks.count(n, v, 1), MAX_CONCURRENT_CAP),
+    "timeout": checks.number,
+    "fail_on_exception": checks.flag,
+    "cdp_endpoint": checks.endpoint,
+    "cdp_fallback_endpoints": checks.fallbacks,
+    "delivery": lambda n, v: checks.choice(n, v, ("background", "blocking")),
+    "queue": checks.queue,
+    "max_queue_size": lambda n, v: checks.count(n, v, 1),
+    "queue_full": lambda n, v: checks.choice(n, v, ("block", "drop_oldest", "spill")),
+    "queue_full_timeout": lambda n, v: checks.number(n, v, zero=True),
+    "durability": lambda n, v: checks.choice(n, v, ("durable", "batched")),
+    "batch_size": lambda n, v: checks.count(n, v, 1),
+    "tls_ca_file": lambda n, v: checks.path(n, v, must_exist=True),
+    "idempotency_ttl": lambda n, v: checks.number(n, v, zero=True),
+    "blocking_timeout": checks.number,
+    "retry": lambda n, v: checks.nested(n, v, RetryConfig),
+    "breaker": lambda n, v: checks.nested(n, v, BreakerConfig),
+    "rate_limits": lambda n, v: checks.nested(n, v, RateLimitConfig),
+    "strict": checks.flag,
+    "silence": checks.silence,
+    "schemas": checks.schemas,
+    "email_hint": lambda n, v: checks.choice(n, v, ("off", "debug", "warning")),
+    "max_event_names": lambda n, v: checks.count(n, v, 1),
+    "register_atexit": checks.flag,
+    "start_worker": checks.flag,
+    "shutdown_timeout": checks.number,
+    "max_queue_bytes": checks.max_bytes,
+    "queue_timeout": checks.number,
+    "spill_path": checks.path,
+    "send": checks.flag,
+    "on_error": checks.callback,
+    "proxy": checks.proxy,
+    "trust_env": checks.flag,
+    "transport": checks.transport,
 }
+
+
+
+def check_option(option: str, value: object, label: str | None = None) -> Any:
+    """``value`` checked and normalised as ``option``; errors name ``label`` (a variable)."""
+    return _CHECKS[option](label or option, value)
+
 
 _PEER_NAMES = {
     "flush_at": "'batch_size' (segment's and posthog's flush_at)",
@@ -667,7 +355,7 @@ class ClientConfig:
         for name in given:
             if name not in _CHECKS:
                 raise ConfigurationError(
-                    f"unknown option {name!r}{_suggest(name, names, _PEER_NAMES) or '.'} "
+                    f"unknown option {name!r}{checks.suggest(name, names, _PEER_NAMES) or '.'} "
                     "See the README's option table for every option.", option=name)
         if "cdp_api_key" not in given:
             raise ConfigurationError(

@@ -81,7 +81,7 @@ def _parse(variable: Variable, raw: str) -> Any:
 def _checked(variable: Variable, value: Any) -> Any:
     label = f"environment variable {variable.name}"
     try:
-        return _config._CHECKS[variable.option](label, value)
+        return _config.check_option(variable.option, value, label)
     except ConfigurationError as exc:
         raise ConfigurationError(str(exc), option=variable.name, code=exc.code) from None
 

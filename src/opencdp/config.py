@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from urllib.parse import quote
 
@@ -128,7 +129,7 @@ class CustomerIO:
         object.__setattr__(self, "track_url", track_root)
         object.__setattr__(self, "app_url", app_root)
 
-    @property
+    @cached_property
     def secrets(self) -> tuple[str, ...]:
         """Both keys, and the Basic credential the Track API receives (an echoed header)."""
         basic = base64.b64encode(f"{self.site_id}:{self.api_key}".encode()).decode()
@@ -386,7 +387,7 @@ class ClientConfig:
 
     @property
     def notices(self) -> tuple[Notice, ...]:
-        """What the client logs (as warnings) once at construction."""
+        """What the client logs (as warnings) once at construction; ``silence`` mutes them."""
         found: list[Notice] = []
         if self.customerio_disabled:
             found.append(Notice("OCDP330", (
@@ -397,9 +398,9 @@ class ClientConfig:
             found.append(Notice("OCDP331", (
                 "send=False: calls are checked and counted but nothing is delivered to any "
                 "platform. Set send=True (or OPENCDP_SEND=true) to deliver.")))
-        return tuple(found)
+        return tuple(n for n in found if n.code not in self.silence)
 
-    @property
+    @cached_property
     def cdp_hosts(self) -> tuple[str, ...]:
         """Primary first, then fallbacks; trimmed, deduplicated, validated (gateway rule §1).
 
@@ -413,7 +414,7 @@ class ClientConfig:
             fallbacks = () if self.cdp_endpoint else DEFAULT_CDP_FALLBACKS
         return tuple(dict.fromkeys((primary, *fallbacks)))
 
-    @property
+    @cached_property
     def secrets(self) -> tuple[str, ...]:
         """Every secret this configuration holds, longest first, for ``scrub``: the keys,
         the Track API's Basic credential, and passwords inside URLs (queue, proxy, hosts)."""

@@ -49,3 +49,9 @@ def test_send_false_is_said_at_construction() -> None:
     both = ClientConfig(cdp_api_key="key-1234", send=False, customer_io=CIO,
                         send_to_customer_io=False)
     assert [n.code for n in both.notices] == ["OCDP330", "OCDP331"]
+
+
+def test_notices_can_be_silenced() -> None:
+    config = ClientConfig(cdp_api_key="key-1234", customer_io=CIO, send_to_customer_io=False,
+                          send=False, silence={"OCDP330"})
+    assert [n.code for n in config.notices] == ["OCDP331"]

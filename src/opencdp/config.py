@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from . import checks
 from .checks import check_endpoint
@@ -128,6 +128,26 @@ class CustomerIO:
         object.__setattr__(self, "app_api_key", app_key)
         object.__setattr__(self, "track_url", track_root)
         object.__setattr__(self, "app_url", app_root)
+
+    def region_hint(self, location: str | None) -> str | None:
+        """The OCDP334 explanation when a redirect from the Track host points at the other
+        region's host (an EU account called through the US host, or the reverse); else None."""
+        if not location:
+            return None
+        try:
+            host = urlsplit(location).hostname
+        except ValueError:
+            return None
+        for region, urls in _REGION_HOSTS.items():
+            if region != self.region and host in {urlsplit(u).hostname for u in urls}:
+                return (
+                    f"OCDP334 Customer.io redirected a Track request to {host}: this workspace "
+                    f"is in the {region.upper()} region, but the client is configured for "
+                    f"{self.region.upper()}. Set CustomerIO(..., region={region!r}) "
+                    f"(or CUSTOMERIO_REGION={region}); redirected requests are not followed, "
+                    "so the API key is only ever sent to the configured host."
+                )
+        return None
 
     @cached_property
     def secrets(self) -> tuple[str, ...]:

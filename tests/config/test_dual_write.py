@@ -55,3 +55,15 @@ def test_notices_can_be_silenced() -> None:
     config = ClientConfig(cdp_api_key="key-1234", customer_io=CIO, send_to_customer_io=False,
                           send=False, silence={"OCDP330"})
     assert [n.code for n in config.notices] == ["OCDP331"]
+
+
+def test_a_redirect_to_the_other_region_is_explained() -> None:
+    us = CustomerIO("site", "track-key")
+    hint = us.region_hint("https://track-eu.customer.io/api/v1/customers/u1")
+    assert hint is not None and hint.startswith("OCDP334")
+    assert "region='eu'" in hint and "CUSTOMERIO_REGION=eu" in hint
+    eu = CustomerIO("site", "track-key", region="eu")
+    assert "region='us'" in (eu.region_hint("https://track.customer.io/api/v2/batch") or "")
+    assert us.region_hint("https://track.customer.io/api/v1/x") is None
+    assert us.region_hint("https://elsewhere.example/") is None
+    assert us.region_hint(None) is None and us.region_hint("http://[::1") is None

@@ -43,7 +43,8 @@ def test_concurrency_cap_and_secrets_not_in_repr() -> None:
     text = repr(config)
     for secret in ("super-secret-key", "track-secret", "app-secret"):
         assert secret not in text
-    assert ClientConfig(cdp_api_key="k", max_concurrent_requests=0).max_concurrent_requests == 10
+    with pytest.raises(ConfigurationError, match="max_concurrent_requests must be an integer >= 1"):
+        ClientConfig(cdp_api_key="k", max_concurrent_requests=0)
 
 
 def test_from_env_reads_and_names_missing_variables() -> None:

@@ -2,7 +2,7 @@
 
 from ._version import __version__
 from .client import AsyncClient, Client
-from .config import ClientConfig, CustomerIO
+from .config import BreakerConfig, ClientConfig, CustomerIO, RateLimitConfig, RetryConfig
 from .errors import (
     ClientClosedError,
     ConfigurationError,
@@ -14,18 +14,27 @@ from .errors import (
     TransportError,
     ValidationError,
 )
+from .health import Health
+from .options import ClientOptions
+from .outbox.base import DeadLetter
 
 __all__ = [
     "AsyncClient",
+    "BreakerConfig",
     "Client",
     "ClientClosedError",
     "ClientConfig",
+    "ClientOptions",
     "ConfigurationError",
     "CustomerIO",
+    "DeadLetter",
     "DeliveryError",
+    "Health",
     "OpenCDPError",
     "OutboxError",
     "QueueFullError",
+    "RateLimitConfig",
+    "RetryConfig",
     "SendError",
     "TransportError",
     "ValidationError",

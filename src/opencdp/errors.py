@@ -39,7 +39,19 @@ class OpenCDPError(Exception):
 
 
 class ConfigurationError(OpenCDPError, ValueError):
-    """An option or environment variable is missing or malformed."""
+    """An option or environment variable is missing or malformed.
+
+    ``option`` names the option (or environment variable) at fault, so tools and tests can
+    point at it without parsing the message; ``code`` is set for the mistakes with a
+    documented code (OCDP33x).
+    """
+
+    def __init__(
+        self, message: str, *, option: str | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.option = option
+        self.code = code
 
 
 class ValidationError(OpenCDPError, ValueError):

@@ -1,0 +1,117 @@
+"""The typed shape of every option, for IDEs and type checkers.
+
+``Client(**options: Unpack[ClientOptions])`` lets mypy and pyright flag a misspelt option or a
+value of the wrong type before the code runs; ``ClientConfig`` checks the same at run time
+for callers without a type checker. The nested dict forms (``retry={"max_attempts": 3}``)
+have their own TypedDicts. Everything here is types only: importing it costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
+
+if TYPE_CHECKING:
+    from .config import BreakerConfig, CustomerIO, RateLimitConfig, RetryConfig
+    from .guards import Schemas
+
+__all__ = [
+    "BreakerOptions",
+    "ClientOptions",
+    "CustomerIOOptions",
+    "LoggerLike",
+    "OnError",
+    "RateLimitOptions",
+    "RetryOptions",
+    "TransportLike",
+]
+
+
+class LoggerLike(Protocol):
+    """A ``logging.Logger`` or the dual-write guide's custom logger (``warn`` or ``warning``)."""
+
+    def debug(self, msg: str, /) -> object: ...
+    def error(self, msg: str, /) -> object: ...
+
+
+class TransportLike(Protocol):
+    """What the engine sends through: one request at a time, closed once at shutdown."""
+
+    async def send(self, request: Any, /) -> Any: ...
+    async def aclose(self) -> None: ...
+
+
+OnError = Callable[[Any, str, str], object]
+"""``on_error(message, destination, reason)``: called when a message is dead-lettered."""
+
+
+class RetryOptions(TypedDict, total=False):
+    base_delay: float
+    max_delay: float
+    max_attempts: int
+    max_age: float
+
+
+class BreakerOptions(TypedDict, total=False):
+    failure_threshold: int
+    reset_timeout: float
+    success_threshold: int
+
+
+class RateLimitOptions(TypedDict, total=False):
+    opencdp: float | None
+    customerio: float | None
+
+
+class CustomerIOOptions(TypedDict, total=False):
+    site_id: str
+    api_key: str
+    region: Literal["us", "eu"]
+    app_api_key: str | None
+    track_url: str | None
+    app_url: str | None
+
+
+class ClientOptions(TypedDict, total=False):
+    """Every keyword of ``Client``, ``AsyncClient`` and ``ClientConfig``; see the README."""
+
+    cdp_api_key: str
+    send_to_customer_io: bool | None
+    customer_io: CustomerIO | CustomerIOOptions | None
+    debug: bool
+    logger: LoggerLike | None
+    max_concurrent_requests: int
+    timeout: float
+    fail_on_exception: bool
+    cdp_endpoint: str | None
+    cdp_fallback_endpoints: Sequence[str] | None
+    delivery: Literal["background", "blocking"]
+    queue: str
+    max_queue_size: int
+    queue_full: Literal["block", "drop_oldest", "spill"]
+    queue_full_timeout: float
+    durability: Literal["durable", "batched"]
+    batch_size: int
+    tls_ca_file: str | os.PathLike[str] | None
+    idempotency_ttl: float
+    blocking_timeout: float
+    retry: RetryConfig | RetryOptions
+    breaker: BreakerConfig | BreakerOptions
+    rate_limits: RateLimitConfig | RateLimitOptions
+    strict: bool
+    silence: Collection[str]
+    schemas: Schemas | None
+    email_hint: Literal["off", "debug", "warning"]
+    max_event_names: int
+    register_atexit: bool
+    start_worker: bool
+    shutdown_timeout: float
+    max_queue_bytes: int | None
+    queue_timeout: float
+    spill_path: str | os.PathLike[str] | None
+    send: bool
+    on_error: OnError | None
+    proxy: str | None
+    trust_env: bool
+    transport: TransportLike | None

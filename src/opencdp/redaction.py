@@ -1,0 +1,68 @@
+"""Keeping secrets out of text: reprs, log lines, dead-letter reasons, exception messages.
+
+Pure functions with no state. ``ClientConfig.secrets`` lists what a configuration knows to be
+secret; ``scrub`` removes those strings from any text a server or proxy sent back (an error
+body that echoes request headers would otherwise put a key in a log line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+__all__ = ["MIN_SECRET_LENGTH", "redact", "redact_url", "scrub", "url_secrets"]
+
+MIN_SECRET_LENGTH = 4
+"""Shorter strings are not scrubbed: replacing every ``k`` in a message hides nothing."""
+
+REDACTED = "<redacted>"
+
+
+def redact(secret: str | None) -> str:
+    """Show that a secret is set without showing it."""
+    if not secret:
+        return "<unset>"
+    return f"<{len(secret)} chars>"
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL with the password of its user part masked (``redis://:***@host``)."""
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparseable URL>"
+    if password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+def url_secrets(url: str | None) -> tuple[str, ...]:
+    """The password inside a URL, as written and percent-decoded, for ``scrub``."""
+    if not url:
+        return ()
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return ()
+    if not password:
+        return ()
+    return tuple(dict.fromkeys((password, unquote(password))))
+
+
+def scrub(text: str | None, secrets: Iterable[str | None]) -> str | None:
+    """``text`` with every secret of at least ``MIN_SECRET_LENGTH`` characters replaced.
+
+    Longest first, so a secret that contains another is removed whole.
+    """
+    if text is None:
+        return None
+    usable = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
+    for secret in sorted(usable, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text

@@ -1,0 +1,1 @@
+"""Options, their checks, the environment and secrets (opencdp.config)."""

@@ -1,10 +1,16 @@
 """The default outbox: bounded, in-process, fast.
 
-``put`` runs on the caller's thread and is two ``deque.append`` calls (atomic in CPython), so
-it needs no lock; everything else runs on the dispatcher thread. When a destination's queue is
-full, the policy decides: ``drop_oldest`` (counted and reported with code OCDP301),
-``block`` (wait up to a timeout, then QueueFullError) or ``spill`` (overflow into a durable
+``put`` runs on the caller's thread and is a few ``deque.append`` calls (atomic in CPython),
+so it needs no lock; everything else runs on the dispatcher thread. A message is queued for
+all its destinations or for none. When a destination's queue is full (``max_size`` messages,
+or ``max_bytes`` of serialised messages when set), the policy decides: ``drop_oldest``
+(counted and reported with code OCDP301), ``block`` (wait up to a timeout for room in every
+target queue, then QueueFullError with nothing queued) or ``spill`` (overflow into a durable
 outbox, leased from once the memory queue is empty).
+
+Every per-message structure (the queues, in-flight leases, byte sizes, late timestamps) lets
+go of a message when it is acknowledged, dead-lettered or dropped; dead letters are kept up to
+``max_dead`` per destination.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from ..errors import QueueFullError
-from ..message import DESTINATION_BITS, DESTINATION_NAMES, Message
+from ..errors import ConfigurationError, QueueFullError
+from ..message import DESTINATION_BITS, DESTINATION_NAMES, Message, dumps_message
 from .base import DeadItem, DeadLetter, Leased, Outbox, QueueStats, RetryItem
 
 __all__ = ["MemoryOutbox"]
@@ -25,9 +31,14 @@ __all__ = ["MemoryOutbox"]
 DropHook = Callable[[str, str, Message], None]
 """Called as ``hook(code, destination, message)`` for every dropped message."""
 
+_LATE = 1.0
+"""Seconds between an event id's time and the put beyond which the put time is recorded
+(a caller-supplied event id); otherwise the id's time is when the message entered."""
+
 
 class _Lane:
-    __slots__ = ("dead", "delivered", "dropped", "fresh", "inflight", "retry", "spilled")
+    __slots__ = ("bytes", "dead", "delivered", "dropped", "fresh", "inflight", "late", "retry",
+                 "sizes", "spilled")
 
     def __init__(self) -> None:
         self.fresh: deque[Message] = deque()
@@ -37,9 +48,12 @@ class _Lane:
         self.delivered = 0
         self.dropped: dict[str, int] = {}
         self.spilled: set[int] = set()
+        self.late: dict[int, float] = {}
+        self.sizes: dict[int, int] = {}
+        self.bytes = 0
 
 
-class MemoryOutbox:
+class MemoryOutbox(Outbox):
     durable = False
 
     def __init__(
@@ -50,19 +64,26 @@ class MemoryOutbox:
         spill: Outbox | None = None,
         on_drop: DropHook | None = None,
         max_dead: int = 10_000,
+        max_bytes: int | None = None,
     ) -> None:
         if full_policy == "spill" and spill is None:
             raise ValueError("the spill policy needs a spill outbox")
+        if max_bytes is not None and (
+            not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes <= 0
+        ):
+            raise ConfigurationError(f"max_queue_bytes must be a positive int or None, "
+                                     f"got {max_bytes!r}")
         self.max_size = max_size
+        self.max_bytes = max_bytes
         self.full_policy = full_policy
         self.full_timeout = full_timeout
         self.max_dead = max_dead
         self._spill = spill
         self._on_drop = on_drop
         self._lanes = {name: _Lane() for name in DESTINATION_BITS}
-        self._targets: dict[int, tuple[tuple[str, deque[Message]], ...]] = {
+        self._targets: dict[int, tuple[tuple[str, _Lane], ...]] = {
             bits: tuple(
-                (name, self._lanes[name].fresh)
+                (name, self._lanes[name])
                 for bit, name in DESTINATION_NAMES.items()
                 if bits & bit
             )
@@ -73,37 +94,89 @@ class MemoryOutbox:
 
     # caller's thread -------------------------------------------------------------------
     def put(self, message: Message) -> None:
-        for name, queue in self._targets[message.destinations]:
-            if len(queue) < self.max_size:
-                queue.append(message)
-            else:
-                self._full(name, queue, message)
+        targets = self._targets[message.destinations & 3]
+        if self.max_bytes is not None:
+            self._put_sized(message, targets)
+            return
+        max_size = self.max_size
+        for _, lane in targets:
+            if len(lane.fresh) >= max_size:
+                self._put_full(message, targets, 0)
+                return
+        now = time.time()
+        if abs(now - (message.id >> 80) / 1000) > _LATE:
+            for _, lane in targets:
+                lane.late[message.id] = now
+        for _, lane in targets:
+            lane.fresh.append(message)
 
-    def _full(self, name: str, queue: deque[Message], message: Message) -> None:
+    def _fits(self, lane: _Lane, size: int) -> bool:
+        if len(lane.fresh) >= self.max_size:
+            return False
+        limit = self.max_bytes
+        return limit is None or not lane.sizes or lane.bytes + size <= limit
+
+    def _put_sized(self, message: Message, targets: tuple[tuple[str, _Lane], ...]) -> None:
+        size = len(dumps_message(message))
+        if all(self._fits(lane, size) for _, lane in targets):
+            self._append(message, targets, size)
+        else:
+            self._put_full(message, targets, size)
+
+    def _append(self, message: Message, targets: tuple[tuple[str, _Lane], ...],
+                size: int) -> None:
+        now = time.time()
+        late = abs(now - (message.id >> 80) / 1000) > _LATE
+        for _, lane in targets:
+            if late:
+                lane.late[message.id] = now
+            if size:
+                lane.sizes[message.id] = size
+                lane.bytes += size
+            lane.fresh.append(message)
+
+    def _put_full(self, message: Message, targets: tuple[tuple[str, _Lane], ...],
+                  size: int) -> None:
         if self.full_policy == "spill" and self._spill is not None:
-            self._spill.put(message._replace(destinations=DESTINATION_BITS[name]))
+            full = [(n, lane) for n, lane in targets if not self._fits(lane, size)]
+            bits = sum(DESTINATION_BITS[n] for n, _ in full)
+            self._spill.put(message._replace(destinations=bits))  # first: it may raise
+            self._append(message, tuple(t for t in targets if t not in full), size)
             return
         if self.full_policy == "block":
             deadline = time.monotonic() + self.full_timeout
             delay = 0.0005
-            while len(queue) >= self.max_size:
+            while not all(self._fits(lane, size) for _, lane in targets):
                 if time.monotonic() >= deadline:
-                    self._count_drop(name, "queue_full", message)
+                    for name, lane in targets:
+                        if not self._fits(lane, size):
+                            self._count_drop(name, "queue_full", message)
+                    limit = f"{self.max_size} messages" + (
+                        f" or {self.max_bytes} bytes" if self.max_bytes is not None else "")
                     raise QueueFullError(
-                        f"the {name} queue stayed full ({self.max_size} messages) "
-                        f"for {self.full_timeout} s"
+                        f"the memory queue stayed full ({limit}) for {self.full_timeout} s; "
+                        "the message was not queued"
                     )
                 time.sleep(delay)
                 delay = min(delay * 2, 0.01)
-            queue.append(message)
+            self._append(message, targets, size)
             return
-        try:
-            oldest = queue.popleft()
-        except IndexError:  # drained meanwhile
-            oldest = None
-        queue.append(message)
-        if oldest is not None:
-            self._count_drop(name, "drop_oldest", oldest)
+        for name, lane in targets:
+            while not self._fits(lane, size):
+                try:
+                    oldest = lane.fresh.popleft()
+                except IndexError:  # drained meanwhile, or only in-flight bytes left
+                    break
+                self._forget(lane, oldest.id)
+                self._count_drop(name, "drop_oldest", oldest)
+        self._append(message, targets, size)
+
+    @staticmethod
+    def _forget(lane: _Lane, message_id: int) -> None:
+        lane.late.pop(message_id, None)
+        size = lane.sizes.pop(message_id, None)
+        if size is not None:
+            lane.bytes -= size
 
     def _count_drop(self, name: str, reason: str, message: Message) -> None:
         lane = self._lanes[name]
@@ -122,7 +195,15 @@ class MemoryOutbox:
         fresh = lane.fresh
         take = min(limit - len(out), len(fresh))
         popleft = fresh.popleft
-        out.extend([Leased(popleft()) for _ in range(take)])
+        if lane.late:
+            late = lane.late
+            for _ in range(take):
+                m = popleft()
+                at = late.pop(m.id, None)
+                out.append(Leased(m, 0, None, (m.id >> 80) / 1000 if at is None else at))
+        else:
+            out.extend([Leased(m, 0, None, (m.id >> 80) / 1000)
+                        for m in [popleft() for _ in range(take)]])
         if len(out) < limit and self._spill is not None and not fresh:
             spilled = self._spill.lease(destination, limit - len(out), now, lease_seconds)
             lane.spilled.update(item.message.id for item in spilled)
@@ -145,9 +226,14 @@ class MemoryOutbox:
         if spilled and self._spill is not None:
             self._spill.ack(destination, spilled)
         pop = lane.inflight.pop
+        done = 0
         for i in ids:
-            pop(i, None)
-        lane.delivered += len(ids)
+            if pop(i, None) is not None:
+                done += 1
+        if lane.sizes:
+            for i in ids:
+                self._forget(lane, i)
+        lane.delivered += done
 
     def retry(self, destination: str, items: Sequence[RetryItem]) -> None:
         lane = self._lanes[destination]
@@ -172,6 +258,7 @@ class MemoryOutbox:
                 leased = lane.inflight.pop(it.id, None)
                 if leased is None or it.id in spilled:
                     continue
+                self._forget(lane, it.id)
                 lane.dead.append(
                     DeadLetter(
                         message=leased.message,
@@ -214,6 +301,7 @@ class MemoryOutbox:
             stats = QueueStats(
                 pending=len(lane.fresh) + len(lane.retry),
                 in_flight=len(lane.inflight),
+                in_flight_here=len(lane.inflight),
                 dead=len(lane.dead),
                 delivered=lane.delivered,
                 oldest_pending_age=oldest,
@@ -253,8 +341,10 @@ class MemoryOutbox:
 
     def replay(self, destination: str | None = None, since: float | None = None) -> int:
         taken = self._take_dead(destination, since)
+        now = time.time()
         for letter in taken:
-            self._lanes[letter.destination].fresh.append(letter.message)
+            lane = self._lanes[letter.destination]
+            heapq.heappush(lane.retry, (now, next(self._seq), Leased(letter.message, 0, None, now)))
         return len(taken)
 
     def purge(self, destination: str | None = None, since: float | None = None) -> int:
@@ -273,11 +363,20 @@ class MemoryOutbox:
             lane.retry.clear()
             lane.inflight.clear()
             lane.spilled.clear()
+            lane.late.clear()
+            lane.sizes.clear()
+            lane.bytes = 0
         self._lock = threading.Lock()
         if self._spill is not None:
-            reopen = getattr(self._spill, "after_fork", None)
-            if callable(reopen):
-                reopen()
+            self._spill.after_fork()
+
+    def maintain(self, now: float) -> None:
+        if self._spill is not None:
+            self._spill.maintain(now)
+
+    def queued_bytes(self) -> dict[str, int]:
+        """Serialised bytes held per destination (0 unless ``max_bytes`` is set)."""
+        return {name: lane.bytes for name, lane in self._lanes.items()}
 
     def close(self) -> None:
         if self._spill is not None:

@@ -19,18 +19,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, OutboxError
 from ..message import DESTINATION_BITS, Message
 
 __all__ = [
     "DeadItem",
     "DeadLetter",
     "Leased",
+    "MaybeStoredError",
     "Outbox",
     "QueueStats",
     "RetryItem",
     "destination_bit",
 ]
+
+
+class MaybeStoredError(OutboxError):
+    """The write timed out after it was sent: the queue may have stored the message or not.
+    Whoever writes it again elsewhere uses ``put_unless_stored`` to avoid a duplicate."""
 
 
 def destination_bit(destination: str) -> int:
@@ -183,6 +189,11 @@ class Outbox(Protocol):
     def pending_messages(self) -> int:
         """Messages this instance would lose if the process ended now (0 when durable)."""
         return 0
+
+    def put_unless_stored(self, message: Message, since: float) -> None:
+        """``put``, unless an earlier attempt (one that raised MaybeStoredError at or after
+        ``since``, wall clock) did store it after all."""
+        self.put(message)
 
     def maintain(self, now: float) -> None:
         """Housekeeping, called by the engine about once a second from its own thread:

@@ -8,9 +8,10 @@ or ``max_bytes`` of serialised messages when set), the policy decides: ``drop_ol
 target queue, then QueueFullError with nothing queued) or ``spill`` (overflow into a durable
 outbox, leased from once the memory queue is empty).
 
-Every per-message structure (the queues, in-flight leases, byte sizes, late timestamps) lets
-go of a message when it is acknowledged, dead-lettered or dropped; dead letters are kept up to
-``max_dead`` per destination.
+Every per-message structure (the queues, in-flight leases, late timestamps) lets go of a
+message when it is acknowledged, dead-lettered or dropped; dead letters are kept up to
+``max_dead`` per destination. The byte bound keeps no per-message record: a message's size
+is computed again when it leaves, so only the totals are stored.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ _LATE = 1.0
 
 
 class _Lane:
-    __slots__ = ("bytes", "dead", "delivered", "dropped", "fresh", "inflight", "late", "retry",
-                 "sizes", "spilled")
+    __slots__ = ("bytes", "dead", "delivered", "dropped", "fresh", "held", "inflight", "late",
+                 "retry", "spilled")
 
     def __init__(self) -> None:
         self.fresh: deque[Message] = deque()
@@ -49,8 +50,8 @@ class _Lane:
         self.dropped: dict[str, int] = {}
         self.spilled: set[int] = set()
         self.late: dict[int, float] = {}
-        self.sizes: dict[int, int] = {}
-        self.bytes = 0
+        self.bytes = 0  # serialised size of the messages counted (max_bytes only)
+        self.held = 0  # how many messages that is
 
 
 class MemoryOutbox(Outbox):
@@ -91,6 +92,7 @@ class MemoryOutbox(Outbox):
         }
         self._seq = itertools.count()
         self._lock = threading.Lock()
+        self._bytes_lock = threading.Lock()
 
     # caller's thread -------------------------------------------------------------------
     def put(self, message: Message) -> None:
@@ -114,14 +116,15 @@ class MemoryOutbox(Outbox):
         if len(lane.fresh) >= self.max_size:
             return False
         limit = self.max_bytes
-        return limit is None or not lane.sizes or lane.bytes + size <= limit
+        return limit is None or not lane.held or lane.bytes + size <= limit
 
     def _put_sized(self, message: Message, targets: tuple[tuple[str, _Lane], ...]) -> None:
         size = len(dumps_message(message))
-        if all(self._fits(lane, size) for _, lane in targets):
-            self._append(message, targets, size)
-        else:
-            self._put_full(message, targets, size)
+        with self._bytes_lock:
+            if all(self._fits(lane, size) for _, lane in targets):
+                self._append(message, targets, size)
+                return
+        self._put_full(message, targets, size)
 
     def _append(self, message: Message, targets: tuple[tuple[str, _Lane], ...],
                 size: int) -> None:
@@ -131,8 +134,8 @@ class MemoryOutbox(Outbox):
             if late:
                 lane.late[message.id] = now
             if size:
-                lane.sizes[message.id] = size
                 lane.bytes += size
+                lane.held += 1
             lane.fresh.append(message)
 
     def _put_full(self, message: Message, targets: tuple[tuple[str, _Lane], ...],
@@ -141,12 +144,17 @@ class MemoryOutbox(Outbox):
             full = [(n, lane) for n, lane in targets if not self._fits(lane, size)]
             bits = sum(DESTINATION_BITS[n] for n, _ in full)
             self._spill.put(message._replace(destinations=bits))  # first: it may raise
-            self._append(message, tuple(t for t in targets if t not in full), size)
+            with self._bytes_lock:
+                self._append(message, tuple(t for t in targets if t not in full), size)
             return
         if self.full_policy == "block":
             deadline = time.monotonic() + self.full_timeout
             delay = 0.0005
-            while not all(self._fits(lane, size) for _, lane in targets):
+            while True:
+                with self._bytes_lock:
+                    if all(self._fits(lane, size) for _, lane in targets):
+                        self._append(message, targets, size)
+                        return
                 if time.monotonic() >= deadline:
                     for name, lane in targets:
                         if not self._fits(lane, size):
@@ -159,24 +167,31 @@ class MemoryOutbox(Outbox):
                     )
                 time.sleep(delay)
                 delay = min(delay * 2, 0.01)
+        dropped: list[tuple[str, Message]] = []
+        with self._bytes_lock:
+            for name, lane in targets:
+                while not self._fits(lane, size):
+                    try:
+                        oldest = lane.fresh.popleft()
+                    except IndexError:  # drained meanwhile, or only in-flight bytes left
+                        break
+                    lane.late.pop(oldest.id, None)
+                    if size:
+                        lane.bytes -= len(dumps_message(oldest))
+                        lane.held -= 1
+                    dropped.append((name, oldest))
             self._append(message, targets, size)
-            return
-        for name, lane in targets:
-            while not self._fits(lane, size):
-                try:
-                    oldest = lane.fresh.popleft()
-                except IndexError:  # drained meanwhile, or only in-flight bytes left
-                    break
-                self._forget(lane, oldest.id)
-                self._count_drop(name, "drop_oldest", oldest)
-        self._append(message, targets, size)
+        for name, oldest in dropped:
+            self._count_drop(name, "drop_oldest", oldest)
 
-    @staticmethod
-    def _forget(lane: _Lane, message_id: int) -> None:
-        lane.late.pop(message_id, None)
-        size = lane.sizes.pop(message_id, None)
-        if size is not None:
-            lane.bytes -= size
+    def _release(self, lane: _Lane, messages: Sequence[Message]) -> None:
+        """Take resolved messages out of the byte count."""
+        if self.max_bytes is None or not messages:
+            return
+        freed = sum(len(dumps_message(m)) for m in messages)
+        with self._bytes_lock:
+            lane.bytes -= freed
+            lane.held -= len(messages)
 
     def _count_drop(self, name: str, reason: str, message: Message) -> None:
         lane = self._lanes[name]
@@ -226,14 +241,18 @@ class MemoryOutbox(Outbox):
         if spilled and self._spill is not None:
             self._spill.ack(destination, spilled)
         pop = lane.inflight.pop
-        done = 0
-        for i in ids:
-            if pop(i, None) is not None:
-                done += 1
-        if lane.sizes:
-            for i in ids:
-                self._forget(lane, i)
-        lane.delivered += done
+        done = [leased for i in ids if (leased := pop(i, None)) is not None]
+        if self.max_bytes is not None:
+            self._release(lane, [x.message for x in done if x.message.id not in spilled])
+        lane.delivered += len(done)
+        self._shrink(lane)
+
+    @staticmethod
+    def _shrink(lane: _Lane) -> None:
+        # A dict keeps its grown table when emptied by pops; a new one lets the memory go.
+        # (Only the dispatcher's own: callers write ``late`` concurrently.)
+        if not lane.inflight:
+            lane.inflight = {}
 
     def retry(self, destination: str, items: Sequence[RetryItem]) -> None:
         lane = self._lanes[destination]
@@ -258,7 +277,7 @@ class MemoryOutbox(Outbox):
                 leased = lane.inflight.pop(it.id, None)
                 if leased is None or it.id in spilled:
                     continue
-                self._forget(lane, it.id)
+                self._release(lane, [leased.message])
                 lane.dead.append(
                     DeadLetter(
                         message=leased.message,
@@ -269,6 +288,7 @@ class MemoryOutbox(Outbox):
                         dead_at=now,
                     )
                 )
+            self._shrink(lane)
             if len(lane.dead) > self.max_dead:
                 overflow = len(lane.dead) - self.max_dead
                 del lane.dead[:overflow]
@@ -344,6 +364,10 @@ class MemoryOutbox(Outbox):
         now = time.time()
         for letter in taken:
             lane = self._lanes[letter.destination]
+            if self.max_bytes is not None:
+                with self._bytes_lock:
+                    lane.bytes += len(dumps_message(letter.message))
+                    lane.held += 1
             heapq.heappush(lane.retry, (now, next(self._seq), Leased(letter.message, 0, None, now)))
         return len(taken)
 
@@ -364,8 +388,7 @@ class MemoryOutbox(Outbox):
             lane.inflight.clear()
             lane.spilled.clear()
             lane.late.clear()
-            lane.sizes.clear()
-            lane.bytes = 0
+            lane.bytes = lane.held = 0
         self._lock = threading.Lock()
         if self._spill is not None:
             self._spill.after_fork()

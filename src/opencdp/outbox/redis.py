@@ -65,7 +65,7 @@ from ..message import (
     loads_message,
     ulid_str,
 )
-from .base import DeadItem, DeadLetter, Leased, Outbox, QueueStats, RetryItem
+from .base import DeadItem, DeadLetter, Leased, MaybeStoredError, Outbox, QueueStats, RetryItem
 from .base import destination_bit as _bit
 from .buffer import PutBuffer
 
@@ -83,6 +83,19 @@ _PUT_MANY = """
 for i = 1, #ARGV - 2, 2 do redis.call('XADD', KEYS[1], '*', 'm', ARGV[i], 'd', ARGV[i + 1]) end
 redis.call('HINCRBY', KEYS[2], 'out:opencdp', tonumber(ARGV[#ARGV - 1]))
 redis.call('HINCRBY', KEYS[2], 'out:customerio', tonumber(ARGV[#ARGV]))
+return 1
+"""
+
+_PUT_UNLESS = """
+local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))
+for _, e in ipairs(entries) do
+  local f = e[2]
+  for i = 1, #f, 2 do
+    if f[i] == 'm' and string.sub(f[i + 1], 3, 28) == ARGV[3] then return 0 end
+  end
+end
+redis.call('XADD', KEYS[1], '*', 'm', ARGV[4], 'd', ARGV[5])
+for i = 6, #ARGV do redis.call('HINCRBY', KEYS[2], 'out:' .. ARGV[i], 1) end
 return 1
 """
 
@@ -207,6 +220,7 @@ return redis.call('XTRIM', KEYS[1], 'MINID', keep)
 """
 
 _BATCH_LIMIT = 5000
+_UNLESS_SCAN = 20_000  # entries searched for an earlier, timed-out write of the same message
 _TRIM_EVERY = 1.0
 _CLAIM_EVERY = 0.25
 
@@ -310,6 +324,7 @@ class RedisOutbox(Outbox):
             raise ConfigurationError(f"invalid Redis URL: {exc}") from None
         self._put_script = self._put_redis.register_script(_PUT)
         self._put_many = self._put_redis.register_script(_PUT_MANY)
+        self._put_unless = self._put_redis.register_script(_PUT_UNLESS)
         self._promote = self._redis.register_script(_PROMOTE)
         self._ack_script = self._redis.register_script(_ACK)
         self._retry_script = self._redis.register_script(_RETRY)
@@ -399,7 +414,13 @@ class RedisOutbox(Outbox):
         try:
             yield
         except redis.exceptions.RedisError as exc:
-            kind = _MissingGroup if "NOGROUP" in str(exc) else OutboxError
+            kind: type[OutboxError] = OutboxError
+            if "NOGROUP" in str(exc):
+                kind = _MissingGroup
+            elif isinstance(exc, redis.exceptions.TimeoutError) or (
+                isinstance(exc, redis.exceptions.ConnectionError) and "connecting" not in str(exc)
+            ):
+                kind = MaybeStoredError  # sent, and maybe executed: no answer in time
             raise kind(f"the Redis outbox failed: {type(exc).__name__}: {exc}") from None
 
     def _recovering(self, call: Any, *args: Any) -> Any:
@@ -424,6 +445,19 @@ class RedisOutbox(Outbox):
             self._put_script(keys=[self._stream, self._counts],
                              args=[dumps_message(message), *self._put_args[dests]],
                              client=self._put_redis)
+
+    def put_unless_stored(self, message: Message, since: float) -> None:
+        dests = message.destinations & 3
+        if not dests:
+            return
+        start = f"{max(0, int((since - 1.0) * 1000))}-0"  # a second of slack for clock skew
+        with self._errors():
+            self._put_unless(
+                keys=[self._stream, self._counts],
+                args=[start, _UNLESS_SCAN, message.ulid, dumps_message(message),
+                      *self._put_args[dests]],
+                client=self._put_redis,
+            )
 
     def _write_many(self, rows: Sequence[tuple[bytes, int]]) -> None:
         # One script call per chunk: one XADD per message on the server, one round trip and

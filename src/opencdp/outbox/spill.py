@@ -30,7 +30,7 @@ from typing import Any
 
 from ..errors import OpenCDPError, OutboxError
 from ..message import DESTINATION_NAMES, Message, dumps_message, loads_message
-from .base import DeadItem, DeadLetter, Leased, Outbox, QueueStats, RetryItem
+from .base import DeadItem, DeadLetter, Leased, MaybeStoredError, Outbox, QueueStats, RetryItem
 from .throttle import LogThrottle
 
 __all__ = ["SpillFile", "SpilledOutbox"]
@@ -65,7 +65,7 @@ class SpillFile:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS spill (seq INTEGER PRIMARY KEY, "
-                "dests INTEGER NOT NULL, body BLOB NOT NULL)"
+                "dests INTEGER NOT NULL, body BLOB NOT NULL, since REAL)"
             )
         except sqlite3.Error:
             db.close()
@@ -73,13 +73,14 @@ class SpillFile:
         self._db = db
         return db
 
-    def put(self, message: Message) -> None:
-        """Insert one message; raises OutboxError when the file cannot take it."""
+    def put(self, message: Message, since: float | None = None) -> None:
+        """Insert one message; raises OutboxError when the file cannot take it. ``since``:
+        the time of a timed-out attempt that may have stored it in the primary already."""
         try:
             body = dumps_message(message)
             with self._lock:
-                self._open().execute("INSERT INTO spill (dests, body) VALUES (?, ?)",
-                                     (message.destinations & 3, body))
+                self._open().execute("INSERT INTO spill (dests, body, since) VALUES (?, ?, ?)",
+                                     (message.destinations & 3, body, since))
         except (OSError, sqlite3.Error) as exc:
             raise OutboxError(f"the spill file {self.path} failed: {exc}") from None
 
@@ -105,13 +106,19 @@ class SpillFile:
             db.execute("BEGIN IMMEDIATE")  # one drainer at a time, across processes too
             moved: list[int] = []
             try:
-                rows = db.execute("SELECT seq, body FROM spill ORDER BY seq LIMIT ?",
+                rows = db.execute("SELECT seq, body, since FROM spill ORDER BY seq LIMIT ?",
                                   (limit,)).fetchall()
                 failure: OpenCDPError | None = None
-                for seq, body in rows:
+                for seq, body, since in rows:
                     try:
-                        into.put(loads_message(body))
+                        if since is None:
+                            into.put(loads_message(body))
+                        else:
+                            into.put_unless_stored(loads_message(body), since)
                     except OpenCDPError as exc:
+                        if isinstance(exc, MaybeStoredError) and since is None:
+                            db.execute("UPDATE spill SET since = ? WHERE seq = ?",
+                                       (time.time(), seq))
                         failure = exc
                         break
                     moved.append(seq)
@@ -168,21 +175,18 @@ class SpilledOutbox(Outbox):
 
     # caller's thread -------------------------------------------------------------------
     def put(self, message: Message) -> None:
+        since: float | None = None
         if not self._spilling:
-            try:
-                self.primary.put(message)
+            since = self._try_primary(message)
+            if since is None:
                 return
-            except OpenCDPError as exc:
-                self._log(logging.WARNING, "OCDP320", "spill",
-                          f"the queue did not take a message ({exc}); spilling to "
-                          f"{self.spill.path} until it recovers")
-                self._spilling = True
         with self._lock:
             if not self._spilling:  # drained and handed back meanwhile
-                self.primary.put(message)
-                return
+                since = self._try_primary(message)
+                if since is None:
+                    return
             try:
-                self.spill.put(message)
+                self.spill.put(message, since or None)
             except OutboxError as exc:
                 self._log(logging.ERROR, "OCDP322", "lost",
                           f"neither the queue nor the spill file took a message: {exc}")
@@ -190,6 +194,19 @@ class SpilledOutbox(Outbox):
                     f"the message was not queued: the queue is unavailable and {exc}"
                 ) from None
             self._spilled_since += 1
+
+    def _try_primary(self, message: Message) -> float | None:
+        """None when the primary took the message; otherwise switch to spilling and return
+        the time of a write that may have been stored after all (0.0 when surely not)."""
+        try:
+            self.primary.put(message)
+            return None
+        except OpenCDPError as exc:
+            self._log(logging.WARNING, "OCDP320", "spill",
+                      f"the queue did not take a message ({exc}); spilling to "
+                      f"{self.spill.path} until it recovers")
+            self._spilling = True
+            return time.time() if isinstance(exc, MaybeStoredError) else 0.0
 
     # engine's thread ---------------------------------------------------------------------
     def maintain(self, now: float) -> None:

@@ -101,6 +101,8 @@ class SpillFile:
         """Move up to ``limit`` of the oldest messages into ``into``, in order, deleting each
         one it took. Returns ``(moved, left)``; stops at the first message ``into`` refuses
         (its error propagates once the moved ones are deleted)."""
+        if not self.exists():
+            return 0, 0
         with self._lock:
             db = self._open()
             db.execute("BEGIN IMMEDIATE")  # one drainer at a time, across processes too
@@ -188,6 +190,10 @@ class SpilledOutbox(Outbox):
             try:
                 self.spill.put(message, since or None)
             except OutboxError as exc:
+                # The queue may be back already: better out of order than not queued.
+                with contextlib.suppress(OpenCDPError):
+                    self.primary.put(message)
+                    return
                 self._log(logging.ERROR, "OCDP322", "lost",
                           f"neither the queue nor the spill file took a message: {exc}")
                 raise OutboxError(

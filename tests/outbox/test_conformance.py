@@ -323,7 +323,7 @@ def test_in_flight_here_counts_only_this_instances_unresolved_leases(outbox: Any
 def _per_message_state(box: Any) -> int:
     """Entries of the outbox's own per-message bookkeeping (not the queued messages)."""
     if box.kind == "memory":
-        return sum(len(lane.inflight) + len(lane.sizes) + len(lane.late) + len(lane.spilled)
+        return sum(len(lane.inflight) + lane.held + len(lane.late) + len(lane.spilled)
                    for lane in box._lanes.values())
     if box.kind == "sqlite":
         return sum(len(v) for v in box._leased.values())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import threading
 import time
 from collections import deque
@@ -81,6 +82,13 @@ class MemoryOutbox(Outbox):
         self.max_dead = max_dead
         self._spill = spill
         self._on_drop = on_drop
+        self._new_lanes()
+        self._seq = itertools.count()
+        self._lock = threading.Lock()
+        self._bytes_lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def _new_lanes(self) -> None:
         self._lanes = {name: _Lane() for name in DESTINATION_BITS}
         self._targets: dict[int, tuple[tuple[str, _Lane], ...]] = {
             bits: tuple(
@@ -90,9 +98,6 @@ class MemoryOutbox(Outbox):
             )
             for bits in range(4)
         }
-        self._seq = itertools.count()
-        self._lock = threading.Lock()
-        self._bytes_lock = threading.Lock()
 
     # caller's thread -------------------------------------------------------------------
     def put(self, message: Message) -> None:
@@ -382,14 +387,12 @@ class MemoryOutbox(Outbox):
 
     def after_fork(self) -> None:
         """In a forked child: the queued messages are the parent's to deliver."""
-        for lane in self._lanes.values():
-            lane.fresh.clear()
-            lane.retry.clear()
-            lane.inflight.clear()
-            lane.spilled.clear()
-            lane.late.clear()
-            lane.bytes = lane.held = 0
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._new_lanes()
         self._lock = threading.Lock()
+        self._bytes_lock = threading.Lock()
         if self._spill is not None:
             self._spill.after_fork()
 

@@ -35,7 +35,7 @@ from .throttle import LogThrottle
 
 __all__ = ["SpillFile", "SpilledOutbox"]
 
-_DRAIN_BATCH = 500
+_DRAIN_BATCH = 50  # small: a put waits for at most one batch of the drain
 
 
 class SpillFile:

@@ -250,3 +250,104 @@ def test_oldest_pending_age(outbox: Any) -> None:
     age = outbox.stats(time.time() + 10)["opencdp"].oldest_pending_age
     assert age is not None and 9.5 <= age <= 11
     assert outbox.stats(time.time())["customerio"].oldest_pending_age is None
+
+
+# -- capabilities, enqueue time, own leases, freed state -------------------------------------
+
+
+def test_declares_every_capability_explicitly(outbox: Any) -> None:
+    """Each outbox subclasses the protocol, so the optional capabilities are plain calls."""
+    assert Outbox in type(outbox).__mro__
+    outbox.maintain(time.time())
+    outbox.after_fork()  # same process: a no-op that keeps the queue
+    m = msg()
+    outbox.put(m)
+    assert [x.message.id for x in lease_all(outbox, "opencdp")] == [m.id]
+    assert isinstance(outbox.pending_messages(), int)
+    shared = outbox.shared_state()
+    if outbox.kind == "redis":
+        client, prefix = shared
+        assert client.ping() and prefix.startswith("{t") and prefix.endswith("}:")
+    else:
+        assert shared is None
+
+
+def test_enqueued_at_is_when_the_message_entered(outbox: Any) -> None:
+    """Wall-clock time of the put, kept through a retry; not the event id's time, so a
+    caller-supplied old event id does not age the message."""
+    day_old = Message((new_ulid() & ((1 << 80) - 1)) | ((int(time.time() * 1000) - 86_400_000)
+                                                        << 80),
+                      "track", "u", "Old id", {}, None, OPENCDP)
+    before = time.time()
+    outbox.put(day_old)
+    after = time.time()
+    (got,) = lease_all(outbox, "opencdp")
+    assert got.message == day_old
+    assert before - 0.01 <= got.enqueued_at <= after + 0.01
+    outbox.retry("opencdp", [RetryItem(day_old.id, time.time(), "HTTP 503")])
+    deadline = time.monotonic() + 5
+    again: list = []
+    while not again and time.monotonic() < deadline:
+        again = lease_all(outbox, "opencdp")
+    assert again and again[0].attempt == 1
+    assert again[0].enqueued_at == pytest.approx(got.enqueued_at, abs=0.001)
+
+
+def test_a_replayed_dead_letter_is_enqueued_at_the_replay(outbox: Any) -> None:
+    m = msg(destinations=OPENCDP)
+    outbox.put(m)
+    (first,) = lease_all(outbox, "opencdp")
+    outbox.dead("opencdp", [DeadItem(m.id, "HTTP 400", 400)], time.time())
+    time.sleep(0.05)
+    replayed_at = time.time()
+    assert outbox.replay() == 1
+    (again,) = lease_all(outbox, "opencdp")
+    assert again.message == m and again.attempt == 0
+    assert again.enqueued_at >= replayed_at - 0.01 > first.enqueued_at
+
+
+def test_in_flight_here_counts_only_this_instances_unresolved_leases(outbox: Any) -> None:
+    sent = [msg(i) for i in range(5)]
+    for m in sent:
+        outbox.put(m)
+    leased = outbox.lease("opencdp", 3, time.time(), 30.0)
+    stats = outbox.stats(time.time())
+    assert (stats["opencdp"].in_flight_here, stats["customerio"].in_flight_here) == (3, 0)
+    assert stats["opencdp"].to_dict()["in_flight_here"] == 3
+    outbox.ack("opencdp", [leased[0].message.id])
+    outbox.retry("opencdp", [RetryItem(leased[1].message.id, time.time() + 60, "x")])
+    outbox.dead("opencdp", [DeadItem(leased[2].message.id, "y", None)], time.time())
+    assert outbox.stats(time.time())["opencdp"].in_flight_here == 0
+
+
+def _per_message_state(box: Any) -> int:
+    """Entries of the outbox's own per-message bookkeeping (not the queued messages)."""
+    if box.kind == "memory":
+        return sum(len(lane.inflight) + lane.held + len(lane.late) + len(lane.spilled)
+                   for lane in box._lanes.values())
+    if box.kind == "sqlite":
+        return sum(len(v) for v in box._leased.values())
+    return sum(len(v) for v in box._inflight.values())
+
+
+def test_per_message_state_is_freed_when_resolved(outbox: Any) -> None:
+    """Acked, retried-then-acked and dead-lettered messages leave nothing behind."""
+    sent = [msg(i) for i in range(300)]
+    for m in sent:
+        outbox.put(m)
+    for destination in ("opencdp", "customerio"):
+        batch = outbox.lease(destination, 1000, time.time(), 30.0)
+        assert len(batch) == 300
+        ids = [x.message.id for x in batch]
+        outbox.ack(destination, ids[:100])
+        outbox.dead(destination, [DeadItem(i, "bad", 400) for i in ids[100:200]], time.time())
+        outbox.retry(destination, [RetryItem(i, time.time(), "again") for i in ids[200:]])
+        deadline = time.monotonic() + 5
+        rest: list = []
+        while len(rest) < 100 and time.monotonic() < deadline:
+            rest += outbox.lease(destination, 1000, time.time(), 30.0)
+        outbox.ack(destination, [x.message.id for x in rest])
+    assert _per_message_state(outbox) == 0
+    assert outbox.pending_messages() == 0
+    stats = outbox.stats(time.time())
+    assert all((s.pending, s.in_flight, s.in_flight_here) == (0, 0, 0) for s in stats.values())

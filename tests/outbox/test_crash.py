@@ -218,3 +218,68 @@ def test_killed_consumer_lease_is_redelivered(
     box.close()
     if durable_kind == "sqlite":
         assert os.path.exists(where)
+
+
+def test_sqlite_reclaims_a_killed_processs_leases_at_once(tmp_path: Path) -> None:
+    """kill -9 while holding a batch leased for 60 s: the next process on this host leases
+    that batch at its first lease, not a minute later, and says so (OCDP324)."""
+    where = str(tmp_path / "reclaim.db")
+    box = SQLiteOutbox(where)
+    sent = []
+    for i in range(100):
+        m = Message(new_ulid(), "track", "u", "Reclaim", {"i": i}, None, OPENCDP)
+        box.put(m)
+        sent.append(m.id)
+    box.close()
+    doomed = _spawn(_CONSUMER, "sqlite", where, "1", "60")
+    assert doomed.stdout is not None
+    lines = _read_lines(doomed.stdout, 1, timeout=60)
+    held = [parse_ulid(u) for u in json.loads(lines[0])["held"]]
+    assert len(held) == 25
+    _kill(doomed)
+
+    restarted = SQLiteOutbox(where)
+    try:
+        start = time.monotonic()
+        first = restarted.lease("opencdp", 1000, time.time(), 60.0)
+        assert time.monotonic() - start < 5
+        got = [x.message.id for x in first]
+        assert sorted(got) == sorted(sent)  # the held 25 included, each once
+        assert [x.attempt for x in first if x.message.id in held] == [0] * 25
+        restarted.ack("opencdp", got)
+        stats = restarted.stats(time.time())["opencdp"]
+        assert (stats.pending, stats.in_flight, stats.delivered) == (0, 0, 100)
+    finally:
+        restarted.close()
+
+
+def test_a_live_process_keeps_its_leases(tmp_path: Path) -> None:
+    """Another live process's leases are not touched; a recorded pid whose start time no
+    longer matches (the pid was reused) counts as dead."""
+    from opencdp.outbox.owners import process_alive, process_identity
+
+    host, pid, started, _ = process_identity()
+    assert process_alive(pid, started)
+    if started:  # Linux: the start time tells a reused pid apart
+        assert not process_alive(pid, str(int(started) + 1))
+    assert not process_alive(0, "")
+
+    where = str(tmp_path / "live.db")
+    box = SQLiteOutbox(where)
+    for i in range(10):
+        box.put(Message(new_ulid(), "track", "u", "Live", {"i": i}, None, OPENCDP))
+    holder = _spawn(_CONSUMER, "sqlite", where, "1", "60")
+    assert holder.stdout is not None
+    lines = _read_lines(holder.stdout, 1, timeout=60)
+    assert len(json.loads(lines[0])["held"]) == 10
+    try:
+        box.maintain(time.time())
+        assert box.lease("opencdp", 100, time.time(), 60.0) == []
+        assert box.stats(time.time())["opencdp"].in_flight == 10
+        assert box.stats(time.time())["opencdp"].in_flight_here == 0
+    finally:
+        _kill(holder)
+    box.maintain(time.time())
+    assert len(box.lease("opencdp", 100, time.time(), 60.0)) == 10
+    assert host
+    box.close()

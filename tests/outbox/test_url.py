@@ -12,8 +12,9 @@ import pytest
 from opencdp.errors import ConfigurationError, OpenCDPError
 from opencdp.message import Message, new_ulid
 from opencdp.outbox.memory import MemoryOutbox
+from opencdp.outbox.spill import SpilledOutbox
 from opencdp.outbox.sqlite import SQLiteOutbox
-from opencdp.outbox.url import open_outbox, safe_url
+from opencdp.outbox.url import default_spill_path, open_outbox, safe_url
 
 DEFAULTS: dict[str, Any] = {
     "max_queue_size": 10,
@@ -51,23 +52,63 @@ def test_memory_spill_to_a_named_file(tmp_path: Path) -> None:
 def test_sqlite_relative_and_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     rel = open_outbox("sqlite:///rel/q.db", **DEFAULTS)
-    assert isinstance(rel, SQLiteOutbox) and rel.path == "rel/q.db"
+    assert isinstance(rel, SpilledOutbox) and isinstance(rel.primary, SQLiteOutbox)
+    assert rel.primary.path == "rel/q.db" and rel.durable
     assert (tmp_path / "rel" / "q.db").exists()
     rel.close()
     absolute = tmp_path / "abs.db"
     box = open_outbox(f"sqlite:///{absolute}", **{**DEFAULTS, "durability": "batched"})
-    assert isinstance(box, SQLiteOutbox)
-    assert Path(box.path) == absolute and box.durability == "batched"
+    assert isinstance(box, SpilledOutbox) and isinstance(box.primary, SQLiteOutbox)
+    assert Path(box.primary.path) == absolute and box.primary.durability == "batched"
     box.close()
+
+
+def test_default_spill_path_is_per_queue_under_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is written until a put spills; the path names the queue, not the process."""
+    monkeypatch.chdir(tmp_path)
+    a = open_outbox("sqlite:///a.db", **DEFAULTS)
+    b = open_outbox("sqlite:///b.db", **DEFAULTS)
+    assert isinstance(a, SpilledOutbox) and isinstance(b, SpilledOutbox)
+    assert Path(a.spill.path).parent == tmp_path / ".opencdp-spill"
+    assert a.spill.path != b.spill.path
+    assert a.spill.path == default_spill_path(f"sqlite:{tmp_path / 'a.db'}")
+    assert not (tmp_path / ".opencdp-spill").exists()
+    a.close()
+    b.close()
+    named = open_outbox("sqlite:///c.db", **DEFAULTS, spill_path=str(tmp_path / "s" / "x.db"))
+    assert isinstance(named, SpilledOutbox) and named.spill.path == str(tmp_path / "s" / "x.db")
+    named.close()
+
+
+@pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), "0.05", True, 61])
+def test_bad_queue_timeout_is_named(value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="queue_timeout"):
+        open_outbox("memory", **DEFAULTS, queue_timeout=value)
+
+
+@pytest.mark.parametrize("value", [0, -5, 1.5, "10", True])
+def test_bad_max_queue_bytes_is_named(value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="max_queue_bytes"):
+        open_outbox("memory", **DEFAULTS, max_queue_bytes=value)
+
+
+def test_bad_spill_path_is_named() -> None:
+    with pytest.raises(ConfigurationError, match="spill_path"):
+        open_outbox("memory", **DEFAULTS, spill_path="  ")
 
 
 @pytest.mark.redis
 def test_redis(redis_url: str) -> None:
     from opencdp.outbox.redis import RedisOutbox
 
-    box = open_outbox(redis_url + "?prefix=urltest&timeout=0.5", **DEFAULTS)
-    assert isinstance(box, RedisOutbox) and box.prefix == "urltest" and box.durable
-    assert box._socket_timeout == 0.5
+    box = open_outbox(redis_url + "?prefix=urltest&timeout=0.5", **DEFAULTS, queue_timeout=0.02)
+    assert isinstance(box, SpilledOutbox)
+    primary = box.primary
+    assert isinstance(primary, RedisOutbox) and primary.prefix == "urltest" and box.durable
+    assert primary._socket_timeout == 0.5 and primary._put_timeout == 0.02
+    assert box.shared_state() == primary.shared_state() and box.shared_state() is not None
     box.close()
 
 

@@ -17,20 +17,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, OutboxError
 from ..message import DESTINATION_BITS, Message
 
 __all__ = [
     "DeadItem",
     "DeadLetter",
     "Leased",
+    "MaybeStoredError",
     "Outbox",
     "QueueStats",
     "RetryItem",
     "destination_bit",
 ]
+
+
+class MaybeStoredError(OutboxError):
+    """The write timed out after it was sent: the queue may have stored the message or not.
+    Whoever writes it again elsewhere uses ``put_unless_stored`` to avoid a duplicate."""
 
 
 def destination_bit(destination: str) -> int:
@@ -51,6 +57,9 @@ class Leased:
     attempt: int = 0
     last_error: str | None = None
     enqueued_at: float = 0.0
+    """Wall-clock seconds when the message entered the outbox (a replayed dead letter: when
+    it was replayed). The retry budget's age counts from here, not from the event id's time,
+    so a message that waited in a spill or a stopped queue is not aged out by the wait."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -94,11 +103,19 @@ class QueueStats:
     delivered: int = 0
     oldest_pending_age: float | None = None
     dropped: dict[str, int] = field(default_factory=dict)
+    in_flight_here: int = 0
+    """Leases held by this outbox instance and not yet resolved: what ``close()`` waits for
+    (``in_flight`` also counts other processes' leases of a shared queue)."""
+    spilled: int = 0
+    """Messages waiting in the local spill file for the primary queue to take them again
+    (already included in ``pending``)."""
 
     def to_dict(self) -> dict[str, object]:
         return {
             "pending": self.pending,
             "in_flight": self.in_flight,
+            "in_flight_here": self.in_flight_here,
+            "spilled": self.spilled,
             "dead": self.dead,
             "delivered": self.delivered,
             "oldest_pending_age": self.oldest_pending_age,
@@ -112,6 +129,10 @@ class Outbox(Protocol):
 
     ``destination`` is ``"opencdp"`` or ``"customerio"``; ``now`` is ``time.time()`` (wall
     clock, so several processes sharing a durable outbox agree on it).
+
+    The optional capabilities (``shared_state``, ``after_fork``, ``pending_messages``,
+    ``maintain``) have no-op defaults here, so the engine calls them on any outbox without
+    probing; an outbox subclasses this protocol explicitly to inherit them.
     """
 
     durable: bool
@@ -153,3 +174,29 @@ class Outbox(Protocol):
 
     def close(self) -> None:
         """Release resources; what is pending stays for the next start if ``durable``."""
+
+    # optional capabilities ---------------------------------------------------------------
+    def shared_state(self) -> tuple[Any, str] | None:
+        """``(redis_client, key_prefix)`` when the queue lives in Redis, so the rate-limit
+        buckets and the idempotency guard can share it across processes; None otherwise."""
+        return None
+
+    def after_fork(self) -> None:
+        """In a forked child: drop everything inherited from the parent (connections, locks,
+        handles, buffered rows, leases), so nothing of the parent's is used here."""
+        return None
+
+    def pending_messages(self) -> int:
+        """Messages this instance would lose if the process ended now (0 when durable)."""
+        return 0
+
+    def put_unless_stored(self, message: Message, since: float) -> None:
+        """``put``, unless an earlier attempt (one that raised MaybeStoredError at or after
+        ``since``, wall clock) did store it after all."""
+        self.put(message)
+
+    def maintain(self, now: float) -> None:
+        """Housekeeping, called by the engine about once a second from its own thread:
+        drain a spill, reclaim the leases of dead processes, recreate lost Redis state.
+        Never raises for a queue that is down; it logs and tries again next time."""
+        return None

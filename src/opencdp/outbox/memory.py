@@ -1,23 +1,31 @@
 """The default outbox: bounded, in-process, fast.
 
-``put`` runs on the caller's thread and is two ``deque.append`` calls (atomic in CPython), so
-it needs no lock; everything else runs on the dispatcher thread. When a destination's queue is
-full, the policy decides: ``drop_oldest`` (counted and reported with code OCDP301),
-``block`` (wait up to a timeout, then QueueFullError) or ``spill`` (overflow into a durable
+``put`` runs on the caller's thread and is a few ``deque.append`` calls (atomic in CPython),
+so it needs no lock; everything else runs on the dispatcher thread. A message is queued for
+all its destinations or for none. When a destination's queue is full (``max_size`` messages,
+or ``max_bytes`` of serialised messages when set), the policy decides: ``drop_oldest``
+(counted and reported with code OCDP301), ``block`` (wait up to a timeout for room in every
+target queue, then QueueFullError with nothing queued) or ``spill`` (overflow into a durable
 outbox, leased from once the memory queue is empty).
+
+Every per-message structure (the queues, in-flight leases, late timestamps) lets go of a
+message when it is acknowledged, dead-lettered or dropped; dead letters are kept up to
+``max_dead`` per destination. The byte bound keeps no per-message record: a message's size
+is computed again when it leaves, so only the totals are stored.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from ..errors import QueueFullError
-from ..message import DESTINATION_BITS, DESTINATION_NAMES, Message
+from ..errors import ConfigurationError, QueueFullError
+from ..message import DESTINATION_BITS, DESTINATION_NAMES, Message, dumps_message
 from .base import DeadItem, DeadLetter, Leased, Outbox, QueueStats, RetryItem
 
 __all__ = ["MemoryOutbox"]
@@ -25,9 +33,14 @@ __all__ = ["MemoryOutbox"]
 DropHook = Callable[[str, str, Message], None]
 """Called as ``hook(code, destination, message)`` for every dropped message."""
 
+_LATE = 1.0
+"""Seconds between an event id's time and the put beyond which the put time is recorded
+(a caller-supplied event id); otherwise the id's time is when the message entered."""
+
 
 class _Lane:
-    __slots__ = ("dead", "delivered", "dropped", "fresh", "inflight", "retry", "spilled")
+    __slots__ = ("bytes", "dead", "delivered", "dropped", "fresh", "held", "inflight", "late",
+                 "retry", "spilled")
 
     def __init__(self) -> None:
         self.fresh: deque[Message] = deque()
@@ -37,9 +50,12 @@ class _Lane:
         self.delivered = 0
         self.dropped: dict[str, int] = {}
         self.spilled: set[int] = set()
+        self.late: dict[int, float] = {}
+        self.bytes = 0  # serialised size of the messages counted (max_bytes only)
+        self.held = 0  # how many messages that is
 
 
-class MemoryOutbox:
+class MemoryOutbox(Outbox):
     durable = False
 
     def __init__(
@@ -50,60 +66,137 @@ class MemoryOutbox:
         spill: Outbox | None = None,
         on_drop: DropHook | None = None,
         max_dead: int = 10_000,
+        max_bytes: int | None = None,
     ) -> None:
         if full_policy == "spill" and spill is None:
             raise ValueError("the spill policy needs a spill outbox")
+        if max_bytes is not None and (
+            not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes <= 0
+        ):
+            raise ConfigurationError(f"max_queue_bytes must be a positive int or None, "
+                                     f"got {max_bytes!r}")
         self.max_size = max_size
+        self.max_bytes = max_bytes
         self.full_policy = full_policy
         self.full_timeout = full_timeout
         self.max_dead = max_dead
         self._spill = spill
         self._on_drop = on_drop
+        self._new_lanes()
+        self._seq = itertools.count()
+        self._lock = threading.Lock()
+        self._bytes_lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def _new_lanes(self) -> None:
         self._lanes = {name: _Lane() for name in DESTINATION_BITS}
-        self._targets: dict[int, tuple[tuple[str, deque[Message]], ...]] = {
+        self._targets: dict[int, tuple[tuple[str, _Lane], ...]] = {
             bits: tuple(
-                (name, self._lanes[name].fresh)
+                (name, self._lanes[name])
                 for bit, name in DESTINATION_NAMES.items()
                 if bits & bit
             )
             for bits in range(4)
         }
-        self._seq = itertools.count()
-        self._lock = threading.Lock()
 
     # caller's thread -------------------------------------------------------------------
     def put(self, message: Message) -> None:
-        for name, queue in self._targets[message.destinations]:
-            if len(queue) < self.max_size:
-                queue.append(message)
-            else:
-                self._full(name, queue, message)
+        targets = self._targets[message.destinations & 3]
+        if self.max_bytes is not None:
+            self._put_sized(message, targets)
+            return
+        max_size = self.max_size
+        for _, lane in targets:
+            if len(lane.fresh) >= max_size:
+                self._put_full(message, targets, 0)
+                return
+        now = time.time()
+        if abs(now - (message.id >> 80) / 1000) > _LATE:
+            for _, lane in targets:
+                lane.late[message.id] = now
+        for _, lane in targets:
+            lane.fresh.append(message)
 
-    def _full(self, name: str, queue: deque[Message], message: Message) -> None:
+    def _fits(self, lane: _Lane, size: int) -> bool:
+        if len(lane.fresh) >= self.max_size:
+            return False
+        limit = self.max_bytes
+        return limit is None or not lane.held or lane.bytes + size <= limit
+
+    def _put_sized(self, message: Message, targets: tuple[tuple[str, _Lane], ...]) -> None:
+        size = len(dumps_message(message))
+        with self._bytes_lock:
+            if all(self._fits(lane, size) for _, lane in targets):
+                self._append(message, targets, size)
+                return
+        self._put_full(message, targets, size)
+
+    def _append(self, message: Message, targets: tuple[tuple[str, _Lane], ...],
+                size: int) -> None:
+        now = time.time()
+        late = abs(now - (message.id >> 80) / 1000) > _LATE
+        for _, lane in targets:
+            if late:
+                lane.late[message.id] = now
+            if size:
+                lane.bytes += size
+                lane.held += 1
+            lane.fresh.append(message)
+
+    def _put_full(self, message: Message, targets: tuple[tuple[str, _Lane], ...],
+                  size: int) -> None:
         if self.full_policy == "spill" and self._spill is not None:
-            self._spill.put(message._replace(destinations=DESTINATION_BITS[name]))
+            full = [(n, lane) for n, lane in targets if not self._fits(lane, size)]
+            bits = sum(DESTINATION_BITS[n] for n, _ in full)
+            self._spill.put(message._replace(destinations=bits))  # first: it may raise
+            with self._bytes_lock:
+                self._append(message, tuple(t for t in targets if t not in full), size)
             return
         if self.full_policy == "block":
             deadline = time.monotonic() + self.full_timeout
             delay = 0.0005
-            while len(queue) >= self.max_size:
+            while True:
+                with self._bytes_lock:
+                    if all(self._fits(lane, size) for _, lane in targets):
+                        self._append(message, targets, size)
+                        return
                 if time.monotonic() >= deadline:
-                    self._count_drop(name, "queue_full", message)
+                    for name, lane in targets:
+                        if not self._fits(lane, size):
+                            self._count_drop(name, "queue_full", message)
+                    limit = f"{self.max_size} messages" + (
+                        f" or {self.max_bytes} bytes" if self.max_bytes is not None else "")
                     raise QueueFullError(
-                        f"the {name} queue stayed full ({self.max_size} messages) "
-                        f"for {self.full_timeout} s"
+                        f"the memory queue stayed full ({limit}) for {self.full_timeout} s; "
+                        "the message was not queued"
                     )
                 time.sleep(delay)
                 delay = min(delay * 2, 0.01)
-            queue.append(message)
-            return
-        try:
-            oldest = queue.popleft()
-        except IndexError:  # drained meanwhile
-            oldest = None
-        queue.append(message)
-        if oldest is not None:
+        dropped: list[tuple[str, Message]] = []
+        with self._bytes_lock:
+            for name, lane in targets:
+                while not self._fits(lane, size):
+                    try:
+                        oldest = lane.fresh.popleft()
+                    except IndexError:  # drained meanwhile, or only in-flight bytes left
+                        break
+                    lane.late.pop(oldest.id, None)
+                    if size:
+                        lane.bytes -= len(dumps_message(oldest))
+                        lane.held -= 1
+                    dropped.append((name, oldest))
+            self._append(message, targets, size)
+        for name, oldest in dropped:
             self._count_drop(name, "drop_oldest", oldest)
+
+    def _release(self, lane: _Lane, messages: Sequence[Message]) -> None:
+        """Take resolved messages out of the byte count."""
+        if self.max_bytes is None or not messages:
+            return
+        freed = sum(len(dumps_message(m)) for m in messages)
+        with self._bytes_lock:
+            lane.bytes -= freed
+            lane.held -= len(messages)
 
     def _count_drop(self, name: str, reason: str, message: Message) -> None:
         lane = self._lanes[name]
@@ -122,7 +215,15 @@ class MemoryOutbox:
         fresh = lane.fresh
         take = min(limit - len(out), len(fresh))
         popleft = fresh.popleft
-        out.extend([Leased(popleft()) for _ in range(take)])
+        if lane.late:
+            late = lane.late
+            for _ in range(take):
+                m = popleft()
+                at = late.pop(m.id, None)
+                out.append(Leased(m, 0, None, (m.id >> 80) / 1000 if at is None else at))
+        else:
+            out.extend([Leased(m, 0, None, (m.id >> 80) / 1000)
+                        for m in [popleft() for _ in range(take)]])
         if len(out) < limit and self._spill is not None and not fresh:
             spilled = self._spill.lease(destination, limit - len(out), now, lease_seconds)
             lane.spilled.update(item.message.id for item in spilled)
@@ -145,9 +246,18 @@ class MemoryOutbox:
         if spilled and self._spill is not None:
             self._spill.ack(destination, spilled)
         pop = lane.inflight.pop
-        for i in ids:
-            pop(i, None)
-        lane.delivered += len(ids)
+        done = [leased for i in ids if (leased := pop(i, None)) is not None]
+        if self.max_bytes is not None:
+            self._release(lane, [x.message for x in done if x.message.id not in spilled])
+        lane.delivered += len(done)
+        self._shrink(lane)
+
+    @staticmethod
+    def _shrink(lane: _Lane) -> None:
+        # A dict keeps its grown table when emptied by pops; a new one lets the memory go.
+        # (Only the dispatcher's own: callers write ``late`` concurrently.)
+        if not lane.inflight:
+            lane.inflight = {}
 
     def retry(self, destination: str, items: Sequence[RetryItem]) -> None:
         lane = self._lanes[destination]
@@ -172,6 +282,7 @@ class MemoryOutbox:
                 leased = lane.inflight.pop(it.id, None)
                 if leased is None or it.id in spilled:
                     continue
+                self._release(lane, [leased.message])
                 lane.dead.append(
                     DeadLetter(
                         message=leased.message,
@@ -182,6 +293,7 @@ class MemoryOutbox:
                         dead_at=now,
                     )
                 )
+            self._shrink(lane)
             if len(lane.dead) > self.max_dead:
                 overflow = len(lane.dead) - self.max_dead
                 del lane.dead[:overflow]
@@ -214,6 +326,7 @@ class MemoryOutbox:
             stats = QueueStats(
                 pending=len(lane.fresh) + len(lane.retry),
                 in_flight=len(lane.inflight),
+                in_flight_here=len(lane.inflight),
                 dead=len(lane.dead),
                 delivered=lane.delivered,
                 oldest_pending_age=oldest,
@@ -253,8 +366,14 @@ class MemoryOutbox:
 
     def replay(self, destination: str | None = None, since: float | None = None) -> int:
         taken = self._take_dead(destination, since)
+        now = time.time()
         for letter in taken:
-            self._lanes[letter.destination].fresh.append(letter.message)
+            lane = self._lanes[letter.destination]
+            if self.max_bytes is not None:
+                with self._bytes_lock:
+                    lane.bytes += len(dumps_message(letter.message))
+                    lane.held += 1
+            heapq.heappush(lane.retry, (now, next(self._seq), Leased(letter.message, 0, None, now)))
         return len(taken)
 
     def purge(self, destination: str | None = None, since: float | None = None) -> int:
@@ -268,16 +387,22 @@ class MemoryOutbox:
 
     def after_fork(self) -> None:
         """In a forked child: the queued messages are the parent's to deliver."""
-        for lane in self._lanes.values():
-            lane.fresh.clear()
-            lane.retry.clear()
-            lane.inflight.clear()
-            lane.spilled.clear()
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._new_lanes()
         self._lock = threading.Lock()
+        self._bytes_lock = threading.Lock()
         if self._spill is not None:
-            reopen = getattr(self._spill, "after_fork", None)
-            if callable(reopen):
-                reopen()
+            self._spill.after_fork()
+
+    def maintain(self, now: float) -> None:
+        if self._spill is not None:
+            self._spill.maintain(now)
+
+    def queued_bytes(self) -> dict[str, int]:
+        """Serialised bytes held per destination (0 unless ``max_bytes`` is set)."""
+        return {name: lane.bytes for name, lane in self._lanes.items()}
 
     def close(self) -> None:
         if self._spill is not None:

@@ -19,6 +19,14 @@ one cluster slot and the Lua scripts may touch them together):
   ``{P}:meta`` records the lease time the lanes use, so an idle worker knows when a dead
   one's entries become claimable.
 - The stream is trimmed (``XTRIM MINID``) below the oldest entry any group still needs.
+- An entry's id is the server time it was added; a retried entry carries its first one in
+  ``t``, so ``Leased.enqueued_at`` survives retries.
+- A server restarted without persistence has lost the stream and the groups: every lease
+  then fails with ``NOGROUP``. The outbox recreates what is missing (at the next lease or
+  ``maintain``, logged once per recovery with OCDP323) and carries on.
+- ``put`` runs on a connection of its own whose every wait (connect, send, reply) is bounded
+  by ``put_timeout`` and never retried inside redis-py, so a paused or unreachable server
+  costs a caller at most about that long; the caller's spill takes the message instead.
 
 Every state change is one Lua script, so two workers never both act on an entry:
 ``XACK`` returns whether this call was the one that finished it. "Durable on return" means
@@ -45,6 +53,8 @@ from typing import Any
 import orjson
 import redis
 import redis.exceptions
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ..errors import ConfigurationError, OutboxError
 from ..message import (
@@ -55,7 +65,7 @@ from ..message import (
     loads_message,
     ulid_str,
 )
-from .base import DeadItem, DeadLetter, Leased, QueueStats, RetryItem
+from .base import DeadItem, DeadLetter, Leased, MaybeStoredError, Outbox, QueueStats, RetryItem
 from .base import destination_bit as _bit
 from .buffer import PutBuffer
 
@@ -76,11 +86,25 @@ redis.call('HINCRBY', KEYS[2], 'out:customerio', tonumber(ARGV[#ARGV]))
 return 1
 """
 
+_PUT_UNLESS = """
+local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))
+for _, e in ipairs(entries) do
+  local f = e[2]
+  for i = 1, #f, 2 do
+    if f[i] == 'm' and string.sub(f[i + 1], 3, 28) == ARGV[3] then return 0 end
+  end
+end
+redis.call('XADD', KEYS[1], '*', 'm', ARGV[4], 'd', ARGV[5])
+for i = 6, #ARGV do redis.call('HINCRBY', KEYS[2], 'out:' .. ARGV[i], 1) end
+return 1
+"""
+
 _PROMOTE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(due) do
   local item = cjson.decode(member)
-  redis.call('XADD', KEYS[2], '*', 'm', item[1], 'd', item[2], 'a', item[3], 'e', item[4])
+  redis.call('XADD', KEYS[2], '*', 'm', item[1], 'd', item[2], 'a', item[3], 'e', item[4],
+             't', item[6] or '')
   redis.call('ZREM', KEYS[1], member)
 end
 return #due
@@ -196,6 +220,7 @@ return redis.call('XTRIM', KEYS[1], 'MINID', keep)
 """
 
 _BATCH_LIMIT = 5000
+_UNLESS_SCAN = 20_000  # entries searched for an earlier, timed-out write of the same message
 _TRIM_EVERY = 1.0
 _CLAIM_EVERY = 0.25
 
@@ -216,22 +241,27 @@ def _text(value: Any) -> str:
 
 
 class _InFlight:
-    __slots__ = ("attempt", "body", "entry")
+    __slots__ = ("attempt", "body", "enqueued", "entry")
 
-    def __init__(self, entry: bytes, body: bytes, attempt: int) -> None:
+    def __init__(self, entry: bytes, body: bytes, attempt: int, enqueued: float) -> None:
         self.entry = entry
         self.body = body
         self.attempt = attempt
+        self.enqueued = enqueued
 
 
-class RedisOutbox:
+class _MissingGroup(OutboxError):
+    """NOGROUP: the stream or a consumer group is gone (a restart without persistence)."""
+
+
+class RedisOutbox(Outbox):
     """Durable outbox on Redis Streams, shared by any number of processes and hosts.
 
     ``url`` is a ``redis://`` or ``rediss://`` URL (password and TLS as redis-py reads
     them); ``prefix`` namespaces the keys, so several apps can share one database.
     ``durability="batched"`` sends buffered puts (one script call per thousand) from a
     background thread every ``batch_interval`` seconds: a SIGKILL can lose the calls of the
-    last interval.
+    last interval. ``put_timeout`` bounds each wait of a ``put`` (default ``socket_timeout``).
     """
 
     def __init__(
@@ -242,6 +272,7 @@ class RedisOutbox:
         durability: str = "durable",
         batch_interval: float = 0.005,
         socket_timeout: float = 5.0,
+        put_timeout: float | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         if durability not in ("durable", "batched"):
@@ -257,6 +288,9 @@ class RedisOutbox:
         self._log = logger or _log
         self._url = url
         self._socket_timeout = socket_timeout
+        self._put_timeout = socket_timeout if put_timeout is None else put_timeout
+        if not self._put_timeout > 0:
+            raise ConfigurationError(f"put_timeout must be > 0 seconds, got {put_timeout!r}")
         tag = "{" + prefix + "}"
         self._stream = f"{tag}:stream"
         self._counts = f"{tag}:counts"
@@ -264,14 +298,33 @@ class RedisOutbox:
         self._meta = f"{tag}:meta"
         self._delayed = {bit: f"{tag}:delayed:{name}" for bit, name in DESTINATION_NAMES.items()}
         self._closed = False
+        self._connect()
+        self._put_args = {
+            bits: [str(bits), *(n for b, n in DESTINATION_NAMES.items() if bits & b)]
+            for bits in range(4)
+        }
+        self._init_state()
+        with self._errors():
+            self._create_groups()
+        _instances.add(self)
+
+    def _connect(self) -> None:
+        """Fresh clients and scripts (also in a forked child: nothing of the parent's)."""
         try:
             self._redis = redis.Redis.from_url(
-                url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+                self._url, socket_timeout=self._socket_timeout,
+                socket_connect_timeout=self._socket_timeout,
+            )
+            self._put_redis = redis.Redis.from_url(
+                self._url, socket_timeout=self._put_timeout,
+                socket_connect_timeout=self._put_timeout, retry=Retry(NoBackoff(), 0),
+                health_check_interval=0,
             )
         except ValueError as exc:
             raise ConfigurationError(f"invalid Redis URL: {exc}") from None
-        self._put_script = self._redis.register_script(_PUT)
-        self._put_many = self._redis.register_script(_PUT_MANY)
+        self._put_script = self._put_redis.register_script(_PUT)
+        self._put_many = self._put_redis.register_script(_PUT_MANY)
+        self._put_unless = self._put_redis.register_script(_PUT_UNLESS)
         self._promote = self._redis.register_script(_PROMOTE)
         self._ack_script = self._redis.register_script(_ACK)
         self._retry_script = self._redis.register_script(_RETRY)
@@ -280,24 +333,58 @@ class RedisOutbox:
         self._next_due_script = self._redis.register_script(_NEXT_DUE)
         self._trim_script = self._redis.register_script(_TRIM)
         self._oldest_script = self._redis.register_script(_OLDEST)
-        self._put_args = {
-            bits: [str(bits), *(n for b, n in DESTINATION_NAMES.items() if bits & b)]
-            for bits in range(4)
-        }
-        self._init_state()
-        with self._errors():
-            for name in DESTINATION_NAMES.values():
-                try:
-                    self._redis.xgroup_create(self._stream, name, id="0", mkstream=True)
-                except redis.exceptions.ResponseError as exc:
-                    if "BUSYGROUP" not in str(exc):
-                        raise
-        _instances.add(self)
+
+    def _create_groups(self, client: Any = None) -> list[str]:
+        """Create the stream and whichever consumer groups are missing; returns their names."""
+        created = []
+        for name in DESTINATION_NAMES.values():
+            try:
+                (client or self._redis).xgroup_create(self._stream, name, id="0", mkstream=True)
+            except redis.exceptions.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            else:
+                created.append(name)
+        return created
+
+    def _recover(self, client: Any = None) -> None:
+        """Recreate lost groups (a server restarted without persistence) and say so once."""
+        created = self._create_groups(client)
+        if created:
+            self._claim_cursor = {bit: "0-0" for bit in DESTINATION_NAMES}
+            self._lease_seconds = -1.0
+            self._log.warning(
+                "[CDP] OCDP323 the Redis queue %s had lost its stream or consumer group(s) "
+                "%s (a restart without persistence?); recreated them. Messages it held before "
+                "are gone from Redis; messages put while it was down come from the spill.",
+                self._stream, ", ".join(created),
+            )
+
+    def maintain(self, now: float) -> None:
+        """Recreate a lost stream or consumer groups; bounded by ``put_timeout``."""
+        if self._closed:
+            return
+        try:
+            groups = {_text(g["name"]) for g in self._put_redis.xinfo_groups(self._stream)}
+        except redis.exceptions.ResponseError:
+            groups = set()  # no such key
+        except redis.exceptions.RedisError:
+            return  # down: the next call tries again
+        if not set(DESTINATION_NAMES.values()) <= groups:
+            with contextlib.suppress(redis.exceptions.RedisError):
+                self._recover(self._put_redis)
+
+    def after_fork(self) -> None:
+        if self._pid != os.getpid():
+            self._reset_after_fork()
+
+    def pending_messages(self) -> int:
+        return len(self._buffer)
 
     def __repr__(self) -> str:
         return f"RedisOutbox(prefix={self.prefix!r}, durability={self.durability!r})"
 
-    def shared_state(self) -> tuple[Any, str]:
+    def shared_state(self) -> tuple[Any, str] | None:
         """The connection and key prefix other per-destination state can share (the rate
         limit buckets and the idempotency guard), so every process sees the same."""
         return self._redis, "{" + self.prefix + "}:"
@@ -312,10 +399,12 @@ class RedisOutbox:
         self._next_claim = {bit: 0.0 for bit in DESTINATION_NAMES}  # wall clock
         self._last_trim = time.monotonic()
         self._lease_seconds = -1.0  # as last recorded in Redis by this instance
+        self._pid = os.getpid()
 
     def _reset_after_fork(self) -> None:
-        # redis-py's pool notices the new pid and reconnects; the parent's leases and
-        # buffered puts stay the parent's.
+        # The parent's clients (and their sockets) are left alone, never closed here; the
+        # child connects anew. The parent's leases and buffered puts stay the parent's.
+        self._connect()
         self._init_state()
 
     @contextlib.contextmanager
@@ -325,7 +414,24 @@ class RedisOutbox:
         try:
             yield
         except redis.exceptions.RedisError as exc:
-            raise OutboxError(f"the Redis outbox failed: {type(exc).__name__}: {exc}") from None
+            kind: type[OutboxError] = OutboxError
+            if "NOGROUP" in str(exc):
+                kind = _MissingGroup
+            elif isinstance(exc, redis.exceptions.TimeoutError) or (
+                isinstance(exc, redis.exceptions.ConnectionError) and "connecting" not in str(exc)
+            ):
+                kind = MaybeStoredError  # sent, and maybe executed: no answer in time
+            raise kind(f"the Redis outbox failed: {type(exc).__name__}: {exc}") from None
+
+    def _recovering(self, call: Any, *args: Any) -> Any:
+        """Run ``call``; if the groups are gone, recreate them and run it once more."""
+        try:
+            return call(*args)
+        except _MissingGroup:
+            pass
+        with self._errors():
+            self._recover()
+        return call(*args)
 
     # caller's thread -------------------------------------------------------------------
     def put(self, message: Message) -> None:
@@ -337,7 +443,21 @@ class RedisOutbox:
             return
         with self._errors():
             self._put_script(keys=[self._stream, self._counts],
-                             args=[dumps_message(message), *self._put_args[dests]])
+                             args=[dumps_message(message), *self._put_args[dests]],
+                             client=self._put_redis)
+
+    def put_unless_stored(self, message: Message, since: float) -> None:
+        dests = message.destinations & 3
+        if not dests:
+            return
+        start = f"{max(0, int((since - 1.0) * 1000))}-0"  # a second of slack for clock skew
+        with self._errors():
+            self._put_unless(
+                keys=[self._stream, self._counts],
+                args=[start, _UNLESS_SCAN, message.ulid, dumps_message(message),
+                      *self._put_args[dests]],
+                client=self._put_redis,
+            )
 
     def _write_many(self, rows: Sequence[tuple[bytes, int]]) -> None:
         # One script call per chunk: one XADD per message on the server, one round trip and
@@ -349,7 +469,8 @@ class RedisOutbox:
             counts[0] += dests & 1
             counts[1] += dests >> 1
         with self._errors():
-            self._put_many(keys=[self._stream, self._counts], args=[*args, *counts])
+            self._put_many(keys=[self._stream, self._counts], args=[*args, *counts],
+                           client=self._put_redis)
 
     def flush(self) -> None:
         """Send buffered puts now (batched mode); a no-op in durable mode."""
@@ -357,6 +478,12 @@ class RedisOutbox:
 
     # dispatcher's thread -----------------------------------------------------------------
     def lease(self, destination: str, limit: int, now: float, lease_seconds: float) -> list[Leased]:
+        result: list[Leased] = self._recovering(self._lease, destination, limit, now,
+                                                lease_seconds)
+        return result
+
+    def _lease(self, destination: str, limit: int, now: float, lease_seconds: float
+               ) -> list[Leased]:
         bit = _bit(destination)
         if self._buffer:
             self._buffer.commit()
@@ -403,9 +530,11 @@ class RedisOutbox:
                 body = fields[b"m"]
                 attempt = int(fields.get(b"a", 0))
                 error = fields.get(b"e")
+                first = fields.get(b"t")
+                enqueued = float(first) if first else _stream_id(entry_id)[0] / 1000
                 message = loads_message(body)
-                inflight[message.id] = _InFlight(entry_id, body, attempt)
-                out.append(Leased(message, attempt, _text(error) if error else None))
+                inflight[message.id] = _InFlight(entry_id, body, attempt, enqueued)
+                out.append(Leased(message, attempt, _text(error) if error else None, enqueued))
             if skip:
                 self._redis.xack(self._stream, destination, *skip)
         return out
@@ -432,8 +561,9 @@ class RedisOutbox:
             held = taken.get(item.id)
             if held is None:
                 continue
-            member = orjson.dumps([held.body.decode(), str(bit), str(held.attempt + 1),
-                                   item.error or "", held.entry.decode()])
+            attempt = held.attempt + 1 if item.attempt is None else item.attempt
+            member = orjson.dumps([held.body.decode(), str(bit), str(attempt),
+                                   item.error or "", held.entry.decode(), repr(held.enqueued)])
             args += [held.entry, item.not_before, member]
         if len(args) > 1:
             with self._errors():
@@ -470,6 +600,10 @@ class RedisOutbox:
             return int(self._trim_script(keys=[self._stream]))
 
     def next_due(self, destination: str, now: float) -> float | None:
+        due: float | None = self._recovering(self._next_due, destination, now)
+        return due
+
+    def _next_due(self, destination: str, now: float) -> float | None:
         bit = _bit(destination)
         if self._buffer:
             return now
@@ -495,6 +629,10 @@ class RedisOutbox:
 
     # inspection and dead letters ---------------------------------------------------------
     def stats(self, now: float) -> dict[str, QueueStats]:
+        out: dict[str, QueueStats] = self._recovering(self._stats, now)
+        return out
+
+    def _stats(self, now: float) -> dict[str, QueueStats]:
         if self._buffer:
             self._buffer.commit()
         with self._errors():
@@ -516,6 +654,7 @@ class RedisOutbox:
             out[name] = QueueStats(
                 pending=pending,
                 in_flight=in_flight,
+                in_flight_here=len(self._inflight[DESTINATION_BITS[name]]),
                 dead=counts.get(f"dead:{name}", 0),
                 delivered=counts.get(f"delivered:{name}", 0),
                 oldest_pending_age=(

@@ -11,8 +11,11 @@ Why it is shaped this way:
   destination, indexed by when it is next due). Rows are fanned out there from ``msgs`` in
   bulk, inside the lease's transaction, behind a high-water mark: a message can be delivered
   to OpenCDP and still pending for Customer.io.
-- A lease writes ``due = now + lease_seconds`` and ``leased = 1``; if the leasing process dies,
-  the row is simply due again at the expiry (same attempt). ``retry`` writes the not-before
+- A lease writes ``due = now + lease_seconds``, ``leased = 1`` and the leasing instance's row
+  in ``owners`` (host, pid, the process's start time and a random token, so a reused pid is
+  told apart). If the leasing process dies, a process on the same host reclaims its leases at
+  once (at its next lease or ``maintain``); otherwise the row is due again at the expiry (same
+  attempt). ``retry`` writes the not-before
   time into the same column, so one ordered index scan answers "what is due, oldest first".
 - Threads of one process share one connection behind a lock, and concurrent ``put`` calls are
   group-committed: the first caller commits everyone's rows in one transaction while the
@@ -52,9 +55,10 @@ from ..message import (
     ulid_str,
 )
 from ..message import dumps_message as _dumps
-from .base import DeadItem, DeadLetter, Leased, QueueStats, RetryItem
+from .base import DeadItem, DeadLetter, Leased, Outbox, QueueStats, RetryItem
 from .base import destination_bit as _bit
 from .buffer import PutBuffer
+from .owners import process_alive, process_identity
 
 __all__ = ["SQLiteOutbox"]
 
@@ -67,7 +71,10 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS deliveries (
         dest INTEGER NOT NULL, seq INTEGER NOT NULL, due REAL NOT NULL,
         leased INTEGER NOT NULL DEFAULT 0, attempt INTEGER NOT NULL DEFAULT 0, error TEXT,
-        PRIMARY KEY (dest, seq)) WITHOUT ROWID""",
+        owner INTEGER, PRIMARY KEY (dest, seq)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS owners (
+        id INTEGER PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,
+        started TEXT NOT NULL, token TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (dest, due)",
     """CREATE TABLE IF NOT EXISTS dead (
         rowid INTEGER PRIMARY KEY, dest INTEGER NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
@@ -93,6 +100,7 @@ _DROP_DONE = (
     "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE dest IN (1, 2) AND seq = ?)"
 )
 _CHECKPOINT_EVERY = 0.5
+_RECLAIM_EVERY = 1.0
 _BATCH_LIMIT = 5000
 
 _Row = tuple[int, float, bytes]  # destinations, created (Unix s), serialised message
@@ -126,7 +134,7 @@ class _Batch:
         self.error: OpenCDPError | None = None
 
 
-class SQLiteOutbox:
+class SQLiteOutbox(Outbox):
     """Durable outbox in one SQLite file (created with mode 0600).
 
     ``durability`` is ``"durable"`` (the row is committed when ``put`` returns) or
@@ -165,6 +173,9 @@ class SQLiteOutbox:
         with self._write():
             for statement in _SCHEMA:
                 self._db.execute(statement)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(deliveries)")}
+            if "owner" not in columns:  # a file written by an earlier version
+                self._db.execute("ALTER TABLE deliveries ADD COLUMN owner INTEGER")
         _instances.add(self)
 
     def __repr__(self) -> str:
@@ -182,6 +193,8 @@ class SQLiteOutbox:
         self._leased: dict[int, dict[int, int]] = {bit: {} for bit in DESTINATION_NAMES}
         self._last_checkpoint = time.monotonic()
         self._pid = os.getpid()
+        self._owner: int | None = None  # our row in ``owners``, written at the first lease
+        self._next_reclaim = 0.0  # monotonic
 
     def _reset_after_fork(self) -> None:
         # The parent's connection, locks and flusher thread are not ours to use in the child;
@@ -246,7 +259,7 @@ class SQLiteOutbox:
         dests = message.destinations & 3
         if not dests:
             return
-        row = (dests, (message.id >> 80) / 1000, _dumps(message))
+        row = (dests, time.time(), _dumps(message))
         if self._batched:
             self._buffer.add(row)
             return
@@ -334,32 +347,90 @@ class SQLiteOutbox:
         with self._lock, contextlib.suppress(sqlite3.Error):
             self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
+    def _register(self, db: sqlite3.Connection) -> int:
+        host, pid, started, token = process_identity()
+        cursor = db.execute(
+            "INSERT INTO owners (host, pid, started, token) VALUES (?, ?, ?, ?)",
+            (host, pid, started, token),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def _reclaim(self, db: sqlite3.Connection, now: float) -> int:
+        """Hand back at once the leases of processes on this host that are no longer alive
+        (a crash or kill -9), instead of waiting for the leases to expire."""
+        host = process_identity()[0]
+        dead_owners = [
+            owner for owner, pid, started in db.execute(
+                "SELECT id, pid, started FROM owners WHERE host = ? AND id IS NOT ?",
+                (host, self._owner),
+            ).fetchall()
+            if not process_alive(pid, started)
+        ]
+        freed = 0
+        for owner in dead_owners:
+            freed += db.execute(
+                "UPDATE deliveries SET due = min(due, ?), leased = 0, owner = NULL "
+                "WHERE owner = ? AND leased = 1",
+                (now, owner),
+            ).rowcount
+            db.execute("DELETE FROM owners WHERE id = ?", (owner,))
+        if freed:
+            self._log.warning(
+                "[CDP] OCDP324 reclaimed %d in-flight message(s) leased by %d process(es) that "
+                "are no longer running on this host; delivering them now", freed, len(dead_owners),
+            )
+        return freed
+
     def lease(self, destination: str, limit: int, now: float, lease_seconds: float) -> list[Leased]:
         bit = _bit(destination)
         if self._buffer:
             self._buffer.commit()
         out: list[Leased] = []
         with self._write() as db:
+            if self._owner is None:
+                self._owner = self._register(db)
+            if time.monotonic() >= self._next_reclaim:
+                self._next_reclaim = time.monotonic() + _RECLAIM_EVERY
+                self._reclaim(db, now)
             self._fan_out(db, now)
             rows = db.execute(
-                "SELECT d.seq, d.attempt, d.error, m.body FROM deliveries d "
+                "SELECT d.seq, d.attempt, d.error, m.body, m.created FROM deliveries d "
                 "JOIN msgs m ON m.seq = d.seq WHERE d.dest = ? AND d.due <= ? "
                 "ORDER BY d.due LIMIT ?",
                 (bit, now, limit),
             ).fetchall()
             if rows:
                 until = now + lease_seconds
+                owner = self._owner
                 db.executemany(
-                    "UPDATE deliveries SET due = ?, leased = 1 WHERE dest = ? AND seq = ?",
-                    [(until, bit, row[0]) for row in rows],
+                    "UPDATE deliveries SET due = ?, leased = 1, owner = ? "
+                    "WHERE dest = ? AND seq = ?",
+                    [(until, owner, bit, row[0]) for row in rows],
                 )
         leased = self._leased[bit]
-        for seq, attempt, error, body in rows:
+        for seq, attempt, error, body, created in rows:
             message = loads_message(body)
             leased[message.id] = seq
-            out.append(Leased(message, attempt, error))
+            out.append(Leased(message, attempt, error, float(created)))
         self._maybe_checkpoint()
         return out
+
+    def maintain(self, now: float) -> None:
+        """Reclaim dead processes' leases and checkpoint; a failure waits for the next call."""
+        try:
+            with self._write() as db:
+                self._reclaim(db, now)
+        except OpenCDPError as exc:
+            self._log.debug("opencdp outbox: maintenance skipped: %s", exc)
+        self._next_reclaim = time.monotonic() + _RECLAIM_EVERY
+        self._maybe_checkpoint()
+
+    def after_fork(self) -> None:
+        if self._pid != os.getpid():
+            self._reset_after_fork()
+
+    def pending_messages(self) -> int:
+        return len(self._buffer)
 
     def _resolve(self, bit: int, ids: Sequence[int]) -> dict[int, int]:
         """Message id -> row of the messages this instance leased; other ids are ignored (as
@@ -477,6 +548,7 @@ class SQLiteOutbox:
                         dead=dead,
                         delivered=row[0] if row else 0,
                         oldest_pending_age=max(0.0, now - min(created)) if created else None,
+                        in_flight_here=len(self._leased[bit]),
                     )
             except sqlite3.Error as exc:
                 raise _storage_error(exc, self.path) from None
@@ -535,9 +607,8 @@ class SQLiteOutbox:
                 "WHERE (?1 IS NULL OR dest = ?1) AND (?2 IS NULL OR dead_at >= ?2) ORDER BY rowid",
                 args,
             ).fetchall()
-            db.executemany(
-                _INSERT, [(dest, created, body) for _, dest, _id, created, body in rows],
-            )
+            now = time.time()
+            db.executemany(_INSERT, [(dest, now, body) for _, dest, _id, _created, body in rows])
             db.executemany("DELETE FROM dead WHERE rowid = ?", [(row[0],) for row in rows])
         return len(rows)
 
@@ -557,6 +628,14 @@ class SQLiteOutbox:
             return
         self._buffer.close()
         with self._lock:
+            if self._owner is not None and self._pid == os.getpid():
+                # Leases still held (a close that timed out) keep their owner row, so the next
+                # process on this host reclaims them as soon as this one has exited.
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute(
+                        "DELETE FROM owners WHERE id = ?1 AND NOT EXISTS "
+                        "(SELECT 1 FROM deliveries WHERE owner = ?1 AND leased = 1)",
+                        (self._owner,))
             self._closed = True
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

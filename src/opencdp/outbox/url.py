@@ -7,8 +7,15 @@ Accepted forms::
     sqlite:///relative/or/absolute.db   durable, one host (``sqlite:////abs/path.db`` also works)
     redis://[:password@]host:port/db    durable, shared (``rediss://`` for TLS)
     redis://host:port/db?prefix=myapp   keys under ``{myapp}:`` instead of ``{opencdp}:``
-    redis://host:port/db?timeout=0.5    connect/read timeout in seconds (default 5): how long
-                                        a call can wait on an unreachable Redis
+    redis://host:port/db?timeout=0.5    connect/read timeout in seconds (default 5) of the
+                                        engine's own calls (leases, acks); a caller's ``put``
+                                        is bounded by ``queue_timeout`` instead
+
+A durable queue (SQLite, Redis) comes wrapped in a local spill (see ``spill.py``): a ``put``
+the queue cannot take is written to ``spill_path`` and moved back later. The default spill
+path is ``.opencdp-spill/<scheme>-<digest>.db`` under the working directory of the process
+that opened the queue, ``<digest>`` naming the queue (its path or URL without password, and
+prefix), so several queues never share a spill file.
 
 The Redis module is imported only for ``redis://`` URLs, so the base install needs no Redis
 client. Error messages name the URL with its password replaced by ``***``.
@@ -16,7 +23,9 @@ client. Error messages name the URL with its password replaced by ``***``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import os
 import tempfile
 from typing import Any
@@ -26,7 +35,7 @@ from ..errors import ConfigurationError
 from ..message import Message
 from .base import Outbox
 
-__all__ = ["open_outbox", "safe_url"]
+__all__ = ["default_spill_path", "open_outbox", "safe_url"]
 
 _log = logging.getLogger("opencdp.outbox")
 
@@ -71,6 +80,29 @@ def _sqlite_path(url: str) -> str:
     return path
 
 
+def default_spill_path(name: str) -> str:
+    """Where a queue spills when no ``spill_path`` is given: under the working directory."""
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    scheme = name.partition(":")[0] or "queue"
+    return os.path.join(os.getcwd(), ".opencdp-spill", f"{scheme}-{digest}.db")
+
+
+def _spilled(primary: Outbox, name: str, spill_path: str | None, log: logging.Logger) -> Outbox:
+    from .spill import SpilledOutbox, SpillFile
+
+    path = spill_path if spill_path is not None else default_spill_path(name)
+    return SpilledOutbox(primary, SpillFile(path), logger=log)
+
+
+def _positive(name: str, value: object, upper: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        math.isfinite(value) and 0 < value <= upper
+    ):
+        raise ConfigurationError(f"{name} must be a number of seconds in (0, {upper:g}], "
+                                 f"got {value!r}")
+    return float(value)
+
+
 def open_outbox(
     url: str,
     *,
@@ -79,14 +111,24 @@ def open_outbox(
     queue_full_timeout: float,
     durability: str,
     logger: Any = None,
+    max_queue_bytes: int | None = None,
+    queue_timeout: float = 0.05,
+    spill_path: str | None = None,
 ) -> Outbox:
-    """Build the outbox a queue URL names; raises ConfigurationError naming a bad URL."""
+    """Build the outbox a queue URL names, a durable one behind its local spill; raises
+    ConfigurationError naming a bad URL or option."""
     log: logging.Logger = logger if isinstance(logger, logging.Logger) else _log
     if not isinstance(url, str) or not url.strip():
         raise ConfigurationError("queue URL is empty; use 'memory', 'sqlite:///path' or 'redis://'")
     url = url.strip()
     if durability not in ("durable", "batched"):
         raise ConfigurationError(f"durability must be 'durable' or 'batched', got {durability!r}")
+    queue_timeout = _positive("queue_timeout", queue_timeout, 60.0)
+    if spill_path is not None and (not isinstance(spill_path, (str, os.PathLike))
+                                   or not os.fspath(spill_path).strip()):
+        raise ConfigurationError(f"spill_path must be a file path, got {spill_path!r}")
+    if spill_path is not None:
+        spill_path = os.path.abspath(os.path.expanduser(os.fspath(spill_path)))
     try:
         scheme = urlsplit(url).scheme.lower()
     except ValueError as exc:
@@ -101,8 +143,9 @@ def open_outbox(
         if queue_full == "spill":
             from .sqlite import SQLiteOutbox
 
-            if options.get("spill"):
-                spill = SQLiteOutbox(options["spill"], durability="batched", logger=log)
+            if options.get("spill") or spill_path:
+                spill = SQLiteOutbox(options.get("spill") or str(spill_path),
+                                     durability="batched", logger=log)
             else:
                 # Scratch space that only extends memory; it does not outlive the process.
                 folder = tempfile.mkdtemp(prefix="opencdp-spill-")
@@ -123,13 +166,16 @@ def open_outbox(
             full_timeout=queue_full_timeout,
             spill=spill,
             on_drop=on_drop,
+            max_bytes=max_queue_bytes,
         )
 
     if scheme == "sqlite":
         from .sqlite import SQLiteOutbox
 
         _options(urlsplit(url).query, set(), url)
-        return SQLiteOutbox(_sqlite_path(url), durability=durability, logger=log)
+        path = _sqlite_path(url)
+        primary = SQLiteOutbox(path, durability=durability, logger=log)
+        return _spilled(primary, f"sqlite:{os.path.abspath(path)}", spill_path, log)
 
     if scheme in ("redis", "rediss", "unix"):
         try:
@@ -159,13 +205,17 @@ def open_outbox(
         except ValueError:
             raise ConfigurationError(f"queue URL {safe_url(url)!r} has a bad port") from None
         clean = urlunsplit(parts._replace(query=""))
+        prefix = options.get("prefix") or "opencdp"
         try:
-            return RedisOutbox(
-                clean, prefix=options.get("prefix") or "opencdp", durability=durability,
-                socket_timeout=timeout, logger=log,
+            redis_box = RedisOutbox(
+                clean, prefix=prefix, durability=durability,
+                socket_timeout=timeout, put_timeout=queue_timeout, logger=log,
             )
         except ConfigurationError as exc:
             raise ConfigurationError(f"queue URL {safe_url(url)!r}: {exc}") from None
+        where = f"{parts.hostname}:{parts.port}{parts.path}" if scheme != "unix" else parts.path
+        name = f"redis:{where} {prefix}"
+        return _spilled(redis_box, name, spill_path, log)
 
     raise ConfigurationError(
         f"queue URL {safe_url(url)!r} is not supported; use 'memory', 'sqlite:///path.db' "

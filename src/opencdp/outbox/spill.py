@@ -1,0 +1,326 @@
+"""Durable means durable or loud: a local spill file behind every durable queue.
+
+When a ``put`` cannot be made durable in the primary queue (Redis down, paused or slower than
+its put timeout; SQLite full or locked), the message goes into a small SQLite file on this
+host and ``put`` returns normally: it is durable there. Only when the spill fails too does
+``put`` raise ``OutboxError``, and the caller logs, counts and raises.
+
+From the first spilled message until the spill is empty again, every ``put`` goes to the spill,
+so messages reach the primary in the order they were put. ``maintain`` (called by the engine
+about once a second) drains the spill into the primary, oldest first, in batches, and hands
+the primary back the caller's path once the file is empty. A message moved into the primary
+is deleted from the spill in the same step; a crash between the two can deliver it twice,
+never lose it.
+
+The spill file is created on the first spill (a process whose queue never fails writes
+nothing), and one left by an earlier process is drained when the next one opens the queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import OpenCDPError, OutboxError
+from ..message import DESTINATION_NAMES, Message, dumps_message, loads_message
+from .base import DeadItem, DeadLetter, Leased, MaybeStoredError, Outbox, QueueStats, RetryItem
+from .throttle import LogThrottle
+
+__all__ = ["SpillFile", "SpilledOutbox"]
+
+_DRAIN_BATCH = 50  # small: a put waits for at most one batch of the drain
+
+
+class SpillFile:
+    """A first-in first-out file of messages (WAL, ``synchronous=NORMAL``, mode 0600): an
+    insert survives a kill -9 of the process once it returned, as the SQLite outbox does."""
+
+    def __init__(self, path: str | os.PathLike[str], busy_timeout: float = 2.0) -> None:
+        self.path = str(Path(path).expanduser())
+        self.busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+
+    def exists(self) -> bool:
+        return self._db is not None or os.path.exists(self.path)
+
+    def _open(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        parent = Path(self.path).parent
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS spill (seq INTEGER PRIMARY KEY, "
+                "dests INTEGER NOT NULL, body BLOB NOT NULL, since REAL)"
+            )
+        except sqlite3.Error:
+            db.close()
+            raise
+        self._db = db
+        return db
+
+    def put(self, message: Message, since: float | None = None) -> None:
+        """Insert one message; raises OutboxError when the file cannot take it. ``since``:
+        the time of a timed-out attempt that may have stored it in the primary already."""
+        try:
+            body = dumps_message(message)
+            with self._lock:
+                self._open().execute("INSERT INTO spill (dests, body, since) VALUES (?, ?, ?)",
+                                     (message.destinations & 3, body, since))
+        except (OSError, sqlite3.Error) as exc:
+            raise OutboxError(f"the spill file {self.path} failed: {exc}") from None
+
+    def counts(self) -> dict[int, int]:
+        """Messages waiting, per destination bit (empty when no file exists)."""
+        if not self.exists():
+            return {}
+        try:
+            with self._lock:
+                row = self._open().execute(
+                    "SELECT count(*), sum(dests & 1 != 0), sum(dests & 2 != 0) FROM spill"
+                ).fetchone()
+        except (OSError, sqlite3.Error):
+            return {}
+        return {0: int(row[0] or 0), 1: int(row[1] or 0), 2: int(row[2] or 0)}
+
+    def drain(self, into: Outbox, limit: int = _DRAIN_BATCH) -> tuple[int, int]:
+        """Move up to ``limit`` of the oldest messages into ``into``, in order, deleting each
+        one it took. Returns ``(moved, left)``; stops at the first message ``into`` refuses
+        (its error propagates once the moved ones are deleted)."""
+        if not self.exists():
+            return 0, 0
+        with self._lock:
+            db = self._open()
+            db.execute("BEGIN IMMEDIATE")  # one drainer at a time, across processes too
+            moved: list[int] = []
+            try:
+                rows = db.execute("SELECT seq, body, since FROM spill ORDER BY seq LIMIT ?",
+                                  (limit,)).fetchall()
+                failure: OpenCDPError | None = None
+                for seq, body, since in rows:
+                    try:
+                        if since is None:
+                            into.put(loads_message(body))
+                        else:
+                            into.put_unless_stored(loads_message(body), since)
+                    except OpenCDPError as exc:
+                        if isinstance(exc, MaybeStoredError) and since is None:
+                            db.execute("UPDATE spill SET since = ? WHERE seq = ?",
+                                       (time.time(), seq))
+                        failure = exc
+                        break
+                    moved.append(seq)
+                if moved:
+                    db.execute("DELETE FROM spill WHERE seq <= ?", (moved[-1],))
+                left = int(db.execute("SELECT count(*) FROM spill").fetchone()[0])
+                db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
+        if failure is not None:
+            raise failure
+        return len(moved), left
+
+    def after_fork(self) -> None:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._lock = threading.Lock()
+            self._db = None  # the parent's handle is left alone, never used or closed here
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None and self._pid == os.getpid():
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    self._db.close()
+            self._db = None
+
+
+class SpilledOutbox(Outbox):
+    """A durable primary queue with a local spill in front of its ``put``; everything else is
+    the primary's."""
+
+    durable = True
+
+    def __init__(self, primary: Outbox, spill: SpillFile,
+                 logger: logging.Logger | None = None, log_interval: float = 60.0) -> None:
+        self.primary = primary
+        self.spill = spill
+        self._log = LogThrottle(logger or logging.getLogger("opencdp.outbox"), log_interval)
+        self._lock = threading.Lock()
+        self._drain_lock = threading.Lock()
+        self._spilled_since = 0  # messages spilled in the current episode
+        self._spilling = bool(spill.exists() and spill.counts().get(0))
+
+    def __repr__(self) -> str:
+        return f"SpilledOutbox({self.primary!r}, spill={self.spill.path!r})"
+
+    @property
+    def spilling(self) -> bool:
+        """Whether puts currently go to the spill file."""
+        return self._spilling
+
+    # caller's thread -------------------------------------------------------------------
+    def put(self, message: Message) -> None:
+        since: float | None = None
+        if not self._spilling:
+            since = self._try_primary(message)
+            if since is None:
+                return
+        with self._lock:
+            if not self._spilling:  # drained and handed back meanwhile
+                since = self._try_primary(message)
+                if since is None:
+                    return
+            try:
+                self.spill.put(message, since or None)
+            except OutboxError as exc:
+                # The queue may be back already: better out of order than not queued.
+                with contextlib.suppress(OpenCDPError):
+                    self.primary.put(message)
+                    return
+                self._log(logging.ERROR, "OCDP322", "lost",
+                          f"neither the queue nor the spill file took a message: {exc}")
+                raise OutboxError(
+                    f"the message was not queued: the queue is unavailable and {exc}"
+                ) from None
+            self._spilled_since += 1
+
+    def _try_primary(self, message: Message) -> float | None:
+        """None when the primary took the message; otherwise switch to spilling and return
+        the time of a write that may have been stored after all (0.0 when surely not)."""
+        try:
+            self.primary.put(message)
+            return None
+        except OpenCDPError as exc:
+            self._log(logging.WARNING, "OCDP320", "spill",
+                      f"the queue did not take a message ({exc}); spilling to "
+                      f"{self.spill.path} until it recovers")
+            self._spilling = True
+            return time.time() if isinstance(exc, MaybeStoredError) else 0.0
+
+    # engine's thread ---------------------------------------------------------------------
+    def maintain(self, now: float) -> None:
+        try:
+            self.primary.maintain(now)
+        except OpenCDPError as exc:
+            self._log(logging.WARNING, "OCDP325", "maintain", f"queue maintenance failed: {exc}")
+        self.drain()
+
+    def drain(self, deadline: float = 0.5) -> int:
+        """Move spilled messages back into the primary for up to ``deadline`` seconds;
+        returns how many moved. Hands ``put`` back to the primary once the spill is empty."""
+        if not self._spilling and not self.spill.exists():
+            return 0
+        if not self._drain_lock.acquire(blocking=False):
+            return 0
+        total = 0
+        try:
+            stop = time.monotonic() + deadline
+            while True:
+                moved, left = self._drain_step()
+                total += moved
+                if left == 0:
+                    # Last step under the put lock, so no put lands in the spill after it.
+                    with self._lock:
+                        moved, left = self._drain_step()
+                        total += moved
+                        if left == 0:
+                            episode, self._spilled_since = self._spilled_since, 0
+                            self._spilling = False
+                    if left == 0:
+                        if total or episode:
+                            self._log.reset("OCDP320", "spill")
+                            self._log(logging.WARNING, "OCDP321", "recovered",
+                                      f"the queue takes writes again; moved {total} spilled "
+                                      f"message(s) back into it")
+                            self._log.reset("OCDP321", "recovered")
+                        return total
+                if left < 0 or not moved or time.monotonic() >= stop:
+                    return total
+        finally:
+            self._drain_lock.release()
+
+    def _drain_step(self) -> tuple[int, int]:
+        """One batch; ``(moved, left)``, with ``left = -1`` when the primary or the file
+        failed (logged per cause per interval)."""
+        try:
+            return self.spill.drain(self.primary)
+        except OpenCDPError as exc:
+            self._log(logging.WARNING, "OCDP325", "drain",
+                      f"the spill file {self.spill.path} waits for the queue to recover: {exc}")
+        except (OSError, sqlite3.Error) as exc:
+            self._log(logging.ERROR, "OCDP325", "spill-read",
+                      f"cannot read the spill file {self.spill.path}: {exc}")
+        return 0, -1
+
+    def lease(self, destination: str, limit: int, now: float, lease_seconds: float) -> list[Leased]:
+        return self.primary.lease(destination, limit, now, lease_seconds)
+
+    def ack(self, destination: str, ids: Sequence[int]) -> None:
+        self.primary.ack(destination, ids)
+
+    def retry(self, destination: str, items: Sequence[RetryItem]) -> None:
+        self.primary.retry(destination, items)
+
+    def dead(self, destination: str, items: Sequence[DeadItem], now: float) -> None:
+        self.primary.dead(destination, items, now)
+
+    def next_due(self, destination: str, now: float) -> float | None:
+        return self.primary.next_due(destination, now)
+
+    def stats(self, now: float) -> dict[str, QueueStats]:
+        out = self.primary.stats(now)
+        waiting = self.spill.counts()
+        for bit, name in DESTINATION_NAMES.items():
+            spilled = waiting.get(bit, 0)
+            if spilled and name in out:
+                out[name].pending += spilled
+                out[name].spilled = spilled
+        return out
+
+    def dead_letters(
+        self, destination: str | None = None, since: float | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        return self.primary.dead_letters(destination, since, limit)
+
+    def replay(self, destination: str | None = None, since: float | None = None) -> int:
+        return self.primary.replay(destination, since)
+
+    def purge(self, destination: str | None = None, since: float | None = None) -> int:
+        return self.primary.purge(destination, since)
+
+    def shared_state(self) -> tuple[Any, str] | None:
+        return self.primary.shared_state()
+
+    def after_fork(self) -> None:
+        self.primary.after_fork()
+        self.spill.after_fork()
+        self._lock = threading.Lock()
+        self._drain_lock = threading.Lock()
+
+    def pending_messages(self) -> int:
+        return self.primary.pending_messages()
+
+    def close(self) -> None:
+        """Close both; a last drain first, so a clean shutdown leaves no spill behind when
+        the primary is back."""
+        with contextlib.suppress(OpenCDPError):
+            self.drain(deadline=1.0)
+        self.primary.close()
+        self.spill.close()

@@ -132,7 +132,7 @@ def _dict(items: Any, path: str, reporter: Reporter, depth: int,
             try:
                 key.encode("utf-8")
             except UnicodeEncodeError:
-                where = _join(path, key.encode("utf-8", "backslashreplace").decode("ascii"))
+                where = _join(path, key.encode("ascii", "backslashreplace").decode("ascii"))
                 raise reporter.refuse(UnencodableText, where,
                                       f"a key of {path or 'data'} has a lone surrogate"
                                       ) from None
@@ -203,6 +203,8 @@ def _decimal(value: Decimal, path: str, reporter: Reporter) -> int | float:
     if not value.is_finite():
         raise reporter.refuse(NonFiniteNumber, path, f"{path} is {value}")
     if value == value.to_integral_value():
+        if value.adjusted() > 25:  # far outside 64 bits; never build the int
+            raise reporter.refuse(NotJSONValue, path, f"{path} is a Decimal outside 64 bits")
         number = int(value)
         if INT_MIN <= number <= INT_MAX:
             return number

@@ -3,7 +3,8 @@
 Both clients run their background worker during the measurement (ours delivers into a sandbox
 in another process; segment's posts to the same loopback server), because that is the cost a
 request handler pays. Every call is timed on its own; the figures are the median and p99 of
-those times, less the timer's own cost.
+those times, less the timer's own cost. A third line times ``Guards.track`` alone (the
+call-time checks and the frozen snapshot of the properties), the guards' share of a call.
 
     python -m bench.caller_cost [--calls 200000]
 """
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from opencdp import Client, CustomerIO
+from opencdp.guards import GuardPolicy, Guards
 from opencdp.sandbox import Sandbox
 
 PROPS = {"order_id": "A-1001", "total": 99.5, "currency": "USD", "items": 3, "coupon": None}
@@ -59,6 +61,14 @@ def main() -> None:
         ours_median, ours_p99 = measure(ours, args.calls)
         client.close(timeout=1)
 
+        guards = Guards(GuardPolicy(), lambda finding: None)
+        guards.identify("user_1", {"email": "u1@example.com"}, None)
+
+        def checks(i: int) -> None:
+            guards.track("user_1", "order_placed", PROPS, None)
+
+        guards_median, guards_p99 = measure(checks, args.calls)
+
         import segment.analytics as segment_analytics
 
         peer = segment_analytics.Client(
@@ -76,6 +86,7 @@ def main() -> None:
 
     print(f"{'client':<28}{'median µs':>12}{'p99 µs':>10}")
     print(f"{'opencdp Client.track':<28}{ours_median:>12.2f}{ours_p99:>10.2f}")
+    print(f"{'  of which Guards.track':<28}{guards_median:>12.2f}{guards_p99:>10.2f}")
     print(f"{'segment-analytics track':<28}{peer_median:>12.2f}{peer_p99:>10.2f}")
     print(f"opencdp is {peer_median / ours_median:.1f}x faster per call (target >= 10x); "
           f"median {ours_median:.2f} µs vs target <= {TARGET_US} µs: "

@@ -1,4 +1,4 @@
-"""Guards: once-per-cause reporting, counting, silence, strict mode, caching and inspect."""
+"""Guards: once-per-cause reporting, counting, silence, strict mode, caching, snapshots."""
 
 from __future__ import annotations
 
@@ -162,17 +162,87 @@ def test_event_names_are_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert rec.codes == ["OCDP121"] and guards.counts() == {"OCDP121": 100}
 
 
-def test_track_before_identify_warns_once_per_user_and_counts_each_call() -> None:
+def test_track_before_identify_is_reported_once_per_process_and_counted_each_call() -> None:
     guards, rec = make()
     for _ in range(3):
         guards.track("7", "order_placed", None, None)
-    guards.track("8", "order_placed", None, None)
+    for i in range(1000):
+        guards.track(f"user-{i}", "order_placed", None, None)
     guards.identify("9", {"email": "a@example.com"}, None)
     guards.track("9", "order_placed", None, None)
     guards.track_anonymous("anon-1", "order_placed", None, None)
-    assert rec.codes == ["OCDP115", "OCDP115"]
-    assert [f.field for f in rec.findings] == ["user_id", "user_id"]
-    assert guards.counts() == {"OCDP115": 4}
+    assert rec.codes == ["OCDP115"]
+    assert rec.findings[0].field == "user_id"
+    assert "7" not in rec.findings[0].message
+    assert guards.counts() == {"OCDP115": 1003}
+
+
+def test_track_before_identify_is_never_refused_in_strict_mode() -> None:
+    guards, rec = make(strict=True)
+    for _ in range(3):
+        assert guards.track("7", "order_placed", None, None)[0] == "7"
+    assert rec.codes == ["OCDP115"] and guards.counts() == {"OCDP115": 3}
+
+
+def test_track_before_identify_is_not_reported_again_after_the_interval() -> None:
+    now = [0.0]
+    rec = Recorder()
+    guards = Guards(GuardPolicy(report_interval=10), rec, clock=lambda: now[0])
+    guards.track("7", "order_placed", None, None)
+    now[0] = 1000.0
+    guards.track("8", "order_placed", None, None)
+    assert rec.codes == ["OCDP115"]
+
+
+def test_a_cause_is_reported_again_after_the_interval_with_the_count_in_between() -> None:
+    now = [0.0]
+    rec = Recorder()
+    guards = Guards(GuardPolicy(report_interval=60), rec, clock=lambda: now[0])
+    guards.identify("42", {"email": "a@example.com"}, None)
+    for _ in range(5):
+        guards.track("42", "order_placed", None, 1704067200000)
+    now[0] = 59.9
+    guards.track("42", "order_placed", None, 1704067200000)
+    assert rec.codes == ["OCDP101"]
+    now[0] = 60.0
+    guards.track("42", "order_placed", None, 1704067200000)
+    assert rec.codes == ["OCDP101", "OCDP101"]
+    assert rec.findings[1].message.endswith("(5 more since the last report)")
+    assert guards.counts() == {"OCDP101": 7}
+
+
+def test_report_interval_is_validated() -> None:
+    for bad in (-1, "60", True, float("nan")):
+        with pytest.raises(ConfigurationError):
+            GuardPolicy(report_interval=bad)  # type: ignore[arg-type]
+
+
+def test_identifier_warnings_are_reported_per_field_never_per_id() -> None:
+    guards, rec = make(email_hint="off")
+    for i in range(500):
+        guards.identify(f"user{i}@example.com", None, None)
+        guards.identify(f"+44 20 7946 {i:04d}", None, None)
+        guards.identify(f"cio_{i}", None, None)
+    assert sorted(rec.codes) == ["OCDP111", "OCDP112", "OCDP114"]
+    assert all("example.com" not in f.message and "7946" not in f.message
+               for f in rec.findings)
+    assert guards.counts() == {"OCDP111": 500, "OCDP112": 500, "OCDP114": 500}
+
+
+def test_naive_datetimes_in_a_list_make_one_report() -> None:
+    guards, rec = make()
+    guards.identify("42", {"email": "a@example.com",
+                           "logins": [datetime(2024, 1, d) for d in range(1, 29)]}, None)
+    assert rec.codes == ["OCDP102"]
+    assert guards.counts() == {"OCDP102": 28}
+
+
+def test_remembered_causes_are_bounded() -> None:
+    guards, rec = make(remember_ids=10, email_hint="off")
+    for i in range(100):
+        guards.identify("42", {f"a{i}_at": 1704067200000}, None)
+    assert rec.codes == ["OCDP104"] * 100  # one cause per attribute name
+    assert len(guards._reporter._seen) <= 10
 
 
 def test_identified_ids_are_remembered_within_a_bound() -> None:
@@ -266,113 +336,139 @@ def test_properties_may_be_mappings_dataclasses_or_models() -> None:
     assert (err.value.code, err.value.field) == ("OCDP134", "properties")
 
 
-def test_too_many_attributes_are_refused_at_call_time() -> None:
+def test_customerio_only_limits_are_not_refused_at_the_call() -> None:
+    guards, _ = make(silence=frozenset({"OCDP115", "OCDP121"}))
+    many = {f"a{i}": i for i in range(301)}
+    assert guards.identify("42", many, None)[1] == many
+    assert guards.identify("42", {"bio": "x" * 5000, "n" * 200: 1}, None)[1] is not None
+    assert guards.track("u" * 255, "e" * 255, {"rows": ["x" * 1000] * 200}, None)[0] == "u" * 255
+
+
+def test_gateway_limits_are_refused_at_the_call() -> None:
+    guards, _ = make(silence=frozenset({"OCDP115"}))
+    with pytest.raises(ValidationError) as err:
+        guards.track("u" * 256, "order_placed", None, None)
+    assert (err.value.code, err.value.field) == ("OCDP113", "user_id")
+    with pytest.raises(ValidationError) as err:
+        guards.track("42", "e" * 256, None, None)
+    assert (err.value.code, err.value.field) == ("OCDP124", "event")
+
+
+def test_identify_returns_a_snapshot_independent_of_the_input() -> None:
     guards, _ = make()
-    with pytest.raises(ValidationError) as err:
-        guards.identify("42", {f"a{i}": i for i in range(301)}, None)
-    assert err.value.code == "OCDP135"
+    tags = ["a"]
+    attrs = {"email": "a@example.com", "tags": tags, "address": {"city": "Oslo"}}
+    _, out, _ = guards.identify("42", attrs, None)
+    tags.append("b")
+    attrs["address"]["city"] = "Bergen"  # type: ignore[index]
+    attrs["email"] = "b@example.com"
+    assert out == {"email": "a@example.com", "tags": ["a"], "address": {"city": "Oslo"}}
 
 
-# -- inspect ---------------------------------------------------------------------------------
-
-def test_inspect_returns_the_same_message_when_nothing_changes() -> None:
-    guards, rec = make()
-    m = msg("track", {"a": 1, "b": [1.5, "x", None, True], "c": {"d": "e"}}, "order_placed")
-    assert guards.inspect(m) is m
-    none = msg("suppress", None)
-    assert guards.inspect(none) is none
-    assert rec.findings == []
+def test_track_returns_a_copy_even_for_flat_plain_data() -> None:
+    guards, _ = make(silence=frozenset({"OCDP115"}))
+    props = {"order_id": "A1", "total": 9.5}
+    out = guards.track("42", "order_placed", props, None)[2]
+    assert out == props and out is not props
 
 
-def test_inspect_names_the_path_of_a_bad_value() -> None:
-    guards, _ = make()
-    data = {"items": [{"sku": "A1"}, {"sku": b"A2"}]}
-    with pytest.raises(ValidationError) as err:
-        guards.inspect(msg("track", data, "order_placed"))
-    assert (err.value.code, err.value.field) == ("OCDP132", "properties.items[1].sku")
-    with pytest.raises(ValidationError) as err:
-        guards.inspect(msg("identify", {"score": math.inf}))
-    assert (err.value.code, err.value.field) == ("OCDP133", "attributes.score")
-    for bad in ({"n": Decimal(1)}, {"n": {1, 2}}, {"n": {1: "x"}}, {"n": 2**70}, {"n": object()}):
+@pytest.mark.parametrize(("bad", "code", "field"), [
+    ({"items": [{"sku": "A1"}, {"sku": b"A2"}]}, "OCDP132", "properties.items[1].sku"),
+    ({"score": math.inf}, "OCDP133", "properties.score"),
+    ({"name": "caf\udce9"}, "OCDP156", "properties.name"),
+    ({"n": {1, 2}}, "OCDP132", "properties.n"),
+    ({"n": {1: "x"}}, "OCDP132", "properties.n"),
+    ({"n": 2**64}, "OCDP132", "properties.n"),
+    ({"n": object()}, "OCDP132", "properties.n"),
+])
+def test_values_the_encoder_refuses_are_refused_at_the_call_naming_the_path(
+        bad: dict[str, Any], code: str, field: str) -> None:
+    guards, _ = make(silence=frozenset({"OCDP115"}))
+    for call in (lambda: guards.track("42", "e", bad, None),
+                 lambda: guards.track_anonymous("anon-1", "e", bad, None)):
         with pytest.raises(ValidationError) as err:
-            guards.inspect(msg("track", bad, "e"))
-        assert err.value.code == "OCDP132", bad
+            call()
+        assert (err.value.code, err.value.field) == (code, field)
+    with pytest.raises(ValidationError) as err:
+        guards.identify("42", bad, None)
+    assert (err.value.code, err.value.field) == (code, field.replace("properties", "attributes"))
 
 
-def test_inspect_converts_friendly_types_without_touching_the_input() -> None:
+def test_friendly_types_are_converted_without_touching_the_input() -> None:
     class Plan(enum.Enum):
         PRO = "pro"
 
-    guards, rec = make()
+    guards, rec = make(silence=frozenset({"OCDP115"}))
     ident = uuid.UUID(int=5)
     moment = datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=1)))
     data = {"when": moment, "day": date(2024, 1, 2), "id": ident, "plan": Plan.PRO,
-            "pair": (1, 2), "nested": [{"at": moment}]}
-    out = guards.inspect(msg("track", data, "e"))
-    assert out.data == {"when": 1704063600, "day": "2024-01-02", "id": str(ident),
-                        "plan": "pro", "pair": [1, 2], "nested": [{"at": 1704063600}]}
+            "pair": (1, 2), "nested": [{"at": moment}], "price": Decimal("9.99")}
+    out = guards.track("42", "e", data, None)[2]
+    assert out == {"when": 1704063600, "day": "2024-01-02", "id": str(ident),
+                   "plan": "pro", "pair": [1, 2], "nested": [{"at": 1704063600}],
+                   "price": 9.99}
     assert data["when"] is moment and data["pair"] == (1, 2)
     assert rec.findings == []
 
 
-def test_inspect_converts_millisecond_time_attributes_once_per_name() -> None:
-    guards, rec = make()
-    m = guards.inspect(msg("identify", {"created_at": 1704067200000, "login_time": 1704067200,
-                                        "created": 1704067200123456, "count": 10**12}))
-    assert m.data == {"created_at": 1704067200, "login_time": 1704067200,
-                      "created": 1704067200, "count": 10**12}
-    guards.inspect(msg("track", {"created_at": 1704067200000.0}, "e"))
-    assert rec.codes == ["OCDP104", "OCDP104"]
+def test_millisecond_time_attributes_are_converted_once_per_name() -> None:
+    guards, rec = make(silence=frozenset({"OCDP115"}))
+    _, out, _ = guards.identify("42", {"email": "a@example.com", "created_at": 1704067200000,
+                                       "login_time": 1704067200, "created": 1704067200123456,
+                                       "count": 10**12}, None)
+    assert out == {"email": "a@example.com", "created_at": 1704067200,
+                   "login_time": 1704067200, "created": 1704067200, "count": 10**12}
+    guards.track("42", "e", {"created_at": 1704067200000.0}, None)
+    assert rec.codes == ["OCDP104", "OCDP104"]  # once per attribute name
     assert {f.field for f in rec.findings} == {"attributes.created_at", "attributes.created"}
     assert guards.counts() == {"OCDP104": 3}
 
 
 def test_naive_datetimes_in_data_are_utc_with_a_warning() -> None:
     guards, rec = make()
-    m = guards.inspect(msg("identify", {"signup_at": datetime(2024, 1, 1)}))
-    assert m.data == {"signup_at": 1704067200}
+    _, out, _ = guards.identify("42", {"email": "a@example.com",
+                                       "signup_at": datetime(2024, 1, 1)}, None)
+    assert out == {"email": "a@example.com", "signup_at": 1704067200}
     assert rec.codes == ["OCDP102"]
 
 
 def test_type_drift_is_reported_once_per_attribute() -> None:
-    guards, rec = make()
-    guards.inspect(msg("identify", {"plan": "premium", "score": 1, "tags": None}))
-    guards.inspect(msg("identify", {"plan": 1, "score": 2.5, "tags": ["a"]}))
-    guards.inspect(msg("identify", {"plan": True}))
+    guards, rec = make(email_hint="off")
+    guards.identify("1", {"plan": "premium", "score": 1, "tags": None}, None)
+    guards.identify("2", {"plan": 1, "score": 2.5, "tags": ["a"]}, None)
+    guards.identify("3", {"plan": True}, None)
     assert rec.codes == ["OCDP130"]
     assert rec.findings[0].field == "attributes.plan"
     assert "was string, now number" in rec.findings[0].message
     assert guards.counts() == {"OCDP130": 2}
 
 
-def test_size_limits_apply_to_messages_for_customerio() -> None:
-    guards, _ = make()
-    long_value = {"bio": "é" * 501}  # 1002 bytes
-    with pytest.raises(ValidationError) as err:
-        guards.inspect(msg("identify", long_value))
-    assert (err.value.code, err.value.field) == ("OCDP135", "attributes.bio")
-    with pytest.raises(ValidationError):
-        guards.inspect(msg("identify", {"n" * 151: 1}))
-    with pytest.raises(ValidationError):
-        guards.inspect(msg("identify", {"list": list(range(300))}))
-    big = {"rows": ["x" * 1000] * 100}
-    with pytest.raises(ValidationError) as err:
-        guards.inspect(msg("track", big, "e"))
-    assert err.value.code == "OCDP136"
-    assert guards.inspect(msg("track", big, "e", destinations=OPENCDP)).data is big
-    assert guards.inspect(msg("identify", long_value, destinations=OPENCDP)).data is long_value
+def test_inspect_is_a_no_op_kept_for_old_callers() -> None:
+    guards, rec = make()
+    m = msg("track", {"a": 1}, "order_placed")
+    assert guards.inspect(m) is m and rec.findings == []
 
 
-def test_customerio_call_time_limits_can_be_turned_off() -> None:
-    guards, _ = make(customerio_limits=False, silence=frozenset({"OCDP115"}))
-    assert guards.track("u" * 200, "e" * 200, None, None)[0] == "u" * 200
-    guards, _ = make()
-    with pytest.raises(ValidationError) as err:
-        guards.track("u" * 200, "order_placed", None, None)
-    assert err.value.code == "OCDP113"
-    with pytest.raises(ValidationError) as err:
-        guards.track("42", "e" * 101, None, None)
-    assert err.value.code == "OCDP124"
+def test_hostile_mappings_are_refused_with_a_validation_error() -> None:
+    class Broken(Mapping[str, Any]):
+        def __getitem__(self, key: str) -> Any:
+            raise KeyError(key)
+
+        def __iter__(self) -> Any:
+            raise RuntimeError("boom")
+
+        def __len__(self) -> int:
+            return 1
+
+    class BadModel:
+        def model_dump(self, mode: str) -> dict[str, Any]:
+            raise RuntimeError("boom")
+
+    guards, _ = make(silence=frozenset({"OCDP115"}))
+    for bad in (Broken(), BadModel(), {"nested": Broken()}):
+        with pytest.raises(ValidationError) as err:
+            guards.track("42", "e", bad, None)
+        assert err.value.code in ("OCDP132", "OCDP134")
 
 
 def test_a_failing_report_callback_never_reaches_the_caller(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
@@ -60,6 +61,13 @@ class Rule:
     severity: ClassVar[Severity]
     message: ClassVar[str]
     silenceable: ClassVar[bool] = True
+    strict: ClassVar[bool] = True
+    """Whether strict mode refuses this warning (False when the guard cannot be sure)."""
+    once: ClassVar[bool] = False
+    """Whether each cause is reported once per process rather than once per interval."""
+    customerio_only: ClassVar[bool] = False
+    """Whether the limit is Customer.io's alone: applied by ``customerio_refusal`` per
+    message, dead-lettering only the Customer.io copy, never refused at the call."""
     bad: ClassVar[tuple[Example | str, ...]]
     good: ClassVar[tuple[Example | str, ...]]
 
@@ -83,15 +91,17 @@ class Rule:
 class GuardPolicy:
     """How the guards react.
 
-    ``strict`` turns every warning into a ``ValidationError``; ``silence`` holds codes that are
-    neither reported nor (in strict mode) refused, but still counted; refusals whose rule is
-    not silenceable (empty ids, non-JSON values, size limits) always apply. ``email_hint`` is
-    the level of the "identify without email" hint ("off" disables it). ``max_event_names`` is
-    the number of distinct event names after which the cardinality warning fires.
-    ``customerio_limits`` applies Customer.io's tighter limits at call time (person id 150
-    bytes, event name 100 bytes) on top of the gateway's (255 characters); per-value limits
-    are applied in ``inspect`` to messages that target Customer.io. ``remember_ids`` bounds
-    the memory of identified user ids (track-before-identify) and of reported causes.
+    ``strict`` turns every warning into a ``ValidationError`` (except the few a process cannot
+    be sure of, such as track-before-identify); ``silence`` holds codes that are neither
+    reported nor (in strict mode) refused, but still counted; refusals whose rule is not
+    silenceable (empty ids, unencodable values, gateway limits) always apply. ``email_hint``
+    is the level of the "identify without email" hint ("off" disables it).
+    ``max_event_names`` is the number of distinct event names after which the cardinality
+    warning fires. ``report_interval`` is the number of seconds before a cause already
+    reported is reported again (with the count of occurrences in between).
+    ``customerio_limits`` has no effect any more: Customer.io's own limits are applied per
+    message by ``customerio_refusal``, so they cost only the Customer.io copy. ``remember_ids``
+    bounds the memory of identified user ids (track-before-identify) and of reported causes.
     """
 
     strict: bool = False
@@ -101,6 +111,7 @@ class GuardPolicy:
     schemas: Schemas | None = None
     customerio_limits: bool = True
     remember_ids: int = 100_000
+    report_interval: float = 60.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.silence, frozenset):
@@ -115,26 +126,36 @@ class GuardPolicy:
             raise ConfigurationError("GuardPolicy.max_event_names must be a positive int")
         if not isinstance(self.remember_ids, int) or self.remember_ids < 1:
             raise ConfigurationError("GuardPolicy.remember_ids must be a positive int")
+        if isinstance(self.report_interval, bool) or not isinstance(
+                self.report_interval, (int, float)) or not self.report_interval >= 0:
+            raise ConfigurationError("GuardPolicy.report_interval must be seconds >= 0")
 
 
 class Reporter:
-    """Counts every occurrence, reports each distinct cause once, refuses in strict mode.
+    """Counts every occurrence, reports each cause once per interval, refuses in strict mode.
 
-    Only slow paths come here, so a lock keeps "once" exact across the caller threads and the
-    dispatcher thread. Remembered causes are bounded: two generations, the older dropped when
-    the younger fills, so a long-running process may re-report a cause it saw long ago.
+    A cause is what a line is about (a field, an attribute name, an event name), never a user
+    id or a value, so a bulk run over many people cannot flood the log. A cause seen again
+    within ``report_interval`` is only counted; the next report after the interval says how
+    many occurrences it stands for. Rules marked ``once`` are reported once per process.
+    Only slow paths come here, so a lock keeps the counts exact across threads. Remembered
+    causes are bounded: the oldest half is forgotten when ``remember_ids`` is reached.
     """
 
-    __slots__ = ("_cap", "_counts", "_lock", "_old", "_report", "_silence", "_strict", "_young")
+    __slots__ = ("_cap", "_clock", "_counts", "_interval", "_lock", "_once", "_report",
+                 "_seen", "_silence", "_strict")
 
-    def __init__(self, policy: GuardPolicy, report: Callable[[Finding], None]) -> None:
+    def __init__(self, policy: GuardPolicy, report: Callable[[Finding], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._report = report
         self._strict = policy.strict
         self._silence = policy.silence
-        self._cap = max(policy.remember_ids // 2, 1)
+        self._interval = float(policy.report_interval)
+        self._clock = clock
+        self._cap = max(policy.remember_ids, 2)
         self._counts: dict[str, int] = {}
-        self._young: set[tuple[str, str]] = set()
-        self._old: set[tuple[str, str]] = set()
+        self._seen: dict[tuple[str, str], list[float]] = {}
+        self._once: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     def refuse(self, rule: type[Rule], field: str | None, detail: str = "") -> ValidationError:
@@ -154,23 +175,41 @@ class Reporter:
         detail: str = "",
         severity: Severity | None = None,
     ) -> None:
-        """Count a warning; report it once per ``cause``; raise it in strict mode."""
+        """Count a warning; report it once per ``cause`` and interval; raise it in strict mode."""
         code = rule.code
         level = severity or rule.severity
+        key = (code, cause)
         with self._lock:
             self._counts[code] = self._counts.get(code, 0) + 1
             if code in self._silence:
                 return
-            if self._strict and level == "warning":
+            if self._strict and level == "warning" and rule.strict:
                 raise ValidationError(f"{code} {_text(rule, detail)}", field=field, code=code)
-            key = (code, cause)
-            if key in self._young or key in self._old:
-                return
-            self._young.add(key)
-            if len(self._young) >= self._cap:
-                self._old, self._young = self._young, set()
+            if rule.once:
+                if key in self._once:
+                    return
+                self._once.add(key)
+                skipped = 0
+            else:
+                now = self._clock()
+                entry = self._seen.get(key)
+                if entry is None:
+                    if len(self._seen) >= self._cap:
+                        for old in list(self._seen)[: self._cap // 2]:
+                            del self._seen[old]
+                    self._seen[key] = [now + self._interval, 0.0]
+                    skipped = 0
+                elif now < entry[0]:
+                    entry[1] += 1
+                    return
+                else:
+                    skipped = int(entry[1])
+                    entry[0], entry[1] = now + self._interval, 0.0
+        text = _text(rule, detail)
+        if skipped:
+            text += f" ({skipped} more since the last report)"
         try:
-            self._report(Finding(code, _text(rule, detail), field, level))
+            self._report(Finding(code, text, field, level))
         except Exception:
             # A failing log handler must not turn a warning into the host's exception.
             logging.getLogger("opencdp").exception("reporting %s failed", code)

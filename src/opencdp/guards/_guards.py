@@ -1,41 +1,30 @@
-"""The guard object the client holds: cheap call-time checks plus a deep ``inspect``.
+"""The guard object the client holds: every check of a call, on the caller's thread.
 
-Call-time methods run on the caller's thread and must stay within a fraction of a
-microsecond for the common case, so each of them tests a cache first: an event name checked
-once is a dict hit, an identified user id a set hit. Everything per value (JSON-ability,
-NaN, time attributes, type drift, sizes, schemas) waits for ``inspect``.
+Each method validates a call in full and returns what the message is made of, data frozen
+into a snapshot (see ``values``), so that nothing a destination's encoder would refuse gets
+past the call, and every queue holds the same plain data. The common case stays cheap: an
+event name checked once is a dict hit, an identified user id a set hit, and a flat dict of
+plain values is checked in one loop and copied.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from ..message import CUSTOMERIO, Message
+from ..message import Message
 from ._core import Finding, GuardPolicy, Reporter, Rule
-from .attributes import (
-    MAX_ATTRIBUTES,
-    MAX_EVENT_BYTES,
-    MAX_NAME_BYTES,
-    MAX_VALUE_BYTES,
-    AttributeLimits,
-    AttributeTypeDrift,
-    EventDataTooLarge,
-    IdentifyWithoutEmail,
-    PropertiesNotMapping,
-    clean,
-    json_kind,
-    value_size,
-)
+from .arguments import check_device, check_event_id, check_merge
+from .attributes import AttributeTypeDrift, IdentifyWithoutEmail, PropertiesNotMapping
 from .events import EventNameCardinality, check_event_name, replay, top_families
 from .identifiers import TrackBeforeIdentify, check_identifier
 from .timestamps import to_seconds
+from .values import as_mapping, json_kind, snapshot
 
 __all__ = ["Guards"]
 
 _MAX_CACHED_NAMES: Final = 10_000
-_DATA_KINDS: Final = frozenset({"identify", "track", "track_anonymous"})
+_SECONDS_BELOW: Final = 100_000_000_000
 
 
 class _Remembered:
@@ -63,16 +52,15 @@ class _Remembered:
 
 
 class Guards:
-    """Validates and normalises every call; reports each distinct cause once.
+    """Validates and normalises every call; reports each distinct cause once per interval.
 
     ``report`` receives each ``Finding`` (warnings and hints; refusals raise
     ``ValidationError`` instead). ``counts()`` returns how often each code fired, silenced
-    ones included.
+    ones included. ``clock`` (monotonic seconds) paces repeated reports.
     """
 
     __slots__ = (
         "_attr_kinds",
-        "_cio",
         "_dirty_events",
         "_email_hint",
         "_events",
@@ -85,10 +73,11 @@ class Guards:
         "_seen_events",
     )
 
-    def __init__(self, policy: GuardPolicy, report: Callable[[Finding], None]) -> None:
+    def __init__(self, policy: GuardPolicy, report: Callable[[Finding], None],
+                 clock: Callable[[], float] | None = None) -> None:
         self._policy = policy
-        self._reporter = Reporter(policy, report)
-        self._cio = policy.customerio_limits
+        self._reporter = Reporter(policy, report) if clock is None \
+            else Reporter(policy, report, clock)
         self._email_hint = policy.email_hint
         self._max_events = policy.max_event_names
         self._schemas = policy.schemas
@@ -107,7 +96,7 @@ class Guards:
         """Warnings and refusals by code since construction, for ``health()``."""
         return self._reporter.counts()
 
-    # -- call time ---------------------------------------------------------------------------
+    # -- identify and track ------------------------------------------------------------------
 
     def identify(
         self,
@@ -116,25 +105,25 @@ class Guards:
         timestamp: object,
         anonymous_id: object = None,
     ) -> tuple[str, dict[str, Any] | None, int | None]:
-        """Check an identify call; ``anonymous_id`` is folded into the attributes.
+        """Check an identify call: ``(user id, attributes snapshot or None, timestamp)``.
 
-        Customer.io merges the anonymous profile when an identify carries ``anonymous_id``
-        as an attribute, so this is the one place it needs to live.
+        ``anonymous_id`` is folded into the attributes: Customer.io merges the anonymous
+        profile when an identify carries it as an attribute, so this is the one place it
+        needs to live.
         """
         rep = self._reporter
-        uid = check_identifier(user_id, "user_id", rep, self._cio)
-        attrs: dict[str, Any] | None
-        if attributes is None or isinstance(attributes, dict):
-            attrs = attributes
-        else:
-            attrs = self._mapping(attributes, "attributes")
+        uid = check_identifier(user_id, "user_id", rep)
+        attrs = None if attributes is None else \
+            self._data(attributes, "attributes", "identify", None)
         if anonymous_id is not None:
-            anon = check_identifier(anonymous_id, "anonymous_id", rep, self._cio)
-            attrs = {**(attrs or {}), "anonymous_id": anon}
-        if attrs is not None and len(attrs) > MAX_ATTRIBUTES:
-            raise rep.refuse(AttributeLimits, "attributes", f"{len(attrs)} attributes")
+            anon = check_identifier(anonymous_id, "anonymous_id", rep)
+            if attrs is None:
+                attrs = {}
+            attrs["anonymous_id"] = anon
         if self._email_hint != "off" and (attrs is None or "email" not in attrs):
             rep.warn(IdentifyWithoutEmail, "attributes", "", "", severity=self._email_hint)
+        if attrs:
+            self._drift(attrs)
         ts = None if timestamp is None else to_seconds(timestamp, "timestamp", rep)
         self._identified.add(uid)
         return uid, attrs, ts
@@ -142,17 +131,21 @@ class Guards:
     def track(
         self, user_id: object, event: object, properties: object, timestamp: object
     ) -> tuple[str, str, dict[str, Any] | None, int | None]:
-        """Check a track call for a known person."""
+        """Check a track call for a known person: ``(user id, name, snapshot, timestamp)``."""
         if user_id.__class__ is not str or user_id not in self._identified.young:
             user_id = self._track_user(user_id)
         try:
             name = self._events[event]  # type: ignore[index]
         except (KeyError, TypeError):
             name = self._event(event)
-        if properties is not None and properties.__class__ is not dict:
-            properties = self._mapping(properties, "properties")
+        if properties is not None:
+            if properties.__class__ is dict and self._schemas is None:
+                properties = snapshot(properties, "properties",
+                                      self._reporter, True)
+            else:
+                properties = self._data(properties, "properties", "track", name)
         if timestamp is not None and (
-            timestamp.__class__ is not int or not 0 <= timestamp < 100_000_000_000
+            timestamp.__class__ is not int or not 0 <= timestamp < _SECONDS_BELOW
         ):
             timestamp = to_seconds(timestamp, "timestamp", self._reporter)
         return user_id, name, properties, timestamp
@@ -161,28 +154,96 @@ class Guards:
         self, anonymous_id: object, event: object, properties: object, timestamp: object
     ) -> tuple[str, str, dict[str, Any] | None, int | None]:
         """Check a track call for a visitor known only by an anonymous id."""
-        anon = check_identifier(anonymous_id, "anonymous_id", self._reporter, self._cio)
+        anon = check_identifier(anonymous_id, "anonymous_id", self._reporter)
         try:
             name = self._events[event]  # type: ignore[index]
         except (KeyError, TypeError):
             name = self._event(event)
-        if properties is not None and properties.__class__ is not dict:
-            properties = self._mapping(properties, "properties")
+        data = None if properties is None else \
+            self._data(properties, "properties", "track_anonymous", name)
         ts = None if timestamp is None else to_seconds(timestamp, "timestamp", self._reporter)
-        return anon, name, properties, ts
+        return anon, name, data, ts
+
+    # -- the other calls ---------------------------------------------------------------------
+
+    def event_id(self, value: object) -> int:
+        """A caller's ``event_id`` (ULID text) as the 128-bit message id."""
+        return check_event_id(value, self._reporter)
+
+    def device(
+        self, user_id: object, device_id: object, platform: object, fields: object
+    ) -> tuple[str, str, dict[str, Any]]:
+        """Check ``register_device``: ``(user id, device id, device data snapshot)``.
+
+        ``fields`` holds the call's keyword arguments (push tokens, ``attributes``,
+        ``last_used``...); None values are dropped and ``platform`` is added.
+        """
+        return check_device(user_id, device_id, platform, fields, self._reporter)
+
+    def merge(self, primary: object, secondary: object
+              ) -> tuple[str, dict[str, dict[str, str]]]:
+        """Check ``merge_people``: ``(label, {"primary": {...}, "secondary": {...}})``."""
+        return check_merge(primary, secondary, self._reporter)
 
     def identifier(self, value: object, field: str = "user_id") -> str:
         """Check an id used by devices, suppress, delete and merge."""
-        return check_identifier(value, field, self._reporter, self._cio)
+        return check_identifier(value, field, self._reporter)
 
     def timestamp(self, value: object, field: str = "timestamp") -> int | None:
         """A datetime or Unix seconds as Unix seconds (ms/µs converted and warned)."""
         return to_seconds(value, field, self._reporter)
 
+    def inspect(self, message: Message) -> Message:
+        """Return ``message`` unchanged: its data was checked and frozen at the call.
+
+        Kept only for callers written before the snapshot; nothing is left to check later.
+        """
+        return message
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _data(self, value: object, field: str, kind: str, name: str | None) -> dict[str, Any]:
+        rep = self._reporter
+        if value.__class__ is dict:
+            mapping: Mapping[Any, Any] = value
+        else:
+            try:
+                found = as_mapping(value)
+            except Exception as exc:  # a model whose dump fails is the caller's bad input
+                raise rep.refuse(PropertiesNotMapping, field, f"{field} could not be read "
+                                 f"({type(exc).__name__})") from None
+            if found is None:
+                raise rep.refuse(PropertiesNotMapping, field,
+                                 f"{field} is {type(value).__name__}")
+            mapping = found
+        if self._schemas is not None:
+            self._schemas.check(kind, name, mapping, rep)
+        if mapping.__class__ is not dict:
+            try:
+                mapping = dict(mapping.items())
+            except Exception as exc:
+                raise rep.refuse(PropertiesNotMapping, field, f"{field} could not be read "
+                                 f"({type(exc).__name__})") from None
+        return snapshot(mapping, field, rep, True)
+
+    def _drift(self, attrs: dict[str, Any]) -> None:
+        kinds = self._attr_kinds
+        for name, value in attrs.items():
+            jk = json_kind(value)
+            if jk is None:
+                continue
+            first = kinds.get(name)
+            if first is None:
+                if len(kinds) < _MAX_CACHED_NAMES:
+                    kinds[name] = jk
+            elif first != jk:
+                self._reporter.warn(AttributeTypeDrift, f"attributes.{name}", name,
+                                    f"attributes.{name} was {first}, now {jk}")
+
     def _track_user(self, user_id: object) -> str:
-        uid = check_identifier(user_id, "user_id", self._reporter, self._cio)
+        uid = check_identifier(user_id, "user_id", self._reporter)
         if uid not in self._identified:
-            self._reporter.warn(TrackBeforeIdentify, "user_id", uid)
+            self._reporter.warn(TrackBeforeIdentify, "user_id", "")
         return uid
 
     def _event(self, event: object) -> str:
@@ -192,7 +253,7 @@ class Guards:
             for rule in rules:
                 replay(rule, name, self._reporter)
             return name
-        name, rules = check_event_name(event, self._reporter, self._cio)
+        name, rules = check_event_name(event, self._reporter)
         seen = self._seen_events
         if name not in seen:
             if len(seen) < _MAX_CACHED_NAMES:
@@ -213,66 +274,3 @@ class Guards:
             self._reported_cardinality = True
             detail += f", most from {top_families(list(self._seen_events))}"
         self._reporter.warn(EventNameCardinality, "event", "", detail)
-
-    def _mapping(self, value: object, field: str) -> dict[str, Any]:
-        if isinstance(value, Mapping):
-            return dict(value)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        dump = getattr(value, "model_dump", None)
-        if callable(dump):
-            data = dump(mode="python")
-            if isinstance(data, dict):
-                return data
-        raise self._reporter.refuse(PropertiesNotMapping, field,
-                                    f"{field} is {type(value).__name__}")
-
-    # -- dispatcher time ---------------------------------------------------------------------
-
-    def inspect(self, message: Message) -> Message:
-        """Deep-check a message's data; return a normalised copy (or the same message)."""
-        data = message.data
-        if data is None:
-            return message
-        rep = self._reporter
-        kind = message.kind
-        field = "attributes" if kind == "identify" else "properties" \
-            if kind in _DATA_KINDS else "data"
-        if self._schemas is not None:
-            self._schemas.check(kind, message.name, data, rep)
-        new = clean(data, field, rep, time_names=kind in _DATA_KINDS)
-        if kind == "identify":
-            self._attributes(new, message.targets(CUSTOMERIO))
-        elif kind in _DATA_KINDS and message.targets(CUSTOMERIO):
-            size = value_size(new)
-            if size > MAX_EVENT_BYTES:
-                raise rep.refuse(EventDataTooLarge, field, f"event data is {size} bytes")
-        return message if new is data else message._replace(data=new)
-
-    def _attributes(self, attrs: Mapping[str, Any], limits: bool) -> None:
-        rep = self._reporter
-        kinds = self._attr_kinds
-        if limits and len(attrs) > MAX_ATTRIBUTES:
-            raise rep.refuse(AttributeLimits, "attributes", f"{len(attrs)} attributes")
-        for name, value in attrs.items():
-            if limits:
-                if len(name) > MAX_NAME_BYTES // 4 and \
-                        len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-                    raise rep.refuse(AttributeLimits, f"attributes.{name[:40]}",
-                                     "attribute name over 150 bytes")
-                if (len(value) > MAX_VALUE_BYTES // 4 if value.__class__ is str
-                        else isinstance(value, (dict, list))):
-                    size = value_size(value)
-                    if size > MAX_VALUE_BYTES:
-                        raise rep.refuse(AttributeLimits, f"attributes.{name}",
-                                         f"attributes.{name} is {size} bytes")
-            jk = json_kind(value)
-            if jk is None:
-                continue
-            first = kinds.get(name)
-            if first is None:
-                if len(kinds) < _MAX_CACHED_NAMES:
-                    kinds[name] = jk
-            elif first != jk:
-                rep.warn(AttributeTypeDrift, f"attributes.{name}", name,
-                         f"attributes.{name} was {first}, now {jk}")

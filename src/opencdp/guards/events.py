@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Final
 
 from ._core import Example, Reporter, Rule
+from .attributes import UnencodableText
 from .identifiers import EMAIL
 
 __all__ = [
@@ -114,14 +115,17 @@ class EventNameCardinality(Rule):
 class EventNameTooLong(Rule):
     """Names longer than a destination allows are refused there, after the call returned.
 
-    The gateway's SDKs cap names at 255 characters; Customer.io caps them at 100 bytes.
+    The gateway caps names at 255 characters: a longer one is refused at the call.
+    Customer.io caps them at 100 bytes: a longer one still reaches OpenCDP, and only its
+    Customer.io copy is dead-lettered with this code.
     """
 
     code = "OCDP124"
     severity = "error"
     message = "event name is too long (gateway: 255 characters, Customer.io: 100 bytes)"
     silenceable = False
-    bad = ('client.track("42", "order_" * 20)',)
+    bad = ('client.track("42", "order_" * 20)',
+           'client.track("42", "order_" * 50)')
     good = ('client.identify("42", {"email": "a@example.com"})\n'
             'client.track("42", "order_placed")',)
 
@@ -135,7 +139,7 @@ def pii_in_name(name: str) -> str | None:
 
 
 def check_event_name(
-    value: object, reporter: Reporter, cio_limits: bool
+    value: object, reporter: Reporter
 ) -> tuple[str, tuple[type[Rule], ...]]:
     """Validate and normalise (trim) an event name; return it with the rules it warned.
 
@@ -148,10 +152,12 @@ def check_event_name(
     name = str(value.strip())
     if len(name) > GATEWAY_MAX_CHARS:
         raise reporter.refuse(EventNameTooLong, "event", f"event name has {len(name)} characters")
-    if cio_limits and len(name) > CUSTOMERIO_MAX_BYTES // 4:
-        size = len(name.encode("utf-8", "surrogatepass"))
-        if size > CUSTOMERIO_MAX_BYTES:
-            raise reporter.refuse(EventNameTooLong, "event", f"event name has {size} bytes")
+    if not name.isascii():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise reporter.refuse(UnencodableText, "event", "event name has a lone surrogate"
+                                  ) from None
     warned: tuple[type[Rule], ...] = ()
     pii = pii_in_name(name)
     if pii is not None:

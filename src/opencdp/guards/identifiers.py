@@ -13,6 +13,7 @@ import re
 from typing import Final
 
 from ._core import Reporter, Rule
+from .attributes import UnencodableText
 
 __all__ = [
     "AmbiguousIdentifier",
@@ -73,14 +74,17 @@ class PhoneIdentifier(Rule):
 class IdentifierTooLong(Rule):
     """Ids longer than a destination allows are refused there, after the call returned.
 
-    The gateway's SDKs cap ids at 255 characters; Customer.io caps person ids at 150 bytes.
+    The gateway caps ids at 255 characters: a longer one is refused at the call. Customer.io
+    caps person ids at 150 bytes: a longer one (up to 255 characters) still reaches OpenCDP,
+    and only its Customer.io copy is dead-lettered with this code.
     """
 
     code = "OCDP113"
     severity = "error"
     message = "identifier is too long (gateway: 255 characters, Customer.io: 150 bytes)"
     silenceable = False
-    bad = ('client.identify("u" * 151, {"email": "a@example.com"})',)
+    bad = ('client.identify("u" * 256, {"email": "a@example.com"})',
+           'client.identify("u" * 151, {"email": "a@example.com"})')
     good = ('client.identify("u" * 150, {"email": "a@example.com"})',)
 
 
@@ -100,16 +104,21 @@ class AmbiguousIdentifier(Rule):
 
 
 class TrackBeforeIdentify(Rule):
-    """The first event for a person this process has not identified.
+    """An event for a person this process has not identified.
 
     Customer.io files the event under a person who may not exist yet (no email, no
     attributes), so campaigns triggered by it cannot reach them. Identify first, or use
-    ``track_anonymous`` and merge with ``identify(..., anonymous_id=...)`` later. Reported once
-    per user id; processes that only track (workers) should silence the code.
+    ``track_anonymous`` and merge with ``identify(..., anonymous_id=...)`` later. Another
+    process (a web worker, the signup service) may well have identified the person, so this is
+    a hint about the process, not a verdict about a call: logged once per process, counted on
+    every occurrence (``health().guards``), and never refused in strict mode. Processes that
+    only track can silence it.
     """
 
     code = "OCDP115"
     severity = "warning"
+    strict = False
+    once = True
     message = "track before identify in this process; call identify(user_id, ...) first"
     bad = ('client.track("42", "order_placed")',)
     good = ('client.identify("42", {"email": "a@example.com"})\n'
@@ -117,8 +126,13 @@ class TrackBeforeIdentify(Rule):
             'client.track_anonymous("anon-7f3a", "page_viewed")')
 
 
-def check_identifier(value: object, field: str, reporter: Reporter, cio_limits: bool) -> str:
-    """Validate and normalise (trim; ints become text) an identifier, or raise."""
+def check_identifier(value: object, field: str, reporter: Reporter, shape: bool = True) -> str:
+    """Validate and normalise (trim; ints become text) an identifier, or raise.
+
+    ``shape`` warns about ids that look like emails or phone numbers (off where an email is
+    the point, as in a merge side keyed by ``email``). Warnings are reported per field, never
+    per id: a bulk run over many ids makes one line.
+    """
     if isinstance(value, str):
         text = value.strip()
     elif isinstance(value, int) and not isinstance(value, bool):
@@ -129,14 +143,18 @@ def check_identifier(value: object, field: str, reporter: Reporter, cio_limits: 
         raise reporter.refuse(EmptyIdentifier, field, f"{field} is empty")
     if len(text) > GATEWAY_MAX_CHARS:
         raise reporter.refuse(IdentifierTooLong, field, f"{field} has {len(text)} characters")
-    if cio_limits and len(text) > CUSTOMERIO_MAX_BYTES // 4:
-        size = len(text.encode("utf-8", "surrogatepass"))
-        if size > CUSTOMERIO_MAX_BYTES:
-            raise reporter.refuse(IdentifierTooLong, field, f"{field} has {size} bytes")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise reporter.refuse(UnencodableText, field, f"{field} has a lone surrogate"
+                                  ) from None
+    if not shape:
+        return text
     if "@" in text and EMAIL.fullmatch(text):
-        reporter.warn(EmailIdentifier, field, text, f"{field} is an email address")
+        reporter.warn(EmailIdentifier, field, field, f"{field} is an email address")
     elif text[0] in "+0123456789" and PHONE.fullmatch(text) and not text.isdigit():
-        reporter.warn(PhoneIdentifier, field, text, f"{field} is a phone number")
+        reporter.warn(PhoneIdentifier, field, field, f"{field} is a phone number")
     elif _UNSAFE.search(text) or text.startswith("cio_"):
-        reporter.warn(AmbiguousIdentifier, field, text, f"{field} needs care")
+        reporter.warn(AmbiguousIdentifier, field, field, f"{field} needs care")
     return text

@@ -9,6 +9,7 @@ below 10^11 seconds (until the year 5138), then milliseconds, microseconds, nano
 from __future__ import annotations
 
 import math
+import re
 from datetime import date, datetime, timezone
 from typing import Final
 
@@ -27,6 +28,7 @@ SECONDS_BELOW: Final = 10**11
 _UNITS: Final = ((10**17, 10**9, "nanoseconds"), (10**14, 10**6, "microseconds"),
                  (SECONDS_BELOW, 10**3, "milliseconds"))
 _INT64: Final = 2**63
+_INDEX: Final = re.compile(r"\[\d+\]")
 
 
 class MillisecondTimestamp(Rule):
@@ -133,6 +135,8 @@ def to_seconds(value: object, field: str, reporter: Reporter,
 
 def datetime_seconds(value: datetime, field: str, reporter: Reporter) -> int:
     if value.tzinfo is None or value.utcoffset() is None:
-        reporter.warn(NaiveDatetime, field, field, f"{field} has no time zone")
+        # One cause per field, whatever the list positions, so a list of naive datetimes
+        # makes one report.
+        reporter.warn(NaiveDatetime, field, _INDEX.sub("[]", field), f"{field} has no time zone")
         value = value.replace(tzinfo=timezone.utc)
     return int(value.timestamp())

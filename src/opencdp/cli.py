@@ -19,7 +19,7 @@ _COMMANDS = {
     "queue": "opencdp.outbox.command:queue",
     "worker": "opencdp.worker:worker",
     "serve": "opencdp.server.command:serve",
-    "reconcile": "opencdp.reconcile:reconcile",
+    "reconcile": "opencdp.reconcile.command:command",
 }
 
 

@@ -75,6 +75,7 @@ class DestinationHealth:
     retried: int
     failed: int
     avg_latency_ms: float | None
+    by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
@@ -99,6 +100,7 @@ class DestinationHealth:
                 "delivered": self.delivered,
                 "retried": self.retried,
                 "failed": self.failed,
+                "by_kind": {k: dict(v) for k, v in self.by_kind.items()},
             },
             "avg_latency_ms": self.avg_latency_ms,
         }
@@ -164,6 +166,8 @@ def snapshot(
                 round(counters.latency_total / requests * 1000, 2)
                 if counters and requests else None
             ),
+            by_kind=({k: dict(v) for k, v in counters.by_kind.items() if v}
+                     if counters else {}),
         )
     opencdp = out.get("opencdp")
     status: Status = "ok"

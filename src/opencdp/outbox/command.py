@@ -37,7 +37,8 @@ _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-def parse_since(text: str | None, now: float | None = None) -> float | None:
+def parse_since(text: str | None, now: float | None = None, *,
+                param_hint: str = "--since") -> float | None:
     """Unix seconds from ``1714564800``, ``2024-05-01T12:00:00Z`` or an age such as ``30m``."""
     if text is None or not text.strip():
         return None
@@ -52,7 +53,7 @@ def parse_since(text: str | None, now: float | None = None) -> float | None:
     except ValueError:
         raise click.BadParameter(
             f"{text!r} is not Unix seconds, an ISO-8601 time or an age like 30m / 12h / 7d",
-            param_hint="--since",
+            param_hint=param_hint,
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)

@@ -4,7 +4,6 @@ durable queue, or a sandbox's admin API. All the I/O lives here.
 
 from __future__ import annotations
 
-import os
 import ssl
 import time
 import urllib.request
@@ -126,27 +125,11 @@ def read_queue(outbox: Outbox, since: float | None, until: float | None) -> Reco
 
 
 def open_queue(url: str) -> Outbox:
-    """Open a durable queue by URL for reading; the memory queue cannot be read from outside
-    its process, and a missing SQLite file is an error rather than a new empty queue."""
-    from ..outbox.url import open_outbox, safe_url
+    """Open a durable queue by URL for reading (the memory queue cannot be read from outside
+    its process; a missing SQLite file is an error rather than a new empty queue)."""
+    from ..outbox.command import open_for_inspection
 
-    text = url.strip()
-    if text.split("?")[0] == "memory":
-        raise ConfigurationError("the memory queue lives inside the application's process; "
-                                 "reconcile a durable queue (sqlite:///... or redis://...), "
-                                 "or pass the client")
-    if text.lower().startswith("sqlite:"):
-        parts = urlsplit(text)
-        path = parts.path[1:] if parts.path.startswith("/") else parts.path
-        if parts.netloc in ("", "localhost") and path and not os.path.exists(path):
-            raise ConfigurationError(f"no queue file at {path}")
-    try:
-        return open_outbox(text, max_queue_size=1, queue_full="drop_oldest",
-                           queue_full_timeout=0.0, durability="durable")
-    except ConfigurationError:
-        raise
-    except OpenCDPError as exc:
-        raise OpenCDPError(f"cannot open {safe_url(text)}: {exc}") from None
+    return open_for_inspection(url)
 
 
 class SandboxAdmin:

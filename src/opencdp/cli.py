@@ -1,17 +1,23 @@
-"""The ``opencdp`` command.
+"""The ``opencdp`` command, and what its subcommands share.
 
 Each subcommand lives beside the feature it drives and is imported only when used, so
 ``opencdp audit`` works on a plain install while ``opencdp sandbox`` pulls in its extras.
+Conventions every subcommand keeps: ``--json`` for machine-readable output, exit status 2
+for a usage problem (a bad or missing option, a queue URL that cannot work), 1 for a
+failure, and progress on stderr only when stderr is a terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
 
-__all__ = ["main"]
+__all__ = ["extra_for", "main", "progress"]
 
 _COMMANDS = {
     "sandbox": "opencdp.sandbox.command:sandbox",
@@ -19,8 +25,21 @@ _COMMANDS = {
     "queue": "opencdp.outbox.command:queue",
     "worker": "opencdp.worker:worker",
     "serve": "opencdp.server.command:serve",
-    "reconcile": "opencdp.reconcile:reconcile",
+    "reconcile": "opencdp.reconcile.command:command",
 }
+
+# Which extra brings a missing module, by the command that needed it; a module that only one
+# extra provides wins over the command's own extra.
+_COMMAND_EXTRAS = {"sandbox": "sandbox", "serve": "server"}
+_MODULE_EXTRAS = {"redis": "redis", "rich": "demo", "trustme": "sandbox",
+                  "starlette": "server", "prometheus_client": "metrics",
+                  "opentelemetry": "tracing"}
+
+
+def extra_for(command: str, module: str | None) -> str:
+    """The ``opencdp[...]`` extra that installs ``module`` for ``command``."""
+    root = (module or "").split(".")[0]
+    return _MODULE_EXTRAS.get(root) or _COMMAND_EXTRAS.get(command) or "all"
 
 
 class _LazyGroup(click.Group):
@@ -36,12 +55,55 @@ class _LazyGroup(click.Group):
             module = importlib.import_module(module_name)
         except ImportError as exc:
             missing = exc.name or str(exc)
+            extra = extra_for(cmd_name, exc.name)
             raise click.ClickException(
                 f"'opencdp {cmd_name}' needs an optional dependency that is not installed "
-                f"({missing}); install it with: pip install 'opencdp[all]'"
+                f"({missing}); install it with: pip install 'opencdp[{extra}]'"
             ) from exc
         command: Any = getattr(module, attr)
         return command  # type: ignore[no-any-return]
+
+
+def _ignore(completed: int, total: int | None = None) -> None:
+    pass
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int | None = None,
+             ) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar on stderr for a long operation; yields ``update(completed, total)``.
+
+    Shown only when stderr is a terminal and ``rich`` is installed (the ``demo`` extra), so
+    pipes, log files and supervisors see nothing but the command's own output. The bar is
+    transient: it is gone once the operation ends.
+    """
+    if not sys.stderr.isatty():
+        yield _ignore
+        return
+    try:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+    except ImportError:
+        yield _ignore
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+
+        def update(completed: int, new_total: int | None = None) -> None:
+            if new_total is not None:
+                bar.update(task, total=new_total)
+            bar.update(task, completed=completed)
+
+        yield update
 
 
 @click.group(cls=_LazyGroup)

@@ -116,6 +116,7 @@ class DestinationHealth:
                 "delivered": self.delivered,
                 "retried": self.retried,
                 "failed": self.failed,
+                "by_kind": {k: dict(v) for k, v in self.by_kind.items()},
             },
             "avg_latency_ms": self.avg_latency_ms,
         }

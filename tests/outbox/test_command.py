@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import secrets
 import time
@@ -83,13 +84,29 @@ def test_list_filters(queue_url: str) -> None:
     assert seeded["msgs"][3].ulid in text and "HTTP 401: key" in text
 
 
+def test_list_table_has_a_header_and_the_person(queue_url: str) -> None:
+    seeded = seed(queue_url)
+    lines = run("list", "--queue", queue_url).output.splitlines()
+    assert lines[0].split() == ["ID", "DESTINATION", "DEAD", "AT", "STATUS", "TRIES", "PERSON",
+                                "CALL", "REASON"]
+    first = lines[1].split()
+    assert first[:2] == [seeded["msgs"][3].ulid, "customerio"]
+    assert first[3:7] == ["401", "1", "user-3", "track:Paid"]
+    assert lines[1].endswith("HTTP 401: key")
+    assert lines[0].index("PERSON") == lines[1].index("user-3"), "columns are aligned"
+    assert json.loads(run("list", "--queue", queue_url, "--json").output)[0]["person"] == "user-3"
+
+
 def test_show(queue_url: str) -> None:
     seeded = seed(queue_url)
     target = seeded["msgs"][3]
     result = run("show", target.ulid, "--queue", queue_url, "--json")
     (letter,) = json.loads(result.output)
     assert letter["data"] == {"amount": 3} and letter["attempts"] == 1
-    assert "amount" in run("show", target.ulid, "--queue", queue_url).output
+    assert letter["destinations"] == ["opencdp", "customerio"]
+    text = run("show", target.ulid, "--queue", queue_url).output
+    assert "amount" in text
+    assert "destinations: opencdp, customerio" in text and "destinations: 3" not in text
     missing = run("show", Message(new_ulid(), "track", "u", None, None, None, 1).ulid,
                   "--queue", queue_url)
     assert missing.exit_code == 1 and "no dead letter" in missing.output
@@ -111,13 +128,79 @@ def test_replay_then_purge(queue_url: str) -> None:
     refused = run("purge", "--queue", queue_url, input="n\n")
     assert refused.exit_code == 1  # aborted at the prompt
     result = run("purge", "--queue", queue_url, "--yes")
-    assert result.exit_code == 0 and "purged 1" in result.output
+    assert result.exit_code == 0 and "purged 1 dead letter(s) of every destination of any age" \
+        in result.output
     assert json.loads(run("list", "--queue", queue_url, "--json").output) == []
+
+
+def remaining(queue_url: str) -> list[str]:
+    return [d["destination"] for d in json.loads(run("list", "--queue", queue_url,
+                                                     "--json").output)]
+
+
+def test_purge_refuses_since_and_names_both_directions(queue_url: str) -> None:
+    seed(queue_url)
+    result = run("purge", "--queue", queue_url, "--since", "30d", "--yes")
+    assert result.exit_code == 2
+    assert "--older-than 30d" in result.output and "--newer-than 30d" in result.output
+    assert remaining(queue_url) == ["customerio", "opencdp"], "nothing may be deleted"
+
+
+def test_purge_confirmation_shows_the_count_and_the_window(queue_url: str) -> None:
+    seed(queue_url)
+    asked = run("purge", "--queue", queue_url, "--older-than", "1h", input="n\n")
+    assert asked.exit_code == 1
+    assert "Delete 1 dead letter(s) of every destination that died before " in asked.output
+    assert "(older than 1h)?" in asked.output
+    asked = run("purge", "--queue", queue_url, "--destination", "customerio", input="n\n")
+    assert "Delete 1 dead letter(s) of customerio of any age?" in asked.output
+    asked = run("purge", "--queue", queue_url, input="n\n")
+    assert "Delete 2 dead letter(s) of every destination of any age?" in asked.output
+    assert remaining(queue_url) == ["customerio", "opencdp"]
+    nothing = run("purge", "--queue", queue_url, "--older-than", "30d")
+    assert nothing.exit_code == 0, "no prompt when nothing matches"
+    assert "no dead letters of every destination that died before" in nothing.output
+
+
+def test_purge_newer_than_deletes_only_the_recent_window(queue_url: str) -> None:
+    seed(queue_url)
+    result = run("purge", "--queue", queue_url, "--newer-than", "1h", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["purged"] == 1 and body["dead_before"] is None and body["dead_since"]
+    assert remaining(queue_url) == ["opencdp"]
+
+
+def test_purge_older_than_is_the_retention_clean_up(queue_url: str) -> None:
+    seed(queue_url)
+    box = open_outbox(queue_url, max_queue_size=1, queue_full="drop_oldest",
+                      queue_full_timeout=0, durability="durable")
+    supported = "before" in inspect.signature(box.purge).parameters
+    box.close()
+    if not supported:
+        pytest.skip("needs Outbox.purge(..., before=) from the outbox")
+    result = run("purge", "--queue", queue_url, "--older-than", "1h", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "purged 1 dead letter(s) of every destination that died before" in result.output
+    assert remaining(queue_url) == ["customerio"], "the recent dead letter must stay"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--older-than", "yesterday"], "not an age"),
+    (["--newer-than", "5"], "not an age"),
+    (["--older-than", "1h", "--newer-than", "30m"], "window is empty"),
+])
+def test_purge_bad_windows_are_usage_errors(queue_url: str, args: list[str],
+                                            message: str) -> None:
+    seed(queue_url)
+    result = run("purge", "--queue", queue_url, "--yes", *args)
+    assert result.exit_code == 2 and message in result.output
+    assert remaining(queue_url) == ["customerio", "opencdp"]
 
 
 def test_a_missing_sqlite_file_is_not_created(tmp_path: Path) -> None:
     result = run("stats", "--queue", f"sqlite:///{tmp_path / 'typo.db'}")
-    assert result.exit_code == 1 and "no queue file" in result.output
+    assert result.exit_code == 2 and "no queue file" in result.output
     assert not (tmp_path / "typo.db").exists()
 
 

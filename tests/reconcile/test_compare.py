@@ -1,10 +1,13 @@
-"""compare_person on plain person objects, as the sandbox lists them."""
+"""The pure comparison: person objects as the sandbox lists them, dead letters as stored."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from opencdp.message import CUSTOMERIO, OPENCDP, Message, new_ulid
+from opencdp.outbox.base import DeadLetter
 from opencdp.reconcile import compare_person
+from opencdp.reconcile.compare import compare_people, unmatched, within
 
 
 def person(**kw: Any) -> dict[str, Any]:
@@ -64,3 +67,47 @@ def test_a_person_missing_on_one_side() -> None:
 
 def test_suppression_is_not_a_difference() -> None:
     assert compare_person(person(), person(suppressed=True)) is None
+
+
+# -- dead letters and whole platforms, as plain data -----------------------------------------
+
+def letter(message: Message, destination: str, reason: str = "HTTP 400: bad") -> DeadLetter:
+    return DeadLetter(message, destination, reason, 400, 1, 100.0)
+
+
+def test_unmatched_counts_only_messages_lost_on_one_side() -> None:
+    both = [Message(new_ulid(), "track", "u1", "viewed", {}, None, OPENCDP | CUSTOMERIO)
+            for _ in range(3)]
+    cio_only = Message(new_ulid(), "suppress", "u2", None, None, None, CUSTOMERIO)
+    dead = {"opencdp": [letter(both[0], "opencdp")],
+            "customerio": [letter(both[0], "customerio"), letter(both[1], "customerio"),
+                           letter(both[2], "customerio", "HTTP 401: key"),
+                           letter(cio_only, "customerio")]}
+    count, people = unmatched(dead)
+    assert count == 2, "lost on both sides or meant for one side only is not unmatched"
+    assert [(p.id, p.source) for p in people] == [("u1", "records")]
+    details = people[0].details
+    assert details["missing_from"] == "customerio" and details["messages"] == 2
+    assert details["reasons"] == ["HTTP 400: bad", "HTTP 401: key"]
+    assert people[0].summary.endswith("(+1 more reasons)")
+    assert unmatched({}) == (0, [])
+
+
+def test_compare_people_matches_by_id_then_email() -> None:
+    cdp = [person(id="u1"), person(id=None, email="A@Example.com", attributes={"x": 1})]
+    cio = [person(id="u1", suppressed=True), person(id=None, email="a@example.com"),
+           person(id="u3")]
+    found = compare_people(cdp, cio)
+    assert (found.compared, found.suppressed) == (3, 1)
+    assert [(d.id, d.summary) for d in found.differing] == [
+        ("a@example.com", "attributes only in OpenCDP: x"),
+        ("u3", "missing in OpenCDP (0 event(s) in Customer.io)")]
+
+
+def test_within_uses_the_time_the_message_was_accepted() -> None:
+    old = Message((1_000_000 << 80) | 1, "track", "u", "e", {}, None, OPENCDP)
+    new = Message((2_000_000 << 80) | 2, "track", "u", "e", {}, None, OPENCDP)
+    letters = [letter(old, "opencdp"), letter(new, "opencdp")]
+    assert within(letters, 1500, None) == letters[1:]
+    assert within(letters, None, 1500) == letters[:1]
+    assert within(letters, 1000, 2000) == letters[:1], "the window's end is open"

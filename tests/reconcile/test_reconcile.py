@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from opencdp import AsyncClient, Client
 from opencdp.cli import main
 from opencdp.config import BreakerConfig, RetryConfig
 from opencdp.errors import ConfigurationError
-from opencdp.reconcile import ReconcileReport, reconcile
+from opencdp.reconcile import ReconcileReport, areconcile, reconcile
 
 # One attempt and a breaker that stays closed: every message sent during the outage is
 # dead-lettered for Customer.io, none waits for a probe.
@@ -169,19 +170,16 @@ def test_command_needs_something_to_read() -> None:
 
 
 def test_async_client(sandbox: Any) -> None:
-    aclient = AsyncClient(**client_options(sandbox))
-    try:
-        import asyncio
-
-        async def run() -> ReconcileReport:
+    async def run() -> tuple[ReconcileReport, ReconcileReport]:
+        async with AsyncClient(**client_options(sandbox)) as aclient:
             await aclient.identify("user_1", {"plan": "pro"})
             await aclient.flush(timeout=10)
-            return reconcile(aclient, sandbox=sandbox)
+            return reconcile(aclient, sandbox=sandbox), await areconcile(aclient,
+                                                                         sandbox=sandbox)
 
-        report = asyncio.run(run())
+    for report in asyncio.run(run()):
         assert report.in_sync and report.destinations["customerio"].delivered == 1
-    finally:
-        aclient._core.close(2)
+        assert report.sources == ("client", "sandbox")
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -196,3 +194,30 @@ def test_async_client(sandbox: Any) -> None:
 def test_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         reconcile(**kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"client": object()}, "needs an opencdp Client or AsyncClient"),
+    ({"sandbox": 42}, "sandbox must be a Sandbox or its admin URL"),
+    ({"queue": 3.5}, "queue must be a URL or an outbox"),
+    ({"queue": "sqlite:///x.db", "sample": True}, "sample"),
+])
+def test_wrong_types_are_named(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        reconcile(**kwargs)
+
+
+def test_counts_come_from_public_health(make_client: Callable[..., Client],
+                                        sandbox: Any) -> None:
+    """The client's counters as health() shows them, by_kind included."""
+    client = make_client(**LOSSY)
+    run_with_outage(client, sandbox)
+    health = client.health().destinations["customerio"]
+    assert health.by_kind["dead"] == {"track": 6}
+    assert health.to_dict()["counters"]["by_kind"]["dead"] == {"track": 6}
+    report = reconcile(client)
+    cio = report.destinations["customerio"]
+    assert (cio.delivered, cio.dead_lettered, cio.retried) == (
+        health.delivered, health.failed, health.retried)
+    assert cio.by_kind == health.by_kind
+    assert report.sources == ("client",) and report.messages_unmatched == 6

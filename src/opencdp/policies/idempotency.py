@@ -1,82 +1,93 @@
-"""Accept an operation once within a time window, like the reliability guide's guard.
+"""Accept an operation once per identity within a time window, like the reliability guide's
+guard, and take the acceptance back when the write it guarded failed.
 
-Keys are an explicit event id, or a hash of kind + ids + data. Memory is bounded: the oldest
-keys are evicted first (insertion order), so a burst cannot grow it without limit.
+Identity only: an event id (the ULID the client assigns, a caller's ``event_id``) or a
+relay's ``Idempotency-Key``. Never a hash of the content: two identical ``identify`` calls
+are two state changes (A, B, A must end on A), not a repeat.
+
+``release`` exists for the caller's retry: a ``track(..., event_id=X)`` whose write to the
+outbox raised must be accepted when the caller tries again, so the claim is forgotten.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-import orjson
+from ..errors import ConfigurationError
+from .keystore import KeyStore, MemoryKeyStore, RedisKeyStore
 
-__all__ = ["IdempotencyGuard", "content_key"]
-
-
-def content_key(
-    kind: str, identifier: str, name: str | None, data: Mapping[str, Any] | None
-) -> str:
-    raw = orjson.dumps(
-        [kind, identifier, name, data],
-        option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
-        default=repr,
-    )
-    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+__all__ = ["IdempotencyGuard", "SharedIdempotencyGuard"]
 
 
 class IdempotencyGuard:
+    """Keys claimed in ``store`` (this process's memory by default) for ``ttl`` seconds.
+
+    When a shared store fails (Redis down), the guard claims in its own memory instead and
+    counts ``fallbacks``: a repeat across processes may then pass, but no call is refused or
+    delayed because the guard's storage is unwell.
+    """
+
     def __init__(
         self,
         ttl: float = 300.0,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        store: KeyStore | None = None,
     ) -> None:
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._clock = clock
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
+            raise ConfigurationError(f"idempotency ttl must be > 0 seconds, not {ttl!r}")
+        self.ttl = float(ttl)
+        self._local = MemoryKeyStore(max_entries, clock=clock)
+        self._store: KeyStore = self._local if store is None else store
         self._lock = threading.Lock()
         self.suppressed = 0
+        self.fallbacks = 0
 
-    def first(self, key: str) -> bool:
-        """True the first time ``key`` is offered within the TTL; False for a repeat."""
-        now = self._clock()
-        with self._lock:
-            seen_at = self._seen.get(key)
-            if seen_at is not None and now - seen_at < self.ttl:
+    @property
+    def store(self) -> KeyStore:
+        return self._store
+
+    def claim(self, key: str) -> bool:
+        """True the first time ``key`` is claimed within the TTL; False for a repeat, which
+        is counted in ``suppressed``."""
+        if self._store is self._local:
+            first = self._local.claim(key, self.ttl)
+        else:
+            try:
+                first = self._store.claim(key, self.ttl)
+            except Exception:  # the shared store is down: remember locally instead
+                with self._lock:
+                    self.fallbacks += 1
+                first = self._local.claim(key, self.ttl)
+        if not first:
+            with self._lock:
                 self.suppressed += 1
-                return False
-            self._seen[key] = now
-            self._seen.move_to_end(key)
-            while len(self._seen) > self.max_entries:
-                self._seen.popitem(last=False)
-            return True
+        return first
+
+    def release(self, key: str) -> None:
+        """Forget a claim whose write failed, so the caller's retry is accepted. Never
+        raises: a release that cannot reach the shared store is counted in ``fallbacks``."""
+        self._local.release(key)
+        if self._store is not self._local:
+            try:
+                self._store.release(key)
+            except Exception:
+                with self._lock:
+                    self.fallbacks += 1
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(ttl={self.ttl}, store={self._store!r}, "
+                f"suppressed={self.suppressed})")
 
 
 class SharedIdempotencyGuard(IdempotencyGuard):
-    """The same guard kept in Redis (``SET key NX PX ttl``), so a retried job on another
-    worker is recognised too. Falls back to this process's memory if Redis fails."""
+    """The guard kept in Redis under ``prefix`` (``SET key NX PX ttl``, ``DEL`` to release),
+    so a retried job on another worker is recognised too."""
 
     def __init__(self, redis_client: Any, prefix: str, ttl: float = 300.0,
                  max_entries: int = 100_000) -> None:
-        super().__init__(ttl, max_entries)
-        self._redis = redis_client
-        self.prefix = prefix
-        self.fallbacks = 0
-
-    def first(self, key: str) -> bool:
-        try:
-            stored = self._redis.set(self.prefix + key, b"1", nx=True,
-                                     px=max(1, int(self.ttl * 1000)))
-        except Exception:  # redis down: remember locally instead
-            self.fallbacks += 1
-            return super().first(key)
-        if not stored:
-            with self._lock:
-                self.suppressed += 1
-        return bool(stored)
+        super().__init__(ttl, max_entries, store=RedisKeyStore(redis_client, prefix=prefix))

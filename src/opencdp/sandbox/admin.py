@@ -56,12 +56,13 @@ def _service(name: str) -> str:
 
 
 def _segments(st: ServiceStore) -> dict[str, list[str]]:
-    """Manual segment id -> the people in it (their id, else email, else ``cio_<cio_id>``)."""
+    """Manual segment id -> the people in it (id, else email, else phone, else
+    ``cio_<cio_id>``)."""
     out: dict[str, list[str]] = {}
     for person in st.people.values():
         for segment in person.segments:
             out.setdefault(segment, []).append(
-                person.id or person.email or f"cio_{person.cio_id}")
+                person.id or person.email or person.phone or f"cio_{person.cio_id}")
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 

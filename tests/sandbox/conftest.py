@@ -32,6 +32,26 @@ def sandbox(_shared_sandbox: Sandbox) -> Sandbox:
 
 
 @pytest.fixture(scope="session")
+def _strict_sandbox() -> Iterator[Sandbox]:
+    with Sandbox(port=0, strict=True) as sb:
+        yield sb
+
+
+@pytest.fixture
+def strict_sandbox(_strict_sandbox: Sandbox) -> Sandbox:
+    """A sandbox in strict mode (millisecond timestamps refused, 100 requests/s)."""
+    _strict_sandbox.reset()
+    return _strict_sandbox
+
+
+@pytest.fixture
+def strict_track(strict_sandbox: Sandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=strict_sandbox.track_url, auth=(SITE, TRACK_KEY),
+                      timeout=10) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
 def _track_client(_shared_sandbox: Sandbox) -> Iterator[httpx.Client]:
     """Track API client (Basic site id : Track key)."""
     with httpx.Client(base_url=_shared_sandbox.track_url, auth=(SITE, TRACK_KEY), timeout=10) as c:

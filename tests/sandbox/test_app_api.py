@@ -70,7 +70,7 @@ def test_every_channel(sandbox: Any, app_api: httpx.Client) -> None:
     ("email", {**EMAIL, "to": ",".join(f"u{i}@example.com" for i in range(16))}, 400, "15"),
     ("email", {**EMAIL, "cc": "a@example.com", "bcc": ",".join(
         f"b{i}@example.com" for i in range(14))}, 400, "15"),
-    ("email", {**EMAIL, "send_at": 1_700_000_000_000}, 400, "milliseconds"),
+    ("email", {**EMAIL, "send_at": 1_700_000_000_000}, 400, "90 days"),
     ("email", {**EMAIL, "send_at": int(time.time()) + 91 * 86400}, 400, "90 days"),
     ("email", {**EMAIL, "attachments": {"r.pdf": "***"}}, 400, "base64"),
     ("email", {**EMAIL, "attachments": {"receipt": "AAAA"}}, 400, "extension"),
@@ -103,7 +103,9 @@ def test_send_rejections(sandbox: Any, app_api: httpx.Client, path: str, body: d
 
 def test_unknown_channel_and_method(app_api: httpx.Client) -> None:
     assert app_api.post("/v1/send/fax", json={}).status_code == 404
-    assert app_api.get("/v1/send/email").status_code == 404
+    wrong = app_api.get("/v1/send/email")
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "POST"
 
 
 @pytest.mark.parametrize(("headers", "needle"), [

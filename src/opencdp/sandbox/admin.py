@@ -55,6 +55,17 @@ def _service(name: str) -> str:
     return name
 
 
+def _segments(st: ServiceStore) -> dict[str, list[str]]:
+    """Manual segment id -> the people in it (id, else email, else phone, else
+    ``cio_<cio_id>``)."""
+    out: dict[str, list[str]] = {}
+    for person in st.people.values():
+        for segment in person.segments:
+            out.setdefault(segment, []).append(
+                person.id or person.email or person.phone or f"cio_{person.cio_id}")
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
 def _person_keys(p: Person | None) -> dict[str, Any] | None:
     return None if p is None else p.to_json()
 
@@ -116,7 +127,7 @@ class AdminAPI:
         seg = req.split(_P)
         method = req.method
         head = seg[0] if seg else ""
-        if method == "GET":
+        if method in ("GET", "HEAD"):
             if head == "":
                 return json_response(200, {"urls": state.urls, "site_id": state.config.site_id,
                                            "services": list(SERVICES)})
@@ -141,6 +152,14 @@ class AdminAPI:
                     for k, v in state.store.customerio.objects.items()])
             if head == "deliveries" and len(seg) == 1:
                 return json_response(200, state.store.customerio.deliveries)
+            if head == "forms" and len(seg) == 1:
+                return json_response(200, state.store.customerio.forms)
+            if head == "segments" and len(seg) == 1:
+                return json_response(200, _segments(state.store.customerio))
+            if head == "suppressed" and len(seg) == 1:
+                st = state.store.customerio
+                unique = {id(p): p for p in st.suppressed.values()}
+                return json_response(200, [p.to_json() for p in unique.values()])
             if head == "diff" and len(seg) == 2:
                 cdp = state.store.opencdp.find_any(seg[1])
                 cio = state.store.customerio.find_any(seg[1])

@@ -15,7 +15,17 @@ from .app_api import AppAPI
 from .config import SandboxConfig
 from .faults import FaultMiddleware
 from .gateway import GATEWAY_PREFIX, GatewayAPI
-from .http import Receive, Reject, Request, Scope, Send, json_response, read_body, send_response
+from .http import (
+    Receive,
+    Reject,
+    Request,
+    Scope,
+    Send,
+    error_response,
+    json_response,
+    read_body,
+    send_response,
+)
 from .state import State
 from .track import TrackAPI
 
@@ -54,9 +64,15 @@ class SandboxApp:
         state = self.state
         path: str = scope["path"]
         try:
-            req = Request(scope, await read_body(receive))
+            req = Request(scope, await read_body(receive, state.config.read_timeout))
         except Reject as r:
-            await send_response(send, json_response(r.status, {"message": r.message}))
+            if path.startswith(ADMIN_PREFIX):
+                response = json_response(r.status, {"error": r.message, "reason": r.reason})
+            else:
+                response = error_response(path, r)
+            if r.status == 408:
+                response[2].append((b"connection", b"close"))
+            await send_response(send, response)
             return
         if not state.urls:
             self._learn_urls(scope)

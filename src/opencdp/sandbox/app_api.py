@@ -1,9 +1,10 @@
-"""Customer.io App API transactional sends (``/v1/send/email|push|sms|whatsapp``).
+"""Customer.io App API transactional sends: ``/v1/send/`` + ``email``, ``push``, ``sms``,
+``whatsapp``, ``in_app``, ``inbox_message``.
 
-Bodies follow the ``sendemail``/``sendpush``/``sendsms`` schemas of the Track OpenAPI's
-components; answers follow the App API: 200 ``{"delivery_id", "queued_at", "send_at"?}``,
-errors ``{"meta": {"error": ...}}``, 413 for attachments over 2 MB, 429 over the
-workspace's transactional rate limit.
+Bodies follow the ``sendemail``/``sendpush``/``sendsms``/``sendinapp``/``sendinbox`` schemas
+of the Track OpenAPI's components; answers follow the App API: 200
+``{"delivery_id", "queued_at", "send_at"?}``, errors ``{"meta": {"error": ...}}``, 413 for
+attachments over 2 MB, 429 over the workspace's transactional rate limit.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from typing import Any, Final
 
 from .gateway import EMAIL_RE
-from .http import Reject, Request, Response, json_response
+from .http import Reject, Request, Response, error_response, json_response
 from .state import State
 from .store import ServiceStore
 from .track import PLATFORMS, auth_hint
@@ -28,7 +29,7 @@ MAX_ATTACHMENT_BYTES: Final = 2 * 1024 * 1024
 MAX_PAYLOAD: Final = 1024 * 1024
 SEND_AT_HORIZON: Final = 90 * 86400
 SEND_IDS: Final = ("id", "email", "cio_id")
-CHANNELS: Final = ("email", "push", "sms", "whatsapp")
+CHANNELS: Final = ("email", "push", "sms", "whatsapp", "in_app", "inbox_message")
 BOOLS: Final = ("disable_message_retention", "send_to_unsubscribed", "queue_draft",
                 "auto_create", "fake_bcc", "tracked", "disable_css_preprocessing")
 STRINGS: Final = ("body", "body_amp", "body_plain", "subject", "from", "language", "cc", "bcc",
@@ -96,12 +97,21 @@ class AppAPI:
     def handle(self, req: Request) -> Response:
         state = self.state
         st = state.store.customerio
+        channel = req.path[len("/v1/send/"):] if req.path.startswith("/v1/send/") else ""
+        if channel not in CHANNELS:
+            r = Reject(404, "not_found", f"no such endpoint: {req.method} {req.path}")
+            st.reject(r.reason)
+            return error_response(req.path, r)
+        if req.method != "POST":
+            r = Reject(405, "method_not_allowed", f"{req.method} is not allowed on "
+                       f"{req.path}; use POST", headers=[(b"allow", b"POST")])
+            st.reject(r.reason)
+            return error_response(req.path, r)
         if req.authorization != state.app_auth:
-            cfg = state.config
-            hint = auth_hint(req.authorization, site_id=cfg.site_id, track_key=cfg.track_key,
-                             app_key=cfg.app_key, expects="app")
-            st.reject("wrong_key_type" if "Track API" in hint else "unauthorized")
-            return json_response(401, {"meta": {"error": f"Unauthorized: {hint}"}})
+            hint = self._auth_problem(req)
+            if hint:
+                st.reject("wrong_key_type" if "Track API" in hint else "unauthorized")
+                return json_response(401, {"meta": {"error": f"Unauthorized: {hint}"}})
         wait = state.windows["app"].check(time.monotonic(), state.rate_limit("customerio"))
         if wait:
             st.reject("rate_limited")
@@ -110,13 +120,30 @@ class AppAPI:
                                         "transactional sends (100 per second)"}},
                 [(b"retry-after", str(max(1, round(wait + 0.4999))).encode())])
         try:
-            channel = req.path[len("/v1/send/"):]
-            if req.method != "POST" or channel not in CHANNELS:
-                raise Reject(404, "not_found", f"no such endpoint: {req.method} {req.path}")
             return self._send(st, req, channel)
         except Reject as r:
             st.reject(r.reason)
             return json_response(r.status, {"meta": {"error": r.message}})
+
+    def _auth_problem(self, req: Request) -> str | None:
+        """None when the credentials are good: the App API key as a Bearer token (scheme
+        word in any case), or a service-account token with its workspace in
+        ``X-Workspace-Id``; otherwise why not."""
+        cfg = self.state.config
+        scheme, _, token = (req.authorization or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer":
+            if token == cfg.app_key:
+                return None
+            if token == cfg.service_token:
+                if req.workspace_id is None:
+                    return ("a service-account token needs the workspace's id in the "
+                            "X-Workspace-Id header")
+                if req.workspace_id.strip() != str(cfg.workspace_id):
+                    return "this service-account token has no access to that workspace"
+                return None
+        return auth_hint(req.authorization, site_id=cfg.site_id, track_key=cfg.track_key,
+                         app_key=cfg.app_key, expects="app")
 
     def _send(self, st: ServiceStore, req: Request, channel: str) -> Response:
         body = check_obj(req.json(), "body")
@@ -135,7 +162,7 @@ class AppAPI:
             check_obj(body["message_data"], "message_data")
         send_at = body.get("send_at")
         if send_at is not None:
-            check_timestamp(send_at, "send_at")
+            check_timestamp(send_at, "send_at", self.state.config.strict)
             if send_at > now + SEND_AT_HORIZON:
                 raise Reject(400, "invalid_value", "send_at can be at most 90 days ahead",
                              "send_at")
@@ -168,10 +195,12 @@ class AppAPI:
             to = check_str(body.get("to"), "to")
             if not (E164.match(to) or ("{{" in to and "}}" in to)):
                 raise Reject(400, "invalid_phone", "to must be an E.164 phone number", "to")
-        elif body.get("to") is not None:
+        elif channel == "whatsapp" and body.get("to") is not None:
             to = check_str(body["to"], "to")
             if not (E164.match(to) or ("{{" in to and "}}" in to)):
                 raise Reject(400, "invalid_phone", "to must be an E.164 phone number", "to")
+        elif channel == "inbox_message" and body.get("to") is not None:
+            check_str(body["to"], "to")
         if len(req.body) - attachment_bytes > MAX_PAYLOAD:
             raise Reject(413, "too_large", "the payload is larger than 1 MB (attachments "
                          "excluded)")
@@ -200,7 +229,8 @@ class AppAPI:
                 raise Reject(400, "invalid_enum", "custom_device.platform must be ios or android",
                              "custom_device.platform")
             if device.get("last_used") is not None:
-                check_timestamp(device["last_used"], "custom_device.last_used")
+                check_timestamp(device["last_used"], "custom_device.last_used",
+                                self.state.config.strict)
 
 
 def _address(item: str) -> str:

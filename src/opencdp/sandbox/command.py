@@ -48,17 +48,26 @@ def _faults(value: str | None) -> dict[str, Any] | None:
               show_default=True, help="Customer.io Track API key.")
 @click.option("--app-key", default="sandbox-app-key", envvar=ENV_KEYS["app_key"],
               show_default=True, help="Customer.io App API key (Bearer).")
-@click.option("--rate-limit-rps", default=100.0, show_default=True, type=float,
-              help="Customer.io requests/s per workspace (Track, and sends); 0 = off.")
+@click.option("--rate-limit-rps", default=None, type=float,
+              help="Customer.io requests/s per workspace (Track, and sends); 0 = off. "
+                   "Default: off, or 100 with --strict.")
+@click.option("--strict", is_flag=True,
+              help="Stricter than Customer.io: refuse millisecond timestamps, enforce "
+                   "100 requests/s.")
+@click.option("--read-timeout", default=30.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Seconds to wait for a request's headers or body before answering 408.")
 @click.option("--faults", "faults_json", default=None, metavar="JSON|@FILE",
               help='Start-up faults, e.g. \'{"customerio": {"error_rate": 0.2}}\'.')
 def sandbox(host: str, port: int, tls: bool, cdp_key: str, site_id: str, track_key: str,
-            app_key: str, rate_limit_rps: float, faults_json: str | None) -> None:
+            app_key: str, rate_limit_rps: float | None, strict: bool, read_timeout: float,
+            faults_json: str | None) -> None:
     """Emulate the OpenCDP gateway and Customer.io (Track v1/v2, App API) on one port."""
     try:
         config = SandboxConfig(host=host, port=port, tls=tls, cdp_key=cdp_key, site_id=site_id,
                                track_key=track_key, app_key=app_key,
-                               faults=_faults(faults_json), rate_limit_rps=rate_limit_rps)
+                               faults=_faults(faults_json), rate_limit_rps=rate_limit_rps,
+                               strict=strict, read_timeout=read_timeout)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None
     holder: list[SandboxServer] = []

@@ -17,6 +17,7 @@ from ..errors import ConfigurationError
 __all__ = [
     "ERROR_STATUSES",
     "SERVICES",
+    "STRICT_RATE_LIMIT",
     "FaultSettings",
     "Outage",
     "SandboxConfig",
@@ -24,6 +25,7 @@ __all__ = [
 ]
 
 SERVICES = ("opencdp", "customerio")
+STRICT_RATE_LIMIT = 100.0
 ERROR_STATUSES = frozenset({500, 502, 503, 504, 521, 523})
 
 
@@ -206,21 +208,41 @@ class SandboxConfig:
     track_key: str = field(default="sandbox-track-key", repr=False)
     app_key: str = field(default="sandbox-app-key", repr=False)
     faults: Mapping[str, Any] | None = None
-    rate_limit_rps: float = 100.0
+    rate_limit_rps: float | None = None
+    strict: bool = False
+    read_timeout: float = 30.0
+    service_token: str = field(default="sa_live_sandbox", repr=False)
+    workspace_id: int = 1
+
+    @property
+    def effective_rate_limit(self) -> float:
+        """Requests/s per workspace: the option when given, else 100 in strict mode and no
+        limit otherwise (Customer.io does not strictly enforce its own)."""
+        if self.rate_limit_rps is not None:
+            return float(self.rate_limit_rps)
+        return STRICT_RATE_LIMIT if self.strict else 0.0
 
     def __post_init__(self) -> None:
-        for name in ("cdp_key", "site_id", "track_key", "app_key"):
+        for name in ("cdp_key", "site_id", "track_key", "app_key", "service_token"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
                 raise ConfigurationError(f"sandbox: {name} must be a non-empty string")
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigurationError("sandbox: port must be an integer from 0 to 65535")
-        if isinstance(self.rate_limit_rps, bool) or not isinstance(
-            self.rate_limit_rps, (int, float)
-        ) or self.rate_limit_rps < 0:
+        rps = self.rate_limit_rps
+        if rps is not None and (isinstance(rps, bool) or not isinstance(rps, (int, float))
+                                or rps < 0):
             raise ConfigurationError("sandbox: rate_limit_rps must be a number >= 0 (0 = off)")
+        if not isinstance(self.strict, bool):
+            raise ConfigurationError("sandbox: strict must be true or false")
+        timeout = self.read_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ConfigurationError("sandbox: read_timeout must be a number of seconds > 0")
+        if isinstance(self.workspace_id, bool) or not isinstance(self.workspace_id, int):
+            raise ConfigurationError("sandbox: workspace_id must be an integer")
         parse_faults(self.faults)  # fail at construction, not at start-up
 
     def describe(self) -> str:
         return (f"SandboxConfig(host={self.host!r}, port={self.port}, tls={self.tls}, "
-                f"cdp_key={redact(self.cdp_key)}, site_id={self.site_id!r})")
+                f"cdp_key={redact(self.cdp_key)}, site_id={self.site_id!r}, "
+                f"strict={self.strict})")

@@ -26,7 +26,7 @@ from typing import Any, Final
 import orjson
 
 from .config import FaultSettings
-from .http import Receive, Scope, Send, read_body, send_response
+from .http import Receive, Reject, Scope, Send, read_body, send_response
 from .state import State
 from .store import ServiceStore
 
@@ -113,7 +113,7 @@ class FaultMiddleware:
             return
         if f.rate_limit_storm and rng.random() < f.rate_limit_storm:
             st.fault("rate_limit_storm")
-            await read_body(receive)
+            await self._drain(receive)
             retry = str(max(1, round(f.retry_after))).encode()
             body = (orjson.dumps({"message": "Too many requests"}) if service == "opencdp"
                     else orjson.dumps({"meta": {"error": "rate limited"}}))
@@ -140,13 +140,19 @@ class FaultMiddleware:
 
     async def _error(self, receive: Receive, send: Send, service: str, st: ServiceStore,
                      status: int) -> None:
-        await read_body(receive)
+        await self._drain(receive)
         body, ctype = _error_body(service, status)
         st.responses[status] = st.responses.get(status, 0) + 1
         headers = [(b"content-type", ctype)]
         if status == 503:
             headers.append((b"retry-after", b"1"))
         await send_response(send, (status, body, headers))
+
+    async def _drain(self, receive: Receive) -> None:
+        """Read the body a fault answers without looking at; a stalled or vanished client
+        still gets the fault's answer (written into the void if it is gone)."""
+        with contextlib.suppress(Reject):
+            await read_body(receive, self.state.config.read_timeout)
 
     async def _reset(self, receive: Receive, send: Send) -> None:
         transport = getattr(getattr(send, "__self__", None), "transport", None)

@@ -102,9 +102,9 @@ def _template_id(body: dict[str, Any], required: bool) -> Any:
     return tid
 
 
-def _common(body: dict[str, Any]) -> None:
+def _common(body: dict[str, Any], strict: bool) -> None:
     if body.get("send_at") is not None:
-        check_timestamp(body["send_at"], "send_at")
+        check_timestamp(body["send_at"], "send_at", strict)
     if body.get("message_data") is not None:
         check_obj(body["message_data"], "message_data")
     for name in ("body", "amp_body", "plaintext_body", "body_amp", "body_plain"):
@@ -282,7 +282,7 @@ class GatewayAPI:
                     _phone(body[name], name)
         else:
             self._check_whatsapp(body)
-        _common(body)
+        _common(body, self.state.config.strict)
         send_id = ulid_str(new_ulid())
         st.sends.append({"id": send_id, "channel": channel, "received_at": int(time.time()),
                          "identifiers": ids, "idempotency_key": req.idempotency_key,

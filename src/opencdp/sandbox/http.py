@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 import orjson
+
+from ..serving import receive_within
 
 __all__ = [
     "Receive",
@@ -20,6 +22,7 @@ __all__ = [
     "Response",
     "Scope",
     "Send",
+    "error_response",
     "json_response",
     "read_body",
     "send_response",
@@ -37,17 +40,19 @@ _JSON = (b"content-type", b"application/json")
 class Reject(Exception):
     """A request (or one batch operation) refused; each service renders it its own way."""
 
-    def __init__(self, status: int, reason: str, message: str, field: str | None = None) -> None:
+    def __init__(self, status: int, reason: str, message: str, field: str | None = None,
+                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
         self.field = field
+        self.headers = headers
 
 
 class Request:
     __slots__ = ("authorization", "body", "idempotency_key", "method", "path", "query",
-                 "raw_path", "segments")
+                 "raw_path", "segments", "workspace_id")
 
     def __init__(self, scope: Scope, body: bytes) -> None:
         self.method: str = scope["method"]
@@ -58,17 +63,36 @@ class Request:
         self.segments: list[str] = []
         self.authorization: str | None = None
         self.idempotency_key: str | None = None
+        self.workspace_id: str | None = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 self.authorization = value.decode("latin-1")
             elif name == b"idempotency-key":
                 self.idempotency_key = value.decode("latin-1")
+            elif name == b"x-workspace-id":
+                self.workspace_id = value.decode("latin-1")
 
     def split(self, prefix_len: int) -> list[str]:
         """Path segments after a prefix, each percent-decoded on its own (so ``%2F`` in an
-        id stays inside that id)."""
-        raw = self.raw_path[prefix_len:].decode("latin-1")
-        return [unquote(s) for s in raw.split("/")] if raw else []
+        id stays inside that id). Bytes that are not UTF-8, and NUL, are refused: an id
+        holding them could never be stored or looked up again."""
+        raw = self.raw_path[prefix_len:]
+        if not raw:
+            return []
+        out = []
+        for part in raw.split(b"/"):
+            if b"%" in part or not part.isascii():
+                try:
+                    text = unquote_to_bytes(part).decode()
+                except UnicodeDecodeError:
+                    raise Reject(400, "invalid_path", "the path holds bytes that are not "
+                                 "UTF-8", "path") from None
+            else:
+                text = part.decode()
+            if "\x00" in text:
+                raise Reject(400, "invalid_path", "the path holds a NUL character", "path")
+            out.append(text)
+        return out
 
     def json(self) -> Any:
         if not self.body:
@@ -84,24 +108,58 @@ def json_response(status: int, payload: Any, headers: list[tuple[bytes, bytes]] 
     return status, orjson.dumps(payload), [_JSON, *(headers or ())]
 
 
+def error_response(path: str, r: Reject) -> Response:
+    """``r`` in the error shape of the service ``path`` belongs to: Track v2
+    ``{"errors": [...]}``, Track v1 ``{"meta": {"errors": [...]}}``, App API
+    ``{"meta": {"error": ...}}``, gateway and others ``{"message": ...}``."""
+    body: Any
+    if path.startswith("/api/v2/"):
+        err = {"reason": r.reason, "message": r.message}
+        if r.field:
+            err["field"] = r.field
+        body = {"errors": [err]}
+    elif path.startswith(("/api/", "/unsubscribe/")):
+        body = {"meta": {"errors": [r.message]}}
+    elif path.startswith("/v1/"):
+        body = {"meta": {"error": r.message}}
+    else:
+        body = {"message": r.message}
+    return json_response(r.status, body, r.headers)
+
+
 MAX_BODY = 20 * 1024 * 1024  # far above every documented limit; bounds the sandbox's memory
 
 
-async def read_body(receive: Receive) -> bytes:
-    message = await receive()
+async def read_body(receive: Receive, timeout: float) -> bytes:
+    """The whole body; ``Reject`` 408 when ``timeout`` seconds pass without the next part,
+    413 past ``MAX_BODY``."""
+    message = await _receive(receive, timeout)
     body: bytes = message.get("body", b"")
     if not message.get("more_body"):
         return body
     chunks = [body]
     size = len(body)
     while message.get("more_body"):
-        message = await receive()
+        message = await _receive(receive, timeout)
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
-            raise Reject(413, "too_large", f"request bodies are limited to {MAX_BODY} bytes")
+            raise Reject(413, "too_large", f"request bodies are limited to {MAX_BODY} bytes",
+                         "body")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _receive(receive: Receive, timeout: float) -> Message:
+    try:
+        message = await receive_within(receive, timeout)
+    except TimeoutError:
+        raise Reject(408, "request_timeout", f"the request body did not arrive within "
+                     f"{timeout:g} s") from None
+    if message["type"] == "http.disconnect":
+        raise Reject(408, "client_disconnected", "the client went away before its body "
+                     "arrived")
+    return message
 
 
 async def send_response(send: Send, response: Response) -> None:

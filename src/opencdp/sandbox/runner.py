@@ -27,7 +27,7 @@ from urllib.parse import quote
 import httpx
 
 from ..errors import ConfigurationError, OpenCDPError
-from ..serving import bind, uvicorn_choice
+from ..serving import bind, request_timeout_answer, timed_protocol, uvicorn_choice
 from .app import create_app, urls_for
 from .config import SERVICES, SandboxConfig
 from .faults import FaultMiddleware
@@ -60,8 +60,11 @@ class SandboxServer:
         self.urls: dict[str, Any] = urls_for(base, self.tls.ca_file if self.tls else None)
         self.app.state.urls = self.urls
         loop, http = uvicorn_choice()
+        answer = request_timeout_answer(
+            b'{"message":"request timeout: the request headers did not arrive in time"}')
         uv_config = uvicorn.Config(
-            self.app, loop=loop, http=http, lifespan="off", access_log=False,
+            self.app, loop=loop, http=timed_protocol(http, config.read_timeout, answer),
+            lifespan="off", access_log=False,
             log_level="warning",
             log_config=None if quiet_logging else uvicorn.config.LOGGING_CONFIG,
             ssl_certfile=self.tls.cert_file if self.tls else None,
@@ -132,13 +135,16 @@ class Sandbox:
         track_key: str = "sandbox-track-key",
         app_key: str = "sandbox-app-key",
         faults: dict[str, Any] | None = None,
-        rate_limit_rps: float = 100,
+        rate_limit_rps: float | None = None,
+        strict: bool = False,
+        read_timeout: float = 30.0,
         process: bool = False,
         startup_timeout: float = 20.0,
     ) -> None:
         self.config = SandboxConfig(
             host=host, port=port, tls=tls, cdp_key=cdp_key, site_id=site_id,
             track_key=track_key, app_key=app_key, faults=faults, rate_limit_rps=rate_limit_rps,
+            strict=strict, read_timeout=read_timeout,
         )
         self.process = process
         self.startup_timeout = startup_timeout
@@ -189,8 +195,12 @@ class Sandbox:
     def _start_process(self) -> None:
         cfg = self.config
         args = [sys.executable, "-m", "opencdp.sandbox", "--host", cfg.host, "--port",
-                str(cfg.port), "--site-id", cfg.site_id, "--rate-limit-rps",
-                str(cfg.rate_limit_rps)]
+                str(cfg.port), "--site-id", cfg.site_id, "--read-timeout",
+                str(cfg.read_timeout)]
+        if cfg.rate_limit_rps is not None:
+            args += ["--rate-limit-rps", str(cfg.rate_limit_rps)]
+        if cfg.strict:
+            args.append("--strict")
         if cfg.tls:
             args.append("--tls")
         if cfg.faults:

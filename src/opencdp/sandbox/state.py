@@ -47,6 +47,8 @@ class State:
         basic = base64.b64encode(f"{config.site_id}:{config.track_key}".encode()).decode()
         self.track_auth = f"Basic {basic}"
         self.app_auth = f"Bearer {config.app_key}"
+        self.track_basic = basic
+        self.strict = config.strict
         self.cdp_auth = config.cdp_key
         self.reset_runtime()
 
@@ -77,4 +79,4 @@ class State:
         override = self.faults[service].rate_limit_rps
         if override is not None:
             return override
-        return self.config.rate_limit_rps if service == "customerio" else 0.0
+        return self.config.effective_rate_limit if service == "customerio" else 0.0

@@ -26,7 +26,7 @@ class Person:
     """One person as a service sees it."""
 
     __slots__ = ("attributes", "cio_id", "devices", "email", "events", "id", "phone",
-                 "suppressed")
+                 "segments", "suppressed")
 
     def __init__(self, id: str | None, cio_id: str) -> None:
         self.id = id
@@ -36,12 +36,23 @@ class Person:
         self.attributes: dict[str, Any] = {}
         self.events: list[Event] = []
         self.devices: dict[str, dict[str, Any]] = {}
+        self.segments: set[str] = set()
         self.suppressed = False
+
+    def identifier_keys(self) -> list[str]:
+        """Every identifier of this person, as suppression keys (``id:…``, ``email:…``)."""
+        out = [] if self.id is None else [f"id:{self.id}"]
+        if self.email:
+            out.append(f"email:{self.email.lower()}")
+        if self.phone:
+            out.append(f"phone:{self.phone}")
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "email": self.email,
+            "phone": self.phone,
             "cio_id": self.cio_id,
             "attributes": self.attributes,
             "events": [
@@ -49,6 +60,7 @@ class Person:
                 for n, i, ts, d, t in self.events
             ],
             "devices": list(self.devices.values()),
+            "segments": sorted(self.segments),
             "suppressed": self.suppressed,
         }
 
@@ -69,6 +81,8 @@ class ServiceStore:
         self.sends: list[dict[str, Any]] = []
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.deliveries: list[dict[str, Any]] = []
+        self.forms: list[dict[str, Any]] = []
+        self.suppressed: dict[str, Person] = {}
         self.requests = 0
         self.accepted = 0
         self.events = 0
@@ -81,7 +95,8 @@ class ServiceStore:
     # --- people -------------------------------------------------------------------------
     def find(self, kind: str, value: str) -> Person | None:
         if kind == "id":
-            return self.people.get(value)
+            person = self.people.get(value)
+            return person if person is not None and person.id == value else None
         if kind == "email":
             return self.by_email.get(value.lower())
         if kind == "cio_id":
@@ -91,12 +106,46 @@ class ServiceStore:
         return None
 
     def find_any(self, value: str) -> Person | None:
-        """Find a person by whatever ``value`` is: id, email, cio id (``cio_`` optional), phone."""
+        """Find a person by whatever ``value`` is: id, email, cio id (``cio_`` optional), phone;
+        failing that, the suppressed profile that held it."""
         person = self.people.get(value) or self.by_email.get(value.lower())
         if person is None:
             cio = value[4:] if value.startswith("cio_") else value
             person = self.by_cio.get(cio) or self.by_phone.get(value)
+        if person is None and self.suppressed:
+            for key in (f"id:{value}", f"email:{value.lower()}", f"phone:{value}"):
+                if key in self.suppressed:
+                    return self.suppressed[key]
         return person
+
+    # --- suppression ----------------------------------------------------------------------
+    def is_suppressed(self, kind: str, value: str) -> bool:
+        if not self.suppressed:
+            return False
+        return f"{kind}:{value.lower() if kind == 'email' else value}" in self.suppressed
+
+    def suppress(self, person: Person | None, kind: str, value: str) -> None:
+        """Customer.io's suppress: the profile is deleted and its identifiers are refused from
+        now on; the deleted profile is kept only so the admin API can show it."""
+        if person is None:
+            person = Person(value if kind == "id" else None, "")
+            if kind == "email":
+                person.email = value
+            elif kind == "phone":
+                person.phone = value
+        else:
+            self.delete(person)
+        person.suppressed = True
+        for key in person.identifier_keys():
+            self.suppressed[key] = person
+
+    def unsuppress(self, kind: str, value: str) -> None:
+        """Frees every identifier the suppressed profile held; the profile stays deleted."""
+        key = f"{kind}:{value.lower() if kind == 'email' else value}"
+        person = self.suppressed.get(key)
+        if person is not None:
+            for k in person.identifier_keys():
+                self.suppressed.pop(k, None)
 
     def create(self, kind: str, value: str) -> Person:
         person = Person(value if kind == "id" else None, f"{next(self._cio_ids):012x}")
@@ -119,6 +168,10 @@ class ServiceStore:
         return value if kind == "phone" else f"cio_{person.cio_id}"
 
     def _key_of(self, person: Person) -> str | None:
+        for key in (person.id, person.email and person.email.lower(), person.phone,
+                    f"cio_{person.cio_id}"):
+            if key is not None and self.people.get(key) is person:
+                return key
         for key, p in self.people.items():
             if p is person:
                 return key
@@ -154,11 +207,12 @@ class ServiceStore:
         key = self._key_of(person)
         if key is not None:
             del self.people[key]
-        self.by_cio.pop(person.cio_id, None)
-        if person.email:
-            self.by_email.pop(person.email.lower(), None)
-        if person.phone:
-            self.by_phone.pop(person.phone, None)
+        if self.by_cio.get(person.cio_id) is person:
+            del self.by_cio[person.cio_id]
+        if person.email and self.by_email.get(person.email.lower()) is person:
+            del self.by_email[person.email.lower()]
+        if person.phone and self.by_phone.get(person.phone) is person:
+            del self.by_phone[person.phone]
 
     def merge(self, primary: Person, secondary: Person) -> None:
         """Customer.io's merge: the primary keeps its values, gains the rest, secondary goes."""
@@ -170,6 +224,7 @@ class ServiceStore:
         primary.events.sort(key=lambda e: e[2])
         for token, device in secondary.devices.items():
             primary.devices.setdefault(token, device)
+        primary.segments |= secondary.segments
         self.delete(secondary)
         if primary.email is None and secondary.email:
             primary.email = secondary.email
@@ -198,6 +253,8 @@ class ServiceStore:
             "sends": len(self.sends),
             "objects": len(self.objects),
             "deliveries": len(self.deliveries),
+            "forms": len(self.forms),
+            "suppressed": len({id(p) for p in self.suppressed.values()}),
             "duplicates": self.duplicates,
             "rejected": dict(sorted(self.rejected.items())),
             "rejected_total": sum(self.rejected.values()),

@@ -5,6 +5,12 @@ Answers follow the real service: v1 errors ``{"meta": {"errors": [...]}}`` (merg
 batch with some bad operations is a 207 listing them by ``batch_index`` while every other
 operation is applied. Sizes over the v2 request limits (entity 32 KB, batch 500 KB) are
 answered 413; an operation over 32 KB inside a batch is one 207 error.
+
+People follow the identify rules of ``PUT /customers/{identifier}``: a body identifier that
+belongs to someone updates that person; changing an ``id`` or an ``email`` needs the person
+addressed as ``cio_<cio_id>``; unknown ``cio_`` ids are dropped with 200; suppressing deletes
+the profile and refuses its identifiers until they are unsuppressed. Whatever is dropped is
+counted in stats ``ignored`` under its reason.
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ import binascii
 import time
 from collections.abc import Callable
 from typing import Any, Final
+from urllib.parse import parse_qs
 
 import orjson
 
-from .http import Reject, Request, Response, json_response
+from ..message import new_ulid
+from .http import Reject, Request, Response, error_response, json_response
 from .state import State
 from .store import Person, ServiceStore
 from .validate import (
@@ -35,22 +43,24 @@ from .validate import (
     require,
 )
 
-__all__ = ["TrackAPI", "auth_hint"]
+__all__ = ["TrackAPI", "auth_hint", "basic_matches"]
 
 ENTITY_LIMIT: Final = 32 * 1024
 BATCH_LIMIT: Final = 500 * 1024
 EVENT_DATA_LIMIT: Final = 100_000
 SEGMENT_IDS_LIMIT: Final = 1000
-V1_PREFIX: Final = len("/api/v1/customers/")
 PERSON_IDS: Final = ("id", "email", "phone", "cio_id")
 MERGE_IDS: Final = ("id", "email", "cio_id")
 PLATFORMS: Final = ("ios", "android")
 EVENT_TYPES: Final = ("event", "page", "screen")
 DELIVERY_METRICS: Final = ("opened", "converted", "delivered")
-V1_METRICS: Final = ("sent", "delivered", "opened", "clicked", "converted", "bounced",
-                     "dropped", "spammed", "failed", "undeliverable", "deferred")
+V1_METRICS: Final = ("bounced", "clicked", "converted", "deferred", "delivered", "dropped",
+                     "opened", "spammed")
+FORM_RESERVED: Final = ("form_id", "form_name", "form_type", "form_url", "form_url_param")
+NO_AUTH: Final = frozenset({"metrics", "push_events", "unsubscribe"})
 _EMPTY: Final = b"{}"
 _JSON: Final = [(b"content-type", b"application/json")]
+_NO_CONTENT: Final[Response] = (204, b"", [])
 
 
 # Event data keys the spec declares, with their types, per event type.
@@ -149,7 +159,7 @@ def _event_id(value: Any, field: str = "id") -> str | None:
     return value.upper()
 
 
-def _device(raw: Any, token_key: str, field: str = "device") -> dict[str, Any]:
+def _device(raw: Any, token_key: str, strict: bool, field: str = "device") -> dict[str, Any]:
     device = check_obj(raw, field)
     token = device.get(token_key)
     if type(token) is not str or not token:
@@ -162,7 +172,7 @@ def _device(raw: Any, token_key: str, field: str = "device") -> dict[str, Any]:
     out: dict[str, Any] = {"id": token, "platform": platform}
     last_used = device.get("last_used")
     if last_used is not None:
-        out["last_used"] = check_timestamp(last_used, f"{field}.last_used")
+        out["last_used"] = check_timestamp(last_used, f"{field}.last_used", strict)
     attrs = device.get("attributes")
     if attrs is not None:
         out["attributes"] = check_obj(attrs, f"{field}.attributes")
@@ -172,11 +182,49 @@ def _device(raw: Any, token_key: str, field: str = "device") -> dict[str, Any]:
     return out
 
 
+def basic_matches(authorization: str | None, expected: str) -> bool:
+    """``Basic <expected>``, the scheme word in any case (HTTP auth schemes are
+    case-insensitive, RFC 9110 §11.1)."""
+    if not authorization:
+        return False
+    scheme, _, value = authorization.strip().partition(" ")
+    return scheme.lower() == "basic" and value.strip() == expected
+
+
+def _v1_lookup(st: ServiceStore, ident: str) -> tuple[str, str, Person | None]:
+    """A v1 path identifier's kind (from its shape, as the spec says), value and person."""
+    if ident.startswith("cio_"):
+        value = ident[4:]
+        if not value.strip():
+            raise Reject(400, "invalid_identifier", "identifier cio_ needs a cio_id after it",
+                         "identifier")
+        return "cio_id", value, st.by_cio.get(value)
+    check_id(ident, "identifier")
+    person = st.find("id", ident)
+    if person is not None:
+        return "id", ident, person
+    if "@" in ident:
+        return "email", ident, st.by_email.get(ident.lower())
+    return "id", ident, None
+
+
+def _body_ids(attrs: dict[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    for kind in ("id", "email"):
+        value = attrs.get(kind)
+        if type(value) is int and kind == "id":
+            value = str(value)
+        if type(value) is str and value.strip():
+            out.append((kind, value))
+    return out
+
+
 class TrackAPI:
     """Routes ``/api/v1/*``, ``/api/v2/*`` and ``/unsubscribe/*`` for one sandbox."""
 
     def __init__(self, state: State) -> None:
         self.state = state
+        self.strict = state.config.strict
         self.v2_person: dict[str, Callable[[ServiceStore, str, str, dict[str, Any], int],
                                            None]] = {
             "identify": self._v2_identify,
@@ -191,15 +239,36 @@ class TrackAPI:
             "add_relationships": self._v2_relationships,
             "delete_relationships": self._v2_relationships,
         }
+        self.v1: dict[str, Callable[[ServiceStore, Request, list[str]], Response]] = {
+            "customer": self._v1_customer,
+            "event": self._v1_event,
+            "add_device": self._v1_add_device,
+            "delete_device": self._v1_delete_device,
+            "suppress": self._v1_suppress,
+            "unsuppress": self._v1_unsuppress,
+            "events": self._v1_anonymous,
+            "merge_customers": self._v1_merge,
+            "metrics": self._v1_metrics,
+            "push_events": self._v1_push_events,
+            "region": self._v1_region,
+            "add_customers": self._v1_segment,
+            "remove_customers": self._v1_segment,
+            "form": self._v1_form,
+            "unsubscribe": self._unsubscribe,
+        }
 
     # --- entry ----------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
         state = self.state
         st = state.store.customerio
-        v2 = req.path.startswith("/api/v2/")
-        if req.path.startswith("/unsubscribe/"):
-            return self._guard(st, req, v2, self._unsubscribe)
-        if req.authorization != state.track_auth:
+        try:
+            name, args = self._match(req)
+        except Reject as r:
+            st.reject(r.reason)
+            return error_response(req.path, r)
+        v2 = name in ("batch", "entity")
+        if name not in NO_AUTH and req.authorization != state.track_auth and not basic_matches(
+                req.authorization, state.track_basic):
             return self._unauthorized(st, req, v2)
         wait = state.windows["track"].check(time.monotonic(), state.rate_limit("customerio"))
         if wait:
@@ -209,22 +278,65 @@ class TrackAPI:
             body = ({"errors": [{"reason": "rate_limited", "message": msg}]} if v2
                     else {"meta": {"errors": [msg]}})
             return json_response(429, body, [(b"retry-after", retry)])
-        if v2:
-            return self._guard(st, req, True, self._v2)
-        return self._guard(st, req, False, self._v1)
-
-    def _guard(self, st: ServiceStore, req: Request, v2: bool,
-               fn: Callable[[ServiceStore, Request], Response]) -> Response:
         try:
-            return fn(st, req)
+            if v2:
+                return self._v2(st, req, name)
+            return self.v1[name](st, req, args)
         except Reject as r:
             st.reject(r.reason)
-            if v2:
-                err: dict[str, Any] = {"reason": r.reason, "message": r.message}
-                if r.field:
-                    err["field"] = r.field
-                return json_response(r.status, {"errors": [err]})
-            return json_response(r.status, {"meta": {"errors": [r.message]}})
+            if name == "merge_customers":
+                return json_response(r.status, {"meta": {"error": r.message}}, r.headers)
+            return error_response(req.path, r)
+
+    def _match(self, req: Request) -> tuple[str, list[str]]:
+        """The operation a path names and its path parameters; 404 for no operation, 405
+        (with ``Allow``) for a method the operation does not take."""
+        path = req.path
+        name: str | None = None
+        args: list[str] = []
+        allowed: tuple[str, ...] = ("POST",)
+        if path.startswith("/api/v2/"):
+            if path in ("/api/v2/batch", "/api/v2/entity"):
+                name = path[8:]
+        elif path.startswith("/unsubscribe/"):
+            seg = req.split(len("/unsubscribe/"))
+            if len(seg) == 1 and seg[0]:
+                name, args = "unsubscribe", seg
+        elif path.startswith("/api/v1/"):
+            seg = req.split(len("/api/v1/"))
+            n = len(seg)
+            head = seg[0] if seg else ""
+            if head == "customers" and n >= 2 and seg[1]:
+                rest = seg[2:]
+                args = [seg[1]]
+                if not rest:
+                    name, allowed = "customer", ("PUT", "DELETE")
+                elif rest == ["events"]:
+                    name = "event"
+                elif rest == ["devices"]:
+                    name, allowed = "add_device", ("PUT",)
+                elif len(rest) == 2 and rest[0] == "devices" and rest[1]:
+                    name, allowed, args = "delete_device", ("DELETE",), [seg[1], rest[1]]
+                elif rest in (["suppress"], ["unsuppress"]):
+                    name = rest[0]
+            elif n == 1 and head in ("events", "merge_customers", "metrics"):
+                name = head
+            elif seg == ["push", "events"]:
+                name = "push_events"
+            elif seg == ["accounts", "region"]:
+                name, allowed = "region", ("GET", "HEAD")
+            elif head == "segments" and n == 3 and seg[1] and seg[2] in ("add_customers",
+                                                                         "remove_customers"):
+                name, args = seg[2], [seg[1]]
+            elif head == "forms" and n == 3 and seg[1] and seg[2] == "submit":
+                name, args = "form", [seg[1]]
+        if name is None:
+            raise Reject(404, "not_found", f"no such endpoint: {req.method} {path}")
+        if req.method not in allowed:
+            raise Reject(405, "method_not_allowed",
+                         f"{req.method} is not allowed on {path}; use {', '.join(allowed)}",
+                         headers=[(b"allow", ", ".join(allowed).encode())])
+        return name, args
 
     def _unauthorized(self, st: ServiceStore, req: Request, v2: bool) -> Response:
         cfg = self.state.config
@@ -236,93 +348,112 @@ class TrackAPI:
                 else {"meta": {"error": msg}})
         return json_response(401, body, [(b"www-authenticate", b'Basic realm="track"')])
 
-    # --- v1 -------------------------------------------------------------------------------
-    def _v1(self, st: ServiceStore, req: Request) -> Response:
-        path, method = req.path, req.method
-        if path.startswith("/api/v1/customers/"):
-            seg = req.split(V1_PREFIX)
-            if not seg or not seg[0]:
-                raise Reject(404, "not_found", "no such endpoint")
-            ident = seg[0]
-            rest = seg[1:]
-            if not rest:
-                if method == "PUT":
-                    return self._v1_identify(st, ident, req)
-                if method == "DELETE":
-                    return self._v1_delete(st, ident)
-            elif rest == ["events"] and method == "POST":
-                return self._v1_event(st, ident, req)
-            elif rest == ["devices"] and method == "PUT":
-                return self._v1_add_device(st, ident, req)
-            elif len(rest) == 2 and rest[0] == "devices" and method == "DELETE":
-                return self._v1_delete_device(st, ident, rest[1])
-            elif rest == ["suppress"] and method == "POST":
-                return self._v1_suppress(st, ident, True)
-            elif rest == ["unsuppress"] and method == "POST":
-                return self._v1_suppress(st, ident, False)
-            raise Reject(404, "not_found", f"no such endpoint: {method} {path}")
-        if path == "/api/v1/events" and method == "POST":
-            return self._v1_anonymous(st, req)
-        if path == "/api/v1/merge_customers" and method == "POST":
-            return self._v1_merge(st, req)
-        if path == "/api/v1/metrics" and method == "POST":
-            return self._v1_metric(st, req, "metric")
-        if path == "/api/v1/push/events" and method == "POST":
-            return self._v1_metric(st, req, "event")
-        if path == "/api/v1/accounts/region" and method == "GET":
-            return json_response(200, {"url": self.state.base_url, "region": "us",
-                                       "environment_id": 1})
-        if path.startswith("/api/v1/segments/") and method == "POST":
-            return self._v1_segment(st, req)
-        raise Reject(404, "not_found", f"no such endpoint: {method} {path}")
-
     def _ok(self, st: ServiceStore, n: int = 1) -> Response:
         st.accepted += n
         return 200, _EMPTY, _JSON
 
-    def _v1_person(self, st: ServiceStore, ident: str) -> Person | None:
-        if ident.startswith("cio_"):
-            return st.find("cio_id", ident[4:])
-        check_id(ident, "identifier")
-        person = st.find("id", ident)
-        if person is None and "@" in ident:
-            person = st.find("email", ident)
-        return person
-
-    def _v1_person_or_new(self, st: ServiceStore, ident: str) -> Person:
-        person = self._v1_person(st, ident)
+    # --- people ---------------------------------------------------------------------------
+    def _target(self, st: ServiceStore, kind: str, value: str, person: Person | None,
+                create: bool = True) -> Person | None:
+        """The person an operation other than identify applies to, or None when it is
+        dropped: a suppressed identifier, an unknown ``cio_id``."""
+        if st.suppressed and st.is_suppressed(kind, value):
+            st.ignore("suppressed_identifier")
+            return None
         if person is not None:
             return person
-        if ident.startswith("cio_"):
-            raise Reject(400, "not_found", f"no person with cio_id {ident[4:]!r}", "identifier")
-        return st.create("email" if "@" in ident else "id", ident)
+        if kind == "cio_id":
+            st.ignore("unknown_cio_id")
+            return None
+        return st.create(kind, value) if create else None
 
-    def _v1_identify(self, st: ServiceStore, ident: str, req: Request) -> Response:
-        body = req.json()
-        attrs = check_attributes({} if body is None else body, "")
-        if attrs.get("cio_relationships") is not None:
-            check_v1_relationships(attrs["cio_relationships"])
-        if attrs.get("_update") is True and self._v1_person(st, ident) is None:
-            st.ignore("update_only_no_person")
-            return 200, _EMPTY, _JSON
-        person = self._v1_person_or_new(st, ident)
-        self._identify(st, person, attrs)
-        return self._ok(st)
+    def _resolve(self, st: ServiceStore, kind: str, value: str, person: Person | None,
+                 attrs: dict[str, Any]) -> Person | None:
+        """Whom an identify updates, following the spec of ``PUT /customers/{identifier}``:
+        the person the path names; else the one a body identifier names (who then gets the
+        path's identifier too); else a new person. None (dropped) when the identifiers are
+        suppressed, the ``cio_id`` is unknown, or path and body name different people."""
+        body = _body_ids(attrs)
+        if st.suppressed and (st.is_suppressed(kind, value)
+                              or any(st.is_suppressed(k, v) for k, v in body)):
+            st.ignore("suppressed_identifier")
+            return None
+        if kind == "cio_id" and person is None:
+            st.ignore("unknown_cio_id")
+            return None
+        others = {id(p): p for p in (st.find(k, v) for k, v in body) if p is not None}
+        if person is None:
+            if len(others) == 1:
+                (found,) = others.values()
+                st.set_identifiers(found, {kind: value})
+                return found
+            if others:
+                st.ignore("attribute_update_failure")
+                return None
+            if attrs.get("_update") is True:
+                st.ignore("update_only_no_person")
+                return None
+            return st.create(kind, value)
+        if others and (len(others) > 1 or id(person) not in others):
+            st.ignore("attribute_update_failure")
+            return None
+        return person
 
-    def _identify(self, st: ServiceStore, person: Person, attrs: dict[str, Any]) -> None:
-        if person.suppressed:
-            st.ignore("suppressed_person")
-            return
+    def _identify(self, st: ServiceStore, person: Person, attrs: dict[str, Any],
+                  by_cio: bool) -> None:
+        """Apply attributes. ``id`` and ``email`` may be set where the person has none, and
+        changed only when the person was addressed by ``cio_id``."""
+        changes: dict[str, Any] = {}
+        for kind, value in _body_ids(attrs):
+            current = person.id if kind == "id" else person.email
+            if current is not None and (current == value if kind == "id"
+                                        else current.lower() == value.lower()):
+                continue
+            if current is None or by_cio:
+                changes[kind] = value
+            else:
+                st.ignore("identifier_change_needs_cio_id")
+        refused = {k for k in ("id", "email") if k in attrs and k not in changes
+                   and attrs[k] != getattr(person, k)}
         for key, value in attrs.items():
-            if key not in ("_update", "_timestamp", "cio_relationships"):
+            if key not in ("_update", "_timestamp", "cio_relationships") and key not in refused:
                 person.attributes[key] = value
-        if "id" in attrs or "email" in attrs or "phone" in attrs:
-            st.set_identifiers(person, attrs)
+        phone = attrs.get("phone")
+        if type(phone) is str and phone:
+            changes["phone"] = phone
+        if changes:
+            st.set_identifiers(person, changes)
 
-    def _v1_delete(self, st: ServiceStore, ident: str) -> Response:
-        person = self._v1_person(st, ident)
-        if person is not None:
-            st.delete(person)
+    @staticmethod
+    def _relate(person: Person, rels: list[Any], add: bool) -> None:
+        current = person.attributes.setdefault("cio_relationships", [])
+        if add:
+            current.extend(r for r in rels if r not in current)
+        else:
+            person.attributes["cio_relationships"] = [r for r in current if r not in rels]
+
+    # --- v1 -------------------------------------------------------------------------------
+    def _v1_customer(self, st: ServiceStore, req: Request, args: list[str]) -> Response:
+        if req.method == "DELETE":
+            kind, value, person = _v1_lookup(st, args[0])
+            if person is not None:
+                st.delete(person)
+            elif kind == "cio_id":
+                st.ignore("unknown_cio_id")
+            return self._ok(st)
+        body = req.json()
+        attrs = check_attributes({} if body is None else body, "", self.strict)
+        rel = attrs.get("cio_relationships")
+        if rel is not None:
+            check_v1_relationships(rel)
+        kind, value, person = _v1_lookup(st, args[0])
+        target = self._resolve(st, kind, value, person, attrs)
+        if target is None:
+            return 200, _EMPTY, _JSON
+        self._identify(st, target, attrs, kind == "cio_id")
+        if rel is not None and rel.get("relationships"):
+            self._relate(target, rel["relationships"],
+                         rel.get("action", "add_relationships") == "add_relationships")
         return self._ok(st)
 
     def _event_body(self, body: Any) -> tuple[str, str | None, int, Any, str]:
@@ -333,7 +464,7 @@ class TrackAPI:
         if etype not in EVENT_TYPES:
             raise Reject(400, "invalid_enum", "type must be one of event, page, screen", "type")
         ts = body.get("timestamp")
-        ts = int(time.time()) if ts is None else check_timestamp(ts, "timestamp")
+        ts = int(time.time()) if ts is None else check_timestamp(ts, "timestamp", self.strict)
         data = body.get("data")
         if data is None:
             data = {}
@@ -352,27 +483,22 @@ class TrackAPI:
         st.event_ids.add(eid)
         return False
 
-    def _v1_event(self, st: ServiceStore, ident: str, req: Request) -> Response:
+    def _v1_event(self, st: ServiceStore, req: Request, args: list[str]) -> Response:
         if len(req.body) > EVENT_DATA_LIMIT and len(orjson.dumps(
                 (req.json() or {}).get("data"))) > EVENT_DATA_LIMIT:
             raise Reject(400, "limit_exceeded", f"data is larger than {EVENT_DATA_LIMIT} bytes",
                          "data")
         name, eid, ts, data, etype = self._event_body(req.json())
-        person = self._v1_person_or_new(st, ident)
+        person = self._target(st, *_v1_lookup(st, args[0]))
+        if person is None:
+            return 200, _EMPTY, _JSON
         if self._dedup(st, eid):
             return 200, _EMPTY, _JSON
-        self._add_event(st, person, name, eid, ts, data, etype)
+        person.events.append((name, eid or new_ulid(), ts, data, etype))
+        st.events += 1
         return self._ok(st)
 
-    def _add_event(self, st: ServiceStore, person: Person, name: str, eid: str | None, ts: int,
-                   data: Any, etype: str) -> None:
-        if person.suppressed:
-            st.ignore("suppressed_person")
-            return
-        person.events.append((name, eid or "", ts, data, etype))
-        st.events += 1
-
-    def _v1_anonymous(self, st: ServiceStore, req: Request) -> Response:
+    def _v1_anonymous(self, st: ServiceStore, req: Request, args: list[str]) -> Response:
         if len(req.body) > EVENT_DATA_LIMIT + 10_000:
             raise Reject(400, "limit_exceeded", f"data is larger than {EVENT_DATA_LIMIT} bytes",
                          "data")
@@ -383,108 +509,199 @@ class TrackAPI:
             check_str(anon, "anonymous_id")
         if self._dedup(st, eid):
             return 200, _EMPTY, _JSON
-        st.anonymous_events.append({"name": name, "id": eid, "timestamp": ts, "data": data,
-                                    "type": etype, "anonymous_id": anon})
+        st.anonymous_events.append({"name": name, "id": eid or _new_id(), "timestamp": ts,
+                                    "data": data, "type": etype, "anonymous_id": anon})
         st.events += 1
         return self._ok(st)
 
-    def _v1_add_device(self, st: ServiceStore, ident: str, req: Request) -> Response:
+    def _v1_add_device(self, st: ServiceStore, req: Request, args: list[str]) -> Response:
         body = check_obj(req.json(), "body")
-        device = _device(require(body, "device"), "id")
-        person = self._v1_person_or_new(st, ident)
-        person.devices[device["id"]] = device
-        return self._ok(st)
-
-    def _v1_delete_device(self, st: ServiceStore, ident: str, token: str) -> Response:
-        person = self._v1_person(st, ident)
+        device = _device(require(body, "device"), "id", self.strict)
+        person = self._target(st, *_v1_lookup(st, args[0]))
         if person is not None:
-            person.devices.pop(token, None)
+            person.devices[device["id"]] = device
         return self._ok(st)
 
-    def _v1_suppress(self, st: ServiceStore, ident: str, suppress: bool) -> Response:
-        person = (self._v1_person_or_new(st, ident) if suppress
-                  else self._v1_person(st, ident))
+    def _v1_delete_device(self, st: ServiceStore, req: Request, args: list[str]) -> Response:
+        person = self._target(st, *_v1_lookup(st, args[0]), create=False)
         if person is not None:
-            person.suppressed = suppress
+            person.devices.pop(args[1], None)
         return self._ok(st)
 
-    def _v1_merge(self, st: ServiceStore, req: Request) -> Response:
+    def _v1_suppress(self, st: ServiceStore, req: Request, args: list[str]) -> Response:
+        self._suppress(st, *_v1_lookup(st, args[0]))
+        return self._ok(st)
+
+    def _v1_unsuppress(self, st: ServiceStore, req: Request, args: list[str]) -> Response:
+        kind, value, _ = _v1_lookup(st, args[0])
+        self._unsuppress(st, kind, value)
+        return self._ok(st)
+
+    @staticmethod
+    def _suppress(st: ServiceStore, kind: str, value: str, person: Person | None) -> None:
+        if person is None and kind == "cio_id":
+            st.ignore("unknown_cio_id")
+            return
+        st.suppress(person, kind, value)
+
+    @staticmethod
+    def _unsuppress(st: ServiceStore, kind: str, value: str) -> None:
+        if kind == "cio_id":
+            match = next((p for p in st.suppressed.values() if p.cio_id == value), None)
+            if match is None:
+                st.ignore("unknown_cio_id")
+                return
+            kind, value = match.identifier_keys()[0].split(":", 1)
+        st.unsuppress(kind, value)
+
+    def _v1_merge(self, st: ServiceStore, req: Request, args: list[str]) -> Response:
         body = check_obj(req.json(), "body")
-        try:
-            pk, pv = _ident(body.get("primary"), "primary", MERGE_IDS)
-            sk, sv = _ident(body.get("secondary"), "secondary", MERGE_IDS)
-        except Reject as r:
-            st.reject(r.reason)
-            return json_response(400, {"meta": {"error": r.message}})
+        pk, pv = _ident(body.get("primary"), "primary", MERGE_IDS)
+        sk, sv = _ident(body.get("secondary"), "secondary", MERGE_IDS)
         self._merge(st, pk, pv, sk, sv)
         return self._ok(st)
 
-    def _merge(self, st: ServiceStore, pk: str, pv: str, sk: str, sv: str) -> None:
-        secondary = st.find(sk, sv)
-        if secondary is None:
-            return
+    @staticmethod
+    def _merge(st: ServiceStore, pk: str, pv: str, sk: str, sv: str) -> None:
+        """The spec's merge: ``primary`` must already exist; when it (or the secondary)
+        does not, nothing happens and the request still succeeds."""
         primary = st.find(pk, pv)
+        secondary = st.find(sk, sv)
         if primary is None:
-            raise Reject(400, "not_found", "the primary person must already exist", "primary")
-        st.merge(primary, secondary)
+            st.ignore("merge_primary_missing")
+        elif secondary is None:
+            st.ignore("merge_secondary_missing")
+        else:
+            st.merge(primary, secondary)
 
-    def _v1_metric(self, st: ServiceStore, req: Request, key: str) -> Response:
-        """``/metrics`` needs a delivery id and a metric; the legacy ``/push/events`` declares
-        no required field (its spec sample is ``{}``), so an incomplete one is acknowledged
-        and ignored."""
+    def _v1_metrics(self, st: ServiceStore, req: Request, args: list[str]) -> Response:
         body = check_obj(req.json(), "body")
-        legacy = key == "event"
-        for name in ("delivery_id", "device_id", "recipient", "reason", "href"):
-            if body.get(name) is not None:
-                check_str(body[name], name)
-        if body.get("timestamp") is not None:
-            check_timestamp(body["timestamp"], "timestamp")
-        allowed = V1_METRICS if not legacy else ("opened", "converted", "delivered")
-        metric = body.get(key)
-        if metric is not None and metric not in allowed:
-            raise Reject(400, "invalid_enum", f"{key} must be one of {', '.join(allowed)}", key)
-        if body.get("delivery_id") is None or metric is None:
-            if legacy:
-                st.ignore("incomplete_metric")
-                return self._ok(st)
-            require(body, "delivery_id")
-            require(body, key)
-        st.deliveries.append(body)
+        check_str(require(body, "delivery_id"), "delivery_id")
+        metric = require(body, "metric")
+        if metric not in V1_METRICS:
+            raise Reject(400, "invalid_enum", f"metric must be one of {', '.join(V1_METRICS)}",
+                         "metric")
+        self._metric_fields(body)
+        st.deliveries.append({"source": "metrics", **body})
         return self._ok(st)
 
-    def _v1_segment(self, st: ServiceStore, req: Request) -> Response:
-        seg = req.split(len("/api/v1/segments/"))
-        if len(seg) != 2 or seg[1] not in ("add_customers", "remove_customers"):
-            raise Reject(404, "not_found", f"no such endpoint: {req.method} {req.path}")
+    def _metric_fields(self, body: dict[str, Any]) -> None:
+        for name in ("device_id", "reason", "href"):
+            if body.get(name) is not None:
+                check_str(body[name], name, empty=True)
+        recipient = body.get("recipient")
+        if recipient is not None and type(recipient) not in (str, int):
+            raise Reject(400, "invalid_type", "recipient must be a string (or a device's "
+                         "integer id)", "recipient")
+        if body.get("timestamp") is not None:
+            check_timestamp(body["timestamp"], "timestamp", self.strict)
+
+    def _v1_push_events(self, st: ServiceStore, req: Request, args: list[str]) -> Response:
+        """The legacy push metric declares no required field (its spec sample is ``{}``), so
+        an incomplete one is acknowledged and ignored."""
+        body = check_obj(req.json() or {}, "body")
+        if body.get("delivery_id") is not None:
+            check_str(body["delivery_id"], "delivery_id", empty=True)
+        event = body.get("event")
+        if event is not None and event not in DELIVERY_METRICS:
+            raise Reject(400, "invalid_enum", "event must be one of opened, converted, "
+                         "delivered", "event")
+        self._metric_fields(body)
+        if not body.get("delivery_id") or event is None:
+            st.ignore("incomplete_metric")
+            return self._ok(st)
+        st.deliveries.append({"source": "push_events", **body})
+        return self._ok(st)
+
+    def _v1_region(self, st: ServiceStore, req: Request, args: list[str]) -> Response:
+        return json_response(200, {"url": self.state.base_url, "region": "us",
+                                   "environment_id": self.state.config.workspace_id})
+
+    def _v1_segment(self, st: ServiceStore, req: Request, args: list[str]) -> Response:
+        segment = args[0]
+        if not segment.isdigit():
+            raise Reject(400, "invalid_value", "segment_id must be a manual segment's "
+                         "integer id", "segment_id")
+        query = parse_qs(req.query.decode("latin-1"))
+        id_type = query.get("id_type", ["id"])[-1]
+        if id_type not in MERGE_IDS:
+            raise Reject(400, "invalid_enum", "id_type must be one of id, email, cio_id",
+                         "id_type")
         body = check_obj(req.json(), "body")
         ids = require(body, "ids")
         if type(ids) is not list:
             raise Reject(400, "invalid_type", "ids must be a list", "ids")
+        if not ids:
+            raise Reject(400, "invalid_value", "ids must not be empty", "ids")
         if len(ids) > SEGMENT_IDS_LIMIT:
             raise Reject(400, "limit_exceeded", f"ids holds more than {SEGMENT_IDS_LIMIT}", "ids")
+        people = []
+        for i, raw in enumerate(ids):
+            value = str(raw) if type(raw) is int and id_type == "id" else raw
+            if type(value) is not str:
+                raise Reject(400, "invalid_type", f"ids[{i}] must be a string", "ids")
+            if id_type == "cio_id" and value.startswith("cio_"):
+                value = value[4:]
+            people.append(st.find(id_type, value))
+        add = req.path.endswith("/add_customers")
+        for person in people:
+            if person is None:
+                st.ignore("segment_unknown_person")
+            elif add:
+                person.segments.add(segment)
+            else:
+                person.segments.discard(segment)
         return self._ok(st)
 
-    def _unsubscribe(self, st: ServiceStore, req: Request) -> Response:
+    def _v1_form(self, st: ServiceStore, req: Request, args: list[str]) -> Response:
+        """A form submission identifies its respondent by exactly one of ``email``/``id``
+        in ``data`` (all values strings) and updates them like an identify; the reserved
+        form keys are ignored. Answers 204."""
         body = check_obj(req.json(), "body")
+        data = check_obj(require(body, "data"), "data")
+        named = [k for k in ("email", "id") if k in data]
+        if len(named) != 1:
+            raise Reject(400, "invalid_identifier", "data must hold exactly one of email or id",
+                         "data")
+        for key, value in data.items():
+            if type(value) is not str:
+                raise Reject(400, "invalid_type", f"data.{key} must be a string (form values "
+                             "are strings)", f"data.{key}")
+        kind = named[0]
+        value = data[kind]
+        if kind == "id":
+            check_id(value, "data.id")
+        elif not value.strip() or "@" not in value:
+            raise Reject(400, "invalid_value", "data.email is not an email address",
+                         "data.email")
+        attrs = check_attributes({k: v for k, v in data.items() if k not in FORM_RESERVED},
+                                 "data", self.strict)
+        st.forms.append({"form_id": args[0], "data": data})
+        person = self._resolve(st, kind, value, st.find(kind, value), attrs)
+        if person is not None:
+            self._identify(st, person, attrs, False)
+        st.accepted += 1
+        return _NO_CONTENT
+
+    def _unsubscribe(self, st: ServiceStore, req: Request, args: list[str]) -> Response:
+        body = check_obj(req.json() or {}, "body")
         if "unsubscribe" in body and type(body["unsubscribe"]) is not bool:
             raise Reject(400, "invalid_type", "unsubscribe must be a boolean", "unsubscribe")
         if "unsubscribe" not in body:
             st.ignore("incomplete_unsubscribe")
             return self._ok(st)
-        seg = req.split(len("/unsubscribe/"))
-        st.deliveries.append({"delivery_id": seg[0] if seg else "", "metric": "unsubscribed",
+        st.deliveries.append({"delivery_id": args[0], "metric": "unsubscribed",
                               "unsubscribe": body["unsubscribe"]})
         return self._ok(st)
 
     # --- v2 -------------------------------------------------------------------------------
-    def _v2(self, st: ServiceStore, req: Request) -> Response:
-        if req.method != "POST":
-            raise Reject(405, "method_not_allowed", f"{req.method} is not allowed here")
+    def _v2(self, st: ServiceStore, req: Request, name: str) -> Response:
         now = int(time.time())
-        if req.path == "/api/v2/batch":
+        if name == "batch":
             if len(req.body) >= BATCH_LIMIT:
                 raise Reject(413, "too_large",
-                             f"batch request is {len(req.body)} bytes; the limit is 500 KB")
+                             f"the batch request is {len(req.body)} bytes; the limit is 500 KB",
+                             "body")
             body = check_obj(req.json(), "body")
             ops = body.get("batch")
             if type(ops) is not list:
@@ -511,13 +728,12 @@ class TrackAPI:
             if errors:
                 return json_response(207, {"errors": errors})
             return 200, _EMPTY, _JSON
-        if req.path == "/api/v2/entity":
-            if len(req.body) > ENTITY_LIMIT:
-                raise Reject(413, "too_large",
-                             f"entity request is {len(req.body)} bytes; the limit is 32 KB")
-            self._v2_op(st, req.json(), now)
-            return self._ok(st)
-        raise Reject(404, "not_found", f"no such endpoint: {req.method} {req.path}")
+        if len(req.body) > ENTITY_LIMIT:
+            raise Reject(413, "too_large",
+                         f"the entity request is {len(req.body)} bytes; the limit is 32 KB",
+                         "body")
+        self._v2_op(st, req.json(), now)
+        return self._ok(st)
 
     def _v2_op(self, st: ServiceStore, op: Any, now: int) -> None:
         if type(op) is not dict:
@@ -550,20 +766,19 @@ class TrackAPI:
     def _v2_identify(self, st: ServiceStore, kind: str, value: str, op: dict[str, Any],
                      now: int) -> None:
         attrs = op.get("attributes")
-        attrs = {} if attrs is None else check_attributes(attrs, "attributes")
+        attrs = {} if attrs is None else check_attributes(attrs, "attributes", self.strict)
         ts = op.get("timestamp")
         if ts is not None:
-            check_timestamp(ts, "timestamp")
+            check_timestamp(ts, "timestamp", self.strict)
         rel = op.get("cio_relationships")
         if rel is not None:
             check_relationships(rel, "cio_relationships")
-        person = st.find(kind, value)
+        person = self._resolve(st, kind, value, st.find(kind, value), attrs)
         if person is None:
-            if attrs.get("_update") is True:
-                st.ignore("update_only_no_person")
-                return
-            person = st.create(kind, value)
-        self._identify(st, person, attrs)
+            return
+        self._identify(st, person, attrs, kind == "cio_id")
+        if rel:
+            self._relate(person, rel, True)
 
     def _v2_event(self, st: ServiceStore, kind: str, value: str, op: dict[str, Any],
                   now: int) -> None:
@@ -578,7 +793,7 @@ class TrackAPI:
         if ts is None:
             ts = now
         elif type(ts) is not int or not 0 <= ts < MS_THRESHOLD:
-            check_timestamp(ts, "timestamp")
+            check_timestamp(ts, "timestamp", self.strict)
         data = op.get("attributes")
         if data is None:
             data = {}
@@ -586,16 +801,17 @@ class TrackAPI:
             raise Reject(400, "invalid_type", "attributes must be an object", "attributes")
         elif not DECLARED_KEYS.isdisjoint(data):
             _check_declared(data, op["action"], "attributes")
-        person = st.find(kind, value) or st.create(kind, value)
+        person = st.find(kind, value)
+        if person is None or st.suppressed:
+            person = self._target(st, kind, value, person)
+            if person is None:
+                return
         if eid is not None:
             if eid in st.event_ids:
                 st.duplicates += 1
                 return
             st.event_ids.add(eid)
-        if person.suppressed:
-            st.ignore("suppressed_person")
-            return
-        person.events.append((name, eid or "", ts, data, op["action"]))
+        person.events.append((name, eid or new_ulid(), ts, data, op["action"]))
         st.events += 1
 
     def _v2_delete(self, st: ServiceStore, kind: str, value: str, op: dict[str, Any],
@@ -603,29 +819,31 @@ class TrackAPI:
         person = st.find(kind, value)
         if person is not None:
             st.delete(person)
+        elif kind == "cio_id":
+            st.ignore("unknown_cio_id")
 
     def _v2_add_device(self, st: ServiceStore, kind: str, value: str, op: dict[str, Any],
                        now: int) -> None:
-        device = _device(op.get("device"), "token")
-        (st.find(kind, value) or st.create(kind, value)).devices[device["id"]] = device
+        device = _device(op.get("device"), "token", self.strict)
+        person = self._target(st, kind, value, st.find(kind, value))
+        if person is not None:
+            person.devices[device["id"]] = device
 
     def _v2_delete_device(self, st: ServiceStore, kind: str, value: str, op: dict[str, Any],
                           now: int) -> None:
         device = check_obj(op.get("device"), "device")
         token = check_str(device.get("token"), "device.token")
-        person = st.find(kind, value)
+        person = self._target(st, kind, value, st.find(kind, value), create=False)
         if person is not None:
             person.devices.pop(token, None)
 
     def _v2_suppress(self, st: ServiceStore, kind: str, value: str, op: dict[str, Any],
                      now: int) -> None:
-        (st.find(kind, value) or st.create(kind, value)).suppressed = True
+        self._suppress(st, kind, value, st.find(kind, value))
 
     def _v2_unsuppress(self, st: ServiceStore, kind: str, value: str, op: dict[str, Any],
                        now: int) -> None:
-        person = st.find(kind, value)
-        if person is not None:
-            person.suppressed = False
+        self._unsuppress(st, kind, value)
 
     def _v2_relationships(self, st: ServiceStore, kind: str, value: str, op: dict[str, Any],
                           now: int) -> None:
@@ -634,19 +852,16 @@ class TrackAPI:
             raise Reject(400, "missing_field", "cio_relationships must be a non-empty list",
                          "cio_relationships")
         check_relationships(rel, "cio_relationships")
-        person = st.find(kind, value) or st.create(kind, value)
-        rels = person.attributes.setdefault("cio_relationships", [])
-        if op["action"] == "add_relationships":
-            rels.extend(rel)
-        else:
-            person.attributes["cio_relationships"] = [r for r in rels if r not in rel]
+        person = self._target(st, kind, value, st.find(kind, value))
+        if person is not None:
+            self._relate(person, rel, op["action"] == "add_relationships")
 
     def _v2_object(self, st: ServiceStore, op: dict[str, Any], action: Any) -> None:
         actions = ("identify", "identify_anonymous", "delete", "add_relationships",
                    "delete_relationships")
         if action not in actions:
-            raise Reject(400, "invalid_enum", f"action must be one of {', '.join(actions)}",
-                         "action")
+            raise Reject(400, "missing_field" if action is None else "invalid_enum",
+                         f"action must be one of {', '.join(actions)}", "action")
         ids = check_obj(op.get("identifiers"), "identifiers")
         if "cio_object_id" in ids:
             key = ("cio", check_str(ids["cio_object_id"], "identifiers.cio_object_id"))
@@ -658,31 +873,41 @@ class TrackAPI:
                              "object_id (or cio_object_id)", "identifiers")
             key = (check_id(type_id, "identifiers.object_type_id"),
                    check_id(obj_id, "identifiers.object_id"))
-        if action == "delete":
-            st.objects.pop(key, None)
-            return
-        obj = st.objects.setdefault(key, {"attributes": {}, "relationships": []})
-        if action in ("identify", "identify_anonymous"):
-            attrs = op.get("attributes")
-            if attrs is not None:
-                obj["attributes"].update(check_attributes(attrs, "attributes"))
-            if action == "identify_anonymous":
-                obj["relationships"].append({"anonymous_id": check_str(
-                    op.get("anonymous_id"), "anonymous_id")})
         rel = op.get("cio_relationships")
         if rel is not None:
             check_relationships(rel, "cio_relationships")
-            if action == "delete_relationships":
-                obj["relationships"] = [r for r in obj["relationships"] if r not in rel]
-            else:
-                obj["relationships"].extend(rel)
         elif action in ("add_relationships", "delete_relationships"):
             raise Reject(400, "missing_field", "cio_relationships is required",
                          "cio_relationships")
+        attrs = op.get("attributes")
+        if attrs is not None and action in ("identify", "identify_anonymous"):
+            attrs = check_attributes(attrs, "attributes", self.strict)
+        anonymous = op.get("anonymous_id")
+        if anonymous is not None:
+            check_str(anonymous, "anonymous_id")
+        if action == "delete":
+            st.objects.pop(key, None)
+            return
+        obj = st.objects.get(key)
+        if obj is None:
+            if key[0] == "cio":
+                st.ignore("unknown_cio_object_id")  # cio_object_id only updates
+                return
+            obj = st.objects[key] = {"attributes": {}, "relationships": []}
+        if attrs:
+            obj["attributes"].update(attrs)
+        if anonymous is not None:
+            obj["relationships"].append({"identifiers": {"anonymous_id": anonymous}})
+        if rel:
+            if action == "delete_relationships":
+                obj["relationships"] = [r for r in obj["relationships"] if r not in rel]
+            else:
+                obj["relationships"].extend(r for r in rel if r not in obj["relationships"])
 
     def _v2_delivery(self, st: ServiceStore, op: dict[str, Any], action: Any) -> None:
         if action != "event":
-            raise Reject(400, "invalid_enum", "action must be event", "action")
+            raise Reject(400, "missing_field" if action is None else "invalid_enum",
+                         "action must be event", "action")
         ids = check_obj(op.get("identifiers"), "identifiers")
         check_str(ids.get("id"), "identifiers.id")
         if op.get("name") not in DELIVERY_METRICS:
@@ -690,4 +915,12 @@ class TrackAPI:
                          "name")
         attrs = check_obj(op.get("attributes"), "attributes")
         check_str(attrs.get("device_token"), "attributes.device_token")
-        st.deliveries.append(op)
+        if op.get("timestamp") is not None:
+            check_timestamp(op["timestamp"], "timestamp", self.strict)
+        st.deliveries.append({"source": "v2", **op})
+
+
+def _new_id() -> str:
+    from ..message import ulid_str
+
+    return ulid_str(new_ulid())

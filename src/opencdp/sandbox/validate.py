@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 MS_THRESHOLD: Final = 100_000_000_000  # 10**11 s is the year 5138; anything above is ms
+MAX_INT64: Final = 2**63 - 1
 E164: Final = re.compile(r"^\+[1-9]\d{1,14}$")
 ULID_RE: Final = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$", re.IGNORECASE)
 MAX_ID_BYTES: Final = 150
@@ -86,14 +87,18 @@ def check_id(value: Any, field: str) -> str:
     return text
 
 
-def check_timestamp(value: Any, field: str) -> int:
-    """Unix seconds. Milliseconds (the commonest bug) and strings are refused by name."""
+def check_timestamp(value: Any, field: str, strict: bool = False) -> int:
+    """Unix seconds; strings are refused by name. Customer.io accepts milliseconds (and then
+    reads a date thousands of years ahead); ``strict`` refuses them, the commonest bug."""
     if type(value) is not int:
         raise Reject(400, "invalid_timestamp",
                      f"{field} must be an integer Unix timestamp in seconds", field)
     if value >= MS_THRESHOLD:
-        raise Reject(400, "timestamp_milliseconds",
-                     f"{field} {value} looks like milliseconds; send Unix seconds", field)
+        if strict:
+            raise Reject(400, "timestamp_milliseconds",
+                         f"{field} {value} looks like milliseconds; send Unix seconds", field)
+        if value > MAX_INT64:
+            raise Reject(400, "invalid_timestamp", f"{field} is out of range", field)
     if value < 0:
         raise Reject(400, "invalid_timestamp", f"{field} must not be negative", field)
     return value
@@ -121,13 +126,16 @@ def _value_too_big(value: Any) -> bool:
     return False
 
 
-def check_attributes(attrs: Any, field: str) -> dict[str, Any]:
-    """Customer.io's attribute limits: 300 per call, names <= 150 B, values <= 1000 B."""
+def check_attributes(attrs: Any, field: str, strict: bool = False) -> dict[str, Any]:
+    """Customer.io's attribute limits: 300 per call, names <= 150 B, values <= 1000 B.
+    ``field`` is empty for v1's flat body, which is then named "the body"."""
+    subject = field or "the body"
     if type(attrs) is not dict:
-        raise Reject(400, "invalid_type", f"{field} must be an object", field)
+        raise Reject(400, "invalid_type", f"{subject} must be an object", field or "body")
     if len(attrs) > MAX_ATTRS:
         raise Reject(400, "limit_exceeded",
-                     f"{field} has {len(attrs)} attributes; the limit is {MAX_ATTRS}", field)
+                     f"{subject} has {len(attrs)} attributes; the limit is {MAX_ATTRS}",
+                     field or "body")
     for key, value in attrs.items():
         if len(key) > MAX_ATTR_NAME // 4 and byte_len(key) > MAX_ATTR_NAME:
             raise Reject(400, "limit_exceeded",
@@ -138,7 +146,7 @@ def check_attributes(attrs: Any, field: str) -> dict[str, Any]:
                          f"attribute {key!r} is longer than {MAX_ATTR_VALUE} bytes",
                          join(field, key))
     if not RESERVED_ATTRS.isdisjoint(attrs):
-        _check_reserved(attrs, field)
+        _check_reserved(attrs, field, strict)
     return attrs
 
 
@@ -146,11 +154,11 @@ RESERVED_ATTRS: Final = frozenset({*TIMESTAMP_ATTRS, "_update", "email", "anonym
                                    "unsubscribed", "cio_subscription_preferences"})
 
 
-def _check_reserved(attrs: dict[str, Any], field: str) -> None:
+def _check_reserved(attrs: dict[str, Any], field: str, strict: bool) -> None:
     """The attributes the Track spec declares, each with its declared type."""
     for name in TIMESTAMP_ATTRS:
         if attrs.get(name) is not None:
-            check_timestamp(attrs[name], join(field, name))
+            check_timestamp(attrs[name], join(field, name), strict)
     upd = attrs.get("_update")
     if upd is not None and type(upd) is not bool:
         raise Reject(400, "invalid_type", "_update must be a boolean", join(field, "_update"))

@@ -28,7 +28,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
@@ -123,6 +123,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _json_error(exc.status_code, str(exc.detail))
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """A client that hung up (or was answered 408) mid-body: nothing to answer, nothing to
+    log beyond a debug line, since the client already knows the request failed."""
+    logger.debug("relay: %s %s: the client went away before its body arrived",
+                 request.method, request.url.path)
+    return Response(b"", 400)
+
+
 def create_app(config: ServerConfig) -> Starlette:
     """The relay app. Serve it with uvicorn (``opencdp serve`` does) with the lifespan on."""
     if not isinstance(config, ServerConfig):
@@ -173,7 +181,8 @@ def create_app(config: ServerConfig) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error, Exception: _http_error},
+        exception_handlers={HTTPException: _http_error, ClientDisconnect: _client_gone,
+                            Exception: _http_error},
     )
     app.state.relay = relay
     return app

@@ -17,12 +17,14 @@ import time
 from collections.abc import Callable, Generator
 
 from ..errors import OpenCDPError
-from ..serving import bind, uvicorn_choice
+from ..serving import ReadTimeout, bind, request_timeout_answer, timed_protocol, uvicorn_choice
 from .app import Relay, create_app
 from .config import ServerConfig
 from .gateway import GATEWAY_PREFIX
 
-__all__ = ["RelayServer"]
+__all__ = ["READ_TIMEOUT", "RelayServer"]
+
+READ_TIMEOUT = 30.0
 
 
 class RelayServer:
@@ -30,7 +32,10 @@ class RelayServer:
     ``with``) serve from a background thread, for tests and embedding."""
 
     def __init__(self, config: ServerConfig, *, on_started: Callable[[], None] | None = None,
-                 log_level: str = "warning", quiet_logging: bool = True) -> None:
+                 log_level: str = "warning", quiet_logging: bool = True,
+                 read_timeout: float = READ_TIMEOUT) -> None:
+        """``read_timeout``: seconds a client may take to send a request's headers, or to
+        send the next part of its body, before it is answered 408 and disconnected."""
         import uvicorn
 
         self.config = config
@@ -45,8 +50,11 @@ class RelayServer:
             raise
         self.relay: Relay = self.app.state.relay
         loop, http = uvicorn_choice()
+        answer = request_timeout_answer(
+            b'{"message":"request timeout: the request headers did not arrive in time"}')
         uv_config = uvicorn.Config(
-            self.app, loop=loop, http=http, lifespan="on", access_log=False,
+            ReadTimeout(self.app, read_timeout), loop=loop,
+            http=timed_protocol(http, read_timeout, answer), lifespan="on", access_log=False,
             log_level=log_level,
             log_config=None if quiet_logging else uvicorn.config.LOGGING_CONFIG,
             timeout_graceful_shutdown=max(1, round(config.drain_timeout)),

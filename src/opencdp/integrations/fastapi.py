@@ -3,6 +3,8 @@ to endpoints, and a health app that reads it.
 
 .. code-block:: python
 
+    from typing import Annotated
+
     from fastapi import Depends, FastAPI
     from opencdp import AsyncClient
     from opencdp.integrations.fastapi import get_client, health_app, lifespan
@@ -11,7 +13,7 @@ to endpoints, and a health app that reads it.
     app.mount("/health/opencdp", health_app)
 
     @app.post("/signup")
-    async def signup(user_id: str, cdp: AsyncClient = Depends(get_client)):
+    async def signup(user_id: str, cdp: Annotated[AsyncClient, Depends(get_client)]):
         await cdp.track(user_id, "signed_up")
 
 The client is built when the server starts the app (after uvicorn or gunicorn forked its
@@ -76,7 +78,7 @@ def _client_of(app: Any) -> AsyncClient:
 
 
 def get_client(request: HTTPConnection) -> AsyncClient:
-    """The app's client: ``cdp: AsyncClient = Depends(get_client)``."""
+    """The app's client: ``cdp: Annotated[AsyncClient, Depends(get_client)]``."""
     return _client_of(request.app)
 
 

@@ -1,0 +1,17 @@
+import os
+
+from app_options import client_options
+from celery import Celery
+
+from opencdp import Client
+from opencdp.integrations.celery import OpenCDP
+
+app = Celery("celery_app", broker=os.environ["APP_BROKER"])
+app.conf.worker_hijack_root_logger = False
+app.conf.broker_connection_retry_on_startup = True
+cdp = OpenCDP(app, factory=lambda: Client(**client_options()))
+
+
+@app.task
+def track(i: int) -> None:
+    cdp.client.track(f"t{i}", "signed_up", {"i": i})

@@ -75,12 +75,28 @@ def test_capture_strict_raises_at_the_call() -> None:
         cap.client.track("u4", "e", {"n": math.nan})
 
 
-def test_capture_with_a_durable_queue_logs_no_loss(tmp_path: Path,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
-    cap = capture(queue=f"sqlite:///{tmp_path / 'q.db'}")
+QUEUES = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+@pytest.mark.parametrize("queue", QUEUES)
+def test_capture_works_with_every_queue(queue: str, tmp_path: Path,
+                                        request: pytest.FixtureRequest,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    url = {"memory": "memory", "sqlite": f"sqlite:///{tmp_path / 'q.db'}"}.get(queue)
+    if url is None:
+        url = request.getfixturevalue("redis_url")
+        import redis
+
+        redis.Redis.from_url(url).flushdb()
+    cap = capture(queue=url)
     for i in range(50):
         cap.client.track(f"u{i}", "e", {"i": i})
-    assert sorted(m.data["i"] for m in cap.messages) == list(range(50))
+    cap.client.suppress("u0")
+    messages = cap.messages
+    assert sorted(m.data["i"] for m in messages if m.kind == "track") == list(range(50))
+    assert {m.destinations for m in messages if m.kind == "track"} == {
+        ("opencdp", "customerio")}
+    assert [m.kind for m in messages].count("suppress") == 1
     cap.close()
     assert "OCDP302" not in caplog.text
 

@@ -13,7 +13,8 @@ import atexit
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 from ..client import AsyncClient, Client
@@ -75,6 +76,22 @@ class ProcessClient(Generic[C]):
                 _exit_hook()
             return self._client
 
+    @contextmanager
+    def override(self, client: C) -> Iterator[C]:
+        """Hand out ``client`` (a test's capture client) instead, in this process, until the
+        block ends; the client built before, if any, comes back untouched."""
+        with self._lock:
+            saved = self._client, self._pid
+            self._client, self._pid = client, os.getpid()
+        try:
+            yield client
+        finally:
+            with self._lock:
+                self._client, self._pid = saved
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
     def forget(self) -> None:
         """Drop a client inherited across ``fork`` without touching it (its thread is gone)."""
         if self._client is not None and self._pid != os.getpid():
@@ -107,6 +124,16 @@ def close_all() -> bool:
     for holder in list(_holders):
         drained = holder.close() and drained
     return drained
+
+
+def _reset_locks() -> None:
+    """A lock held by another thread of the parent at ``fork`` stays held in the child."""
+    for holder in list(_holders):
+        holder._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_locks)
 
 
 def forget_all() -> None:

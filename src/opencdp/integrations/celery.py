@@ -24,6 +24,7 @@ before it exits, at warm shutdown and when ``--max-tasks-per-child`` recycles it
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from celery import signals  # type: ignore[import-untyped]
@@ -63,6 +64,10 @@ class OpenCDP:
     def client(self) -> Client:
         """This process's client, built on first use (in the pool child, after the fork)."""
         return self._holder.get()
+
+    def override_client(self, client: Client) -> AbstractContextManager[Client]:
+        """In tests (with ``task_always_eager``): tasks get ``client`` until the block ends."""
+        return self._holder.override(client)
 
     def close(self) -> bool:
         return self._holder.close()

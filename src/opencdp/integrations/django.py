@@ -24,6 +24,7 @@ interpreter exit (or by the gunicorn hooks) with ``client.close(timeout=shutdown
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager
 from typing import Any
 
 from django.apps import AppConfig  # type: ignore[import-untyped]
@@ -38,7 +39,14 @@ from ..health import render
 from ._process import ProcessClient
 from ._settings import config_from_mapping
 
-__all__ = ["OpenCDPConfig", "check_settings", "client_config", "get_client", "health_view"]
+__all__ = [
+    "OpenCDPConfig",
+    "check_settings",
+    "client_config",
+    "get_client",
+    "health_view",
+    "override_client",
+]
 
 
 def client_config() -> ClientConfig:
@@ -52,6 +60,12 @@ _client: ProcessClient[Client] = ProcessClient(lambda: Client(config=client_conf
 def get_client() -> Client:
     """This process's client, built on first use."""
     return _client.get()
+
+
+def override_client(client: Client) -> AbstractContextManager[Client]:
+    """In tests: ``with capture() as cap, override_client(cap.client):`` makes
+    ``get_client()`` return the capture's client until the block ends."""
+    return _client.override(client)
 
 
 def health_view(request: HttpRequest, destination: str | None = None) -> JsonResponse:

@@ -25,6 +25,7 @@ in the reloader's parent) and closed at interpreter exit, or by the gunicorn hoo
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify
@@ -58,12 +59,18 @@ class OpenCDP:
             app.add_url_rule(f"{url.rstrip('/')}/<destination>", "opencdp_health_destination",
                              self._health)
 
-    def client_for(self, app: Flask) -> Client:
+    def _holder(self, app: Flask) -> ProcessClient[Client]:
         holder: Any = app.extensions.get("opencdp")
         if not isinstance(holder, ProcessClient):
             raise ConfigurationError("call OpenCDP().init_app(app) before using the client")
-        client: Client = holder.get()
-        return client
+        return holder
+
+    def client_for(self, app: Flask) -> Client:
+        return self._holder(app).get()
+
+    def override_client(self, app: Flask, client: Client) -> AbstractContextManager[Client]:
+        """In tests: ``with capture() as cap, cdp.override_client(app, cap.client):``."""
+        return self._holder(app).override(client)
 
     @property
     def client(self) -> Client:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -84,10 +85,7 @@ def test_capture_works_with_every_queue(queue: str, tmp_path: Path,
                                         caplog: pytest.LogCaptureFixture) -> None:
     url = {"memory": "memory", "sqlite": f"sqlite:///{tmp_path / 'q.db'}"}.get(queue)
     if url is None:
-        url = request.getfixturevalue("redis_url")
-        import redis
-
-        redis.Redis.from_url(url).flushdb()
+        url = f"{request.getfixturevalue('redis_url').rstrip('/')}?prefix=cap{os.getpid()}"
     cap = capture(queue=url)
     for i in range(50):
         cap.client.track(f"u{i}", "e", {"i": i})

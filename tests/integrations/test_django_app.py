@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import scenario
-from support_apps import APPS, BIN, app_env, free_port
+from support_apps import APPS, BIN, Server, app_env, free_port, post, stored, wait_stored
 
 
 def gunicorn(preload: bool) -> Any:
@@ -57,3 +57,22 @@ def test_check_reports_missing_credentials(sandbox: Any, tmp_path: Path) -> None
     assert "opencdp.E002" in result.stderr and "CUSTOMERIO_TRACK_API_KEY" in result.stderr
     result = manage(sandbox, tmp_path, "check", APP_NO_SETTINGS="1", CDP_API_KEY="k")
     assert result.returncode == 0, result.stderr
+
+
+def test_runserver_reloader_parent_builds_no_client(sandbox: Any, tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox.db"
+    port = free_port()
+    env = app_env(sandbox, APP_DB=str(tmp_path / "db"), APP_QUEUE=f"sqlite:///{outbox}")
+    server = Server([str(BIN / "python"), "manage.py", "runserver", f"127.0.0.1:{port}"],
+                    env, tmp_path / "runserver.log")
+    try:
+        server.wait_http(f"http://127.0.0.1:{port}/ping")
+        children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+        assert children.read_text().split(), "runserver is expected to run its reloader"
+        assert not outbox.exists(), "a client was built before any view used it"
+        assert post(f"http://127.0.0.1:{port}/track/1")
+        assert outbox.exists()
+        wait_stored(sandbox, {1})
+    finally:
+        server.kill()
+    assert stored(sandbox, "customerio") == {1: 1}

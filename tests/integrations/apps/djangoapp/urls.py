@@ -11,7 +11,12 @@ def track(request, i):
     return HttpResponse("ok")
 
 
+def ping(request):
+    return HttpResponse("pong")
+
+
 urlpatterns = [
+    path("ping", ping),
     path("track/<int:i>", track),
     path("health/opencdp", health_view),
     path("health/opencdp/<str:destination>", health_view),

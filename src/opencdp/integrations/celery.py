@@ -1,0 +1,73 @@
+"""Celery: one client per worker process, drained when the process exits, nothing to wire.
+
+.. code-block:: python
+
+    from celery import Celery
+    from opencdp.integrations.celery import OpenCDP
+
+    app = Celery("tasks", broker="redis://localhost:6379/0")
+    cdp = OpenCDP(app)           # connects the worker signals; options from the environment
+
+    @app.task
+    def welcome(user_id):
+        cdp.client.track(user_id, "welcome_sent")
+
+Prefork pool children leave through ``os._exit``, which skips ``atexit``: a module-level
+client there loses what it had not sent. ``OpenCDP`` connects ``worker_process_init``
+(drop anything inherited across the fork) and ``worker_process_shutdown`` (flush and close
+with ``close(timeout=client.config.shutdown_timeout)``), which Celery sends in each child
+before it exits, at warm shutdown and when ``--max-tasks-per-child`` recycles it; and
+``worker_shutdown`` for the solo and thread pools. With a durable queue
+(``sqlite:///``, ``redis://``) a task's ``track()`` is on disk before the task acks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from celery import signals  # type: ignore[import-untyped]
+
+from ..client import Client
+from ._process import ProcessClient, close_all, forget_all
+
+__all__ = ["OpenCDP"]
+
+
+def _on_process_init(**kwargs: Any) -> None:
+    forget_all()
+
+
+def _on_shutdown(**kwargs: Any) -> None:
+    close_all()
+
+
+class OpenCDP:
+    """Holds the client of each Celery process; ``factory`` defaults to
+    ``Client.from_env``."""
+
+    def __init__(self, app: Any = None, factory: Callable[[], Client] | None = None) -> None:
+        self.app = app
+        self._holder: ProcessClient[Client] = ProcessClient(factory or Client.from_env)
+        signals.worker_process_init.connect(_on_process_init, weak=False,
+                                            dispatch_uid="opencdp.process_init")
+        signals.worker_process_shutdown.connect(_on_shutdown, weak=False,
+                                                dispatch_uid="opencdp.process_shutdown")
+        signals.worker_shutdown.connect(_on_shutdown, weak=False,
+                                        dispatch_uid="opencdp.worker_shutdown")
+
+    def __repr__(self) -> str:
+        return f"OpenCDP({self._holder!r})"
+
+    @property
+    def client(self) -> Client:
+        """This process's client, built on first use (in the pool child, after the fork)."""
+        return self._holder.get()
+
+    def override_client(self, client: Client) -> AbstractContextManager[Client]:
+        """In tests (with ``task_always_eager``): tasks get ``client`` until the block ends."""
+        return self._holder.override(client)
+
+    def close(self) -> bool:
+        return self._holder.close()

@@ -1,0 +1,16 @@
+from typing import Annotated
+
+from app_options import client_options
+from fastapi import Depends, FastAPI
+
+from opencdp import AsyncClient
+from opencdp.integrations.fastapi import get_client, health_app, lifespan
+
+app = FastAPI(lifespan=lifespan(lambda: AsyncClient(**client_options())))
+app.mount("/health/opencdp", health_app)
+
+
+@app.post("/track/{i}")
+async def track(i: int, cdp: Annotated[AsyncClient, Depends(get_client)]) -> str:
+    await cdp.track(f"t{i}", "signed_up", {"i": i})
+    return "ok"

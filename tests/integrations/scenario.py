@@ -1,0 +1,85 @@
+"""The shared proof: traffic under injected gateway latency, SIGTERM mid-stream, counts."""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from support_apps import (
+    Server,
+    app_env,
+    drive,
+    free_port,
+    logged_losses,
+    stored,
+    wait_stored,
+)
+
+GATEWAY_LATENCY = {"opencdp": {"latency_ms": 1000}}
+COUNT = 40
+STOP_AFTER = 16
+
+
+def _run(sandbox: Any, argv: list[str], env: dict[str, str], log: Path, base: str,
+         traffic: bool) -> tuple[set[int], str]:
+    server = Server(argv, env, log)
+    try:
+        server.wait_http(f"{base}/health/opencdp")
+        if traffic:
+            accepted = drive(base, COUNT, STOP_AFTER, server.term)
+        else:
+            wait_stored(sandbox, set(), timeout=0)
+            accepted = set()
+        server.term()
+        assert server.wait(40) == 0, server.output()[-3000:]
+    finally:
+        server.kill()
+    return accepted, server.output()
+
+
+def durable(sandbox: Any, tmp_path: Path, argv: Callable[[int], list[str]],
+            **env: str) -> None:
+    """With a SQLite queue, every accepted call is stored exactly once on both platforms
+    once the app has been restarted."""
+    queue = f"sqlite:///{tmp_path / 'outbox.db'}"
+    sandbox.set_faults(GATEWAY_LATENCY)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    environ = app_env(sandbox, APP_QUEUE=queue, **env)
+    accepted, first = _run(sandbox, argv(port), environ, tmp_path / "first.log", base, True)
+    assert STOP_AFTER <= len(accepted) <= COUNT, (len(accepted), first[-3000:])
+    sandbox.clear_faults()
+    server = Server(argv(port), environ, tmp_path / "second.log")
+    try:
+        server.wait_http(f"{base}/health/opencdp")
+        wait_stored(sandbox, accepted, timeout=30)
+        time.sleep(0.3)
+        server.term()
+        assert server.wait(40) == 0, server.output()[-3000:]
+    finally:
+        server.kill()
+    exactly_once = collections.Counter(dict.fromkeys(accepted, 1))
+    assert stored(sandbox, "customerio") == exactly_once, first[-3000:]
+    assert stored(sandbox, "opencdp") == exactly_once, first[-3000:]
+
+
+def memory(sandbox: Any, tmp_path: Path, argv: Callable[[int], list[str]],
+           **env: str) -> int:
+    """With the memory queue, whatever was not delivered is counted in an OCDP302 line."""
+    sandbox.set_faults(GATEWAY_LATENCY)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    environ = app_env(sandbox, APP_QUEUE="memory", **env)
+    accepted, output = _run(sandbox, argv(port), environ, tmp_path / "server.log", base, True)
+    assert STOP_AFTER <= len(accepted) <= COUNT, output[-3000:]
+    time.sleep(1.2)  # requests the server had in flight when it stopped
+    lost = logged_losses(output)
+    for service in ("opencdp", "customerio"):
+        counts = stored(sandbox, service)
+        assert set(counts) <= accepted and set(counts.values()) <= {1}, (service, counts)
+        missing = accepted - set(counts)
+        assert len(missing) <= lost, (service, sorted(missing), lost, output[-3000:])
+    return lost

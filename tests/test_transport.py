@@ -34,14 +34,21 @@ def test_a_refused_connection_is_never_received() -> None:
 
 
 def test_a_server_that_accepts_and_stays_silent_may_have_received() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.sleep(5)
+        finally:
+            writer.close()
+
     async def go() -> None:
-        server = await asyncio.start_server(lambda r, w: asyncio.sleep(5), "127.0.0.1", 0)
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         transport = AiohttpTransport(ClientConfig(cdp_api_key="k", timeout=0.3))
         result = await transport.send(Request("gateway", "POST", "/", b"{}", [],
                                               base=f"http://127.0.0.1:{port}"))
         await transport.aclose()
         server.close()
+        await server.wait_closed()
         assert getattr(result, "kind", None) == "timeout"
         assert result.maybe_received  # type: ignore[union-attr]
 

@@ -17,13 +17,14 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar, overload
 
 from .calls import Calls, Queued
-from .config import ClientConfig, ClientOptions
+from .config import ClientConfig
 from .dispatch import EngineSnapshot, Outcomes
 from .engine import Engine, FlushResult
 from .errors import ConfigurationError
 from .guards import Event
 from .health import Health
 from .message import ulid_str
+from .options import ClientOptions
 from .outbox.base import DeadLetter
 from .sends import EmailSend, PushSend, SmsSend, WhatsAppSend, wire_fields
 

@@ -20,7 +20,7 @@ import orjson
 
 from .config import ClientConfig
 from .destinations.base import Destination, Failure, Response
-from .destinations.customerio import CustomerIOTrack, basic_auth
+from .destinations.customerio import CustomerIOTrack
 from .destinations.opencdp import Gateway, build_send, error_message
 from .dispatch import Dispatcher, EngineSnapshot, Outcomes
 from .errors import (
@@ -33,7 +33,7 @@ from .errors import (
     TransportError,
 )
 from .guards import GuardPolicy, Guards, check_track_key, customerio_refusal
-from .health import Health, scrub, snapshot
+from .health import Health, snapshot
 from .logs import Log
 from .message import CUSTOMERIO, OPENCDP, Message
 from .outbox.base import Outbox
@@ -47,7 +47,8 @@ _SEND_WORD = {"email": "email", "push": "push", "sms": "SMS", "whatsapp": "Whats
 
 @dataclass(frozen=True, slots=True)
 class FlushResult:
-    """What the last ``flush()`` saw finish, per destination: delivered and dead-lettered."""
+    """What finished between the previous ``flush()`` and the last one, per destination:
+    delivered and dead-lettered; ``settled`` is what the last ``flush()`` returned."""
 
     settled: bool
     delivered: dict[str, int]
@@ -59,8 +60,8 @@ def _destinations(config: ClientConfig) -> list[Destination]:
     found: list[Destination] = [Gateway(config.cdp_hosts, config.cdp_api_key)]
     cio = config.customer_io
     if cio is not None and config.dual_write:
-        found.append(CustomerIOTrack(cio.track_url, cio.site_id, cio.api_key, cio.region,
-                                     refuse=customerio_refusal))
+        found.append(CustomerIOTrack(cio.track_url, cio.site_id, cio.api_key,
+                                     refuse=customerio_refusal, region_hint=cio.region_hint))
     return found
 
 
@@ -86,9 +87,7 @@ class Engine:
             IdempotencyGuard(ttl=config.idempotency_ttl) if shared is None
             else SharedIdempotencyGuard(shared[0], f"{shared[1]}idem:", ttl=config.idempotency_ttl)
         )
-        cio = config.customer_io
-        self.secrets = tuple(s for s in config.secrets if s) + (
-            (basic_auth(cio.site_id, cio.api_key),) if cio is not None else ())
+        self.secrets = config.secrets
         self.dispatcher = Dispatcher(config, self.outbox, self.log, _destinations(config),
                                      scrub=self.scrub, on_error=config.on_error)
         self.dual = config.dual_write
@@ -98,6 +97,7 @@ class Engine:
         self.intake_failures = 0
         self.not_sent = 0
         self.last_flush: FlushResult | None = None
+        self._flushed: dict[str, tuple[int, int]] = {}
         self._close_lock = threading.Lock()
         self._warned_sends: set[str] = set()
         for code, text in config.notices:
@@ -119,7 +119,7 @@ class Engine:
             atexit.register(_at_exit)
 
     def scrub(self, text: str) -> str:
-        return scrub(text, self.secrets) or ""
+        return self.config.scrub(text) or ""
 
     def _report(self, finding: Any) -> None:
         text = f"[CDP] {finding.code} {finding.message}"
@@ -180,19 +180,21 @@ class Engine:
             )
 
     def flush(self, timeout: float) -> bool:
-        before = self.dispatcher.snapshot()
+        """Wait for this process's work; ``last_flush`` then counts what finished since the
+        previous flush (or since the start)."""
         started = time.monotonic()
         settled = self.dispatcher.flush(timeout) if self.dispatcher.started else \
             not self.config.send or self.dispatcher.settled()
-        after = self.dispatcher.snapshot()
+        now = {n: (lane.counters.delivered, lane.counters.dead)
+               for n, lane in self.dispatcher.snapshot().lanes.items()}
+        base = self._flushed
         self.last_flush = FlushResult(
             settled,
-            {n: after.lanes[n].counters.delivered - before.lanes[n].counters.delivered
-             for n in after.lanes},
-            {n: after.lanes[n].counters.dead - before.lanes[n].counters.dead
-             for n in after.lanes},
+            {n: d - base.get(n, (0, 0))[0] for n, (d, _) in now.items()},
+            {n: x - base.get(n, (0, 0))[1] for n, (_, x) in now.items()},
             time.monotonic() - started,
         )
+        self._flushed = now
         return settled
 
     # out-of-queue requests ----------------------------------------------------------------

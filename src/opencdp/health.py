@@ -41,21 +41,11 @@ __all__ = [
     "health_asgi_app",
     "health_wsgi_app",
     "render",
-    "scrub",
     "snapshot",
 ]
 
 Status = Literal["ok", "degraded", "down"]
 logger = logging.getLogger("opencdp.health")
-
-
-def scrub(text: str | None, secrets: Iterable[str | None]) -> str | None:
-    if text is None:
-        return None
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "<redacted>")
-    return text
 
 
 @dataclass(frozen=True, kw_only=True)

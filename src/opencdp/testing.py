@@ -73,10 +73,10 @@ class MockTransport:
                 result = await result
         except Exception as exc:
             return Failure(f"MockTransport handler raised {type(exc).__name__}: {exc}",
-                           maybe_received=True)
+                           "internal")
         if not isinstance(result, (Response, Failure)):
             return Failure(f"MockTransport handler returned {type(result).__name__}, "
-                           "not a Response or Failure", maybe_received=True)
+                           "not a Response or Failure", "internal")
         return result
 
     async def aclose(self) -> None:

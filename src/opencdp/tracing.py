@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .destinations.base import Failure, Request, Response
 from .errors import ConfigurationError
-from .health import scrub
+from .redaction import scrub
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client

@@ -22,13 +22,16 @@ class Recorder:
     def __init__(self, handler: Handler | None = None) -> None:
         self.handler = handler or (lambda request: Response(200, b"{}", {}))
         self.requests: list[Request] = []
+        self.answers: list[Response | Failure] = []
 
     async def send(self, request: Request) -> Response | Failure:
         self.requests.append(Request(request.service, request.method, request.path,
                                      request.body, list(request.items), dict(request.headers),
                                      request.base, request.send_safe))
         await asyncio.sleep(0)
-        return self.handler(request)
+        answer = self.handler(request)
+        self.answers.append(answer)
+        return answer
 
     async def aclose(self) -> None:
         return None
@@ -37,10 +40,11 @@ class Recorder:
         return [r for r in self.requests if r.service == service and r.items]
 
     def events(self) -> list[dict[str, Any]]:
-        """Customer.io v2 operations sent, in order."""
+        """Customer.io v2 operations accepted (answered 2xx), in order."""
         ops: list[dict[str, Any]] = []
-        for r in self.to("track"):
-            if r.path == "/api/v2/batch" and r.body:
+        for r, answer in zip(self.requests, self.answers):
+            ok = isinstance(answer, Response) and 200 <= answer.status < 300
+            if ok and r.service == "track" and r.path == "/api/v2/batch" and r.body:
                 ops.extend(orjson.loads(r.body)["batch"])
         return ops
 

@@ -8,7 +8,7 @@ import pytest
 
 from opencdp.destinations.base import Failure, Request, Response
 from opencdp.health import render
-from opencdp.message import CUSTOMERIO, OPENCDP, Message, new_ulid
+from opencdp.message import CUSTOMERIO, OPENCDP, Message, new_ulid, ulid_str
 
 
 def _ok(request: Request) -> Response:
@@ -145,26 +145,27 @@ def test_a_redirect_from_the_track_host_is_explained_as_a_region(engine_client, 
     client.track("u1", "Viewed")
     assert client.flush(10)
     (letter,) = client.dead_letters("customerio")
-    assert "OCDP313" in letter.reason
+    assert "OCDP334" in letter.reason
 
 
 def test_gateway_failover_and_the_send_safe_rule(engine_client, recorder):
     seen: list[str] = []
 
     def handler(request: Request) -> Response | Failure:
-        seen.append(request.base)
-        if request.base.endswith(":9/gateway/data-gateway"):
+        if request.service == "gateway":
+            seen.append(request.base)
+        if request.base == "http://127.0.0.1:9/gateway/data-gateway":
             if request.send_safe:
                 return Failure("ServerTimeoutError: no answer in time", "timeout")
             return Failure("ClientConnectorError: refused", "connect")
         return _ok(request)
 
     recorder.handler = handler
-    client = engine_client(cdp_fallback_endpoints=["http://127.0.0.2:9/gateway/data-gateway"])
+    client = engine_client(cdp_fallback_endpoints=["http://127.0.0.2:8/gateway/data-gateway"])
     client.track("u1", "Viewed")
     assert client.flush(10)
     assert seen == ["http://127.0.0.1:9/gateway/data-gateway",
-                    "http://127.0.0.2:9/gateway/data-gateway"]
+                    "http://127.0.0.2:8/gateway/data-gateway"]
     seen.clear()
     assert client.send_push(identifiers={"id": "u1"}, transactional_message_id="7") is None
     assert seen == ["http://127.0.0.1:9/gateway/data-gateway"]  # may have arrived: not resent
@@ -212,8 +213,6 @@ def test_repeated_state_changes_all_arrive(engine_client, recorder, blocking):
 
 
 def test_a_backfilled_event_id_keeps_its_retry_budget(engine_client, recorder):
-    from opencdp.message import ulid_str
-
     year_ago_ms = 1_700_000_000_000
     answers = iter([429, 500])
     recorder.handler = lambda r: Response(next(answers, 200), b"{}", {"retry-after": "0"})
@@ -227,7 +226,8 @@ def test_a_backfilled_event_id_keeps_its_retry_budget(engine_client, recorder):
 
 def test_a_retried_call_with_the_same_event_id_is_dropped_once_queued(engine_client, recorder):
     client = engine_client()
-    event_id = client.track("u1", "Viewed")
+    event_id = ulid_str(new_ulid())
+    assert client.track("u1", "Viewed", event_id=event_id) == event_id
     assert client.track("u1", "Viewed", event_id=event_id) == event_id
     assert client.flush(10)
     assert len(recorder.events()) == 1

@@ -225,11 +225,12 @@ class CustomerIOTrack:
     prefix = "[Customer.io]"
     batched = True
 
-    def __init__(self, track_url: str, site_id: str, api_key: str, region: str = "us",
-                 refuse: Callable[[Message], str | None] | None = None) -> None:
+    def __init__(self, track_url: str, site_id: str, api_key: str,
+                 refuse: Callable[[Message], str | None] | None = None,
+                 region_hint: Callable[[str | None], str | None] | None = None) -> None:
         self.base = track_url
-        self.region = region
         self._refuse = refuse
+        self._region_hint = region_hint
         self._auth = {"Authorization": basic_auth(site_id, api_key),
                       "Content-Type": "application/json"}
 
@@ -272,10 +273,10 @@ class CustomerIOTrack:
             return (f"OCDP305 {explain_unauthorized('track')} Messages are dead-lettered; "
                     "replay them with `opencdp queue replay` once the keys are fixed.")
         if status in _REDIRECTS:
-            other = "eu" if self.region == "us" else "us"
-            return (f"OCDP313 HTTP {status}: the Track host {self.base} redirects this "
-                    f"account elsewhere ({response.headers.get('location', 'no location')}); "
-                    f"the workspace is probably in the {other.upper()} region: set "
-                    f"CustomerIO(..., region={other!r}). Messages are dead-lettered; replay "
-                    "them once the region is fixed.")
+            location = response.headers.get("location")
+            hint = self._region_hint(location) if self._region_hint is not None else None
+            return hint or (f"OCDP334 HTTP {status}: the Track host {self.base} redirected to "
+                            f"{location or 'nowhere'}; redirects are not followed. Check "
+                            "CustomerIO(region=...) and track_url. Messages are dead-lettered; "
+                            "replay them once fixed.")
         return None

@@ -42,7 +42,7 @@ class Recorder:
     def events(self) -> list[dict[str, Any]]:
         """Customer.io v2 operations accepted (answered 2xx), in order."""
         ops: list[dict[str, Any]] = []
-        for r, answer in zip(self.requests, self.answers):
+        for r, answer in zip(self.requests, self.answers, strict=True):
             ok = isinstance(answer, Response) and 200 <= answer.status < 300
             if ok and r.service == "track" and r.path == "/api/v2/batch" and r.body:
                 ops.extend(orjson.loads(r.body)["batch"])

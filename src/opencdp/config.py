@@ -286,7 +286,6 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
 }
 
 
-
 def check_option(option: str, value: object, label: str | None = None) -> Any:
     """``value`` checked and normalised as ``option``; errors name ``label`` (a variable)."""
     return _CHECKS[option](label or option, value)

@@ -107,6 +107,12 @@ def read_environment(env: Mapping[str, str], overrides: Mapping[str, Any]) -> di
         cio = _customer_io(env)
         if cio is not None:
             options["customer_io"] = cio
+    if options.get("send_to_customer_io") and "customer_io" not in options and (
+            overrides.get("customer_io") is None):
+        raise ConfigurationError(
+            "environment variable OPENCDP_SEND_TO_CUSTOMER_IO is true but Customer.io is not "
+            "configured: set CUSTOMERIO_SITE_ID and CUSTOMERIO_TRACK_API_KEY (or pass "
+            "customer_io=CustomerIO(...))", option="OPENCDP_SEND_TO_CUSTOMER_IO")
     return options
 
 

@@ -7,6 +7,8 @@ body that echoes request headers would otherwise put a key in a log line).
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -58,11 +60,18 @@ def url_secrets(url: str | None) -> tuple[str, ...]:
 def scrub(text: str | None, secrets: Iterable[str | None]) -> str | None:
     """``text`` with every secret of at least ``MIN_SECRET_LENGTH`` characters replaced.
 
-    Longest first, so a secret that contains another is removed whole.
+    One pass, longest secret first at each position, so a secret that contains another is
+    removed whole and the replacement is never searched again.
     """
     if text is None:
         return None
-    usable = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
-    for secret in sorted(usable, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
+    usable = tuple(sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH},
+                          key=lambda s: (-len(s), s)))
+    if not usable:
+        return text
+    return _pattern(usable).sub(REDACTED, text)
+
+
+@functools.lru_cache(maxsize=32)
+def _pattern(secrets: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(map(re.escape, secrets)))

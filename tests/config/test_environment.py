@@ -85,6 +85,7 @@ def test_a_bad_value_names_the_variable(variable: str, value: str, says: str) ->
     ({**BASE, "CUSTOMERIO_SITE_ID": "s"}, "CUSTOMERIO_TRACK_API_KEY"),
     ({**BASE, "CUSTOMERIO_API_KEY": "t1234"}, "CUSTOMERIO_SITE_ID"),
     ({**BASE, "CUSTOMERIO_REGION": "mars"}, "CUSTOMERIO_REGION"),
+    ({**BASE, "OPENCDP_SEND_TO_CUSTOMER_IO": "true"}, "OPENCDP_SEND_TO_CUSTOMER_IO"),
     ({**BASE, "CUSTOMERIO_TRACK_URL": "http://127.0.0.1:1"}, "CUSTOMERIO_TRACK_URL"),
     ({**BASE, "CUSTOMERIO_SITE_ID": "s", "CUSTOMERIO_API_KEY": "t1234",
       "CUSTOMERIO_TRACK_URL": "https://proxy.example/api/v1"}, "CUSTOMERIO_TRACK_URL"),

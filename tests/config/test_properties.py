@@ -18,6 +18,7 @@ from opencdp import (
     RateLimitConfig,
     RetryConfig,
 )
+from opencdp.environment import ENVIRONMENT
 from opencdp.options import ClientOptions
 
 
@@ -125,3 +126,27 @@ def test_any_value_is_refused_by_name_or_has_the_documented_type(
     for name, check in DOCUMENTED.items():
         assert check(getattr(config, name)), (name, getattr(config, name))
     assert config.with_options() == config
+
+
+VARIABLES = sorted({v.name for v in ENVIRONMENT})
+"""A bad value is named by its variable; a missing partner (a site id without its key) by the
+variable that is missing."""
+ENV_VALUES = st.one_of(st.text(max_size=16), st.sampled_from(
+    ["true", "no", "maybe", "5", "-1", "nan", "1e309", "", " , ", "https://a.example/g",
+     "https://a.example/g/v1", "http://127.0.0.1:9", "sqlite:///x.db", "OCDP115,OCDP101",
+     "eu", "Bearer abc1", "site-1", "key-1234"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(VARIABLES), ENV_VALUES,
+                       min_size=1, max_size=4))
+def test_any_environment_is_refused_by_variable_or_typed(env: dict[str, str]) -> None:
+    environ = {"CDP_API_KEY": "key-1234", **env}
+    try:
+        config = ClientConfig.from_env(environ)
+    except ConfigurationError as exc:
+        assert exc.option in VARIABLES, (exc.option, str(exc))
+        assert exc.option in str(exc)
+        return
+    for name, check in DOCUMENTED.items():
+        assert check(getattr(config, name)), (name, getattr(config, name))

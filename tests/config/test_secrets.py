@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from opencdp import ClientConfig, CustomerIO
 from opencdp.redaction import redact_url, scrub
 
@@ -69,3 +72,17 @@ def test_scrub_removes_every_secret_from_an_echoed_error_body() -> None:
 def test_scrub_takes_the_longest_secret_first_and_ignores_tiny_ones() -> None:
     assert scrub("key=abcd-efgh", ["abcd", "abcd-efgh"]) == "key=<redacted>"
     assert scrub("a key", ["k", None, ""]) == "a key"
+    assert scrub("x acte y", ["acte"]) == "x <redacted> y"
+    assert scrub("a.b*c a-b-c", ["a.b*c"]) == "<redacted> a-b-c"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text("xyz0123456789-_", min_size=4, max_size=12), min_size=1, max_size=4),
+       st.lists(st.text("xyz0123456789-_ :\"{}", max_size=12), max_size=6))
+def test_scrub_leaves_no_configured_secret_in_any_text(secrets: list[str],
+                                                       pieces: list[str]) -> None:
+    text = "".join(p + s for p, s in zip(pieces, secrets * 3, strict=False)) + secrets[0]
+    cleaned = scrub(text, secrets)
+    assert cleaned is not None
+    for secret in secrets:
+        assert secret not in cleaned

@@ -52,10 +52,6 @@ class DestinationReport:
 class ChaosReport:
     events: int
     raised: int
-    poison_injected: int = 0
-    poison_refused_at_call: int = 0
-    poison_isolated: int = 0
-    """Customer.io-only poison stored by OpenCDP and dead-lettered for Customer.io alone."""
     call_p50_us: float
     call_p99_us: float
     drained: bool
@@ -63,6 +59,10 @@ class ChaosReport:
     opencdp_lag_outside_outage_s: float
     opencdp_lag_during_outage_s: float
     destinations: dict[str, DestinationReport] = field(default_factory=dict)
+    poison_injected: int = 0
+    poison_refused_at_call: int = 0
+    poison_isolated: int = 0
+    """Customer.io-only poison stored by OpenCDP and dead-lettered for Customer.io alone."""
 
     @property
     def ok(self) -> bool:

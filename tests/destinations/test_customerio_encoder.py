@@ -87,7 +87,7 @@ def test_whole_batch_refusal_is_split_and_failures_retried() -> None:
     assert isinstance(split, Split)
     (retry,) = cio.classify(request, Response(429, b"", {"retry-after": "2"}), 0.0)
     assert isinstance(retry, Retry) and retry.after == 2.0
-    (retry,) = cio.classify(request, Failure("ReadTimeout", maybe_received=True), 0.0)
+    (retry,) = cio.classify(request, Failure("ReadTimeout", "timeout"), 0.0)
     assert isinstance(retry, Retry)
     (dead,) = cio.classify(request, Response(401, b"", {}), 0.0)
     assert isinstance(dead, Dead) and dead.status == 401

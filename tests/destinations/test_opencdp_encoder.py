@@ -42,8 +42,8 @@ def test_outcomes() -> None:
 
 @pytest.mark.parametrize(
     ("result", "allowed"),
-    [(Failure("ConnectError", maybe_received=False), True),
-     (Failure("ReadTimeout", maybe_received=True), False),
+    [(Failure("ConnectError", "connect"), True),
+     (Failure("ReadTimeout", "timeout"), False),
      (Response(521, b"", {}), True), (Response(523, b"", {}), True),
      (Response(525, b"", {}), True), (Response(526, b"", {}), True),
      (Response(502, b"", {}), False), (Response(503, b"", {}), False),

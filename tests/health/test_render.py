@@ -11,8 +11,8 @@ from opencdp.health import (
     health_asgi_app,
     health_wsgi_app,
     render,
-    scrub,
 )
+from opencdp.redaction import scrub
 
 
 def dest(name: str, state: str = "CLOSED", **kw: object) -> DestinationHealth:

@@ -12,7 +12,7 @@ from opencdp.destinations.base import Failure, Response
 from opencdp.errors import ValidationError
 from opencdp.server.auth import KeyCheck, unauthorized_message
 from opencdp.server.gateway import parse_device, parse_identify, parse_track, send_answer
-from opencdp.transport import _failure
+from opencdp.transport import failure_from
 
 
 def test_identify_body() -> None:
@@ -79,7 +79,7 @@ def test_upstream_answers_pass_through() -> None:
     ],
 )
 def test_maybe_received_failures_are_gateway_errors(exc: BaseException, status: int) -> None:
-    failure = _failure(exc)
+    failure = failure_from(exc)
     assert failure.maybe_received
     answer = send_answer(failure)
     assert answer.status_code == status
@@ -88,7 +88,7 @@ def test_maybe_received_failures_are_gateway_errors(exc: BaseException, status: 
 
 def test_a_send_that_never_left_says_so_in_the_sdks_own_terms() -> None:
     answer = send_answer(Failure("ClientConnectorError: connection not established",
-                                 maybe_received=False))
+                                 "connect"))
     # 523 is one of the statuses the SDKs' send-safe rule treats as "never reached".
     assert answer.status_code == 523
     assert "not received" in orjson.loads(answer.body)["message"]

@@ -127,7 +127,7 @@ def _dict(items: Any, path: str, reporter: Reporter, depth: int,
             key = str.__str__(raw)
         else:
             raise reporter.refuse(NotJSONValue, path or None,
-                                  f"{path or 'data'} has a {type(raw).__name__} key")
+                                  f"{path or 'data'} has a key of type {type(raw).__name__}")
         if not key.isascii():
             try:
                 key.encode("utf-8")

@@ -173,3 +173,28 @@ def test_type_checkers_check_typed_track_calls() -> None:
                            "--no-error-summary", "--hide-error-context"])
     lines = {int(line.split(":")[1]) for line in out.splitlines() if ": error:" in line}
     assert lines == expected, out + err
+
+
+def test_a_mismatch_at_many_list_positions_makes_one_report() -> None:
+    schemas = Schemas()
+    schemas.event("order_placed", OrderPlaced)
+    found: list[Finding] = []
+    guards = Guards(GuardPolicy(schemas=schemas, email_hint="off"), found.append)
+    guards.identify("42", None, None)
+    for i in range(50):
+        items = [{"sku": "S", "quantity": 1}] * i + [{"sku": "S", "quantity": 1.5}]
+        guards.track("42", "order_placed", {"order_id": "A1", "total": 1, "items": items}, None)
+    assert [f.code for f in found] == ["OCDP170"]
+    assert guards.counts() == {"OCDP170": 50}
+
+
+def test_a_model_whose_validator_raises_is_a_mismatch_not_a_crash() -> None:
+    class Strange:
+        @classmethod
+        def model_validate(cls, data: Any) -> Any:
+            raise KeyError("boom")
+
+    schemas = Schemas()
+    schemas.event("signed_up", Strange)
+    assert schemas.problems("track", "signed_up", {"plan": "pro"}) == [
+        "the model refused the data (KeyError)"]

@@ -423,3 +423,21 @@ def test_flat_plain_data_takes_the_fast_path_to_the_same_result(data: dict[str, 
         return
     out = props(data)
     assert orjson.dumps(out) == orjson.dumps(expected) and out is not data
+
+
+def test_objects_that_pretend_to_be_plain_are_refused() -> None:
+    from unittest import mock
+
+    assert refusal({"v": mock.Mock(spec=str)}) == ("OCDP132", "properties.v")
+    assert refusal({"v": mock.MagicMock(spec=int)}) == ("OCDP132", "properties.v")
+    with pytest.raises(ValidationError) as err:
+        props(mock.MagicMock(spec=dict))
+    assert err.value.code in ("OCDP132", "OCDP134")
+    guards = make()
+    for call, code in ((lambda: guards.track(mock.Mock(spec=str), "e", None, None), "OCDP110"),
+                       (lambda: guards.track("42", mock.Mock(spec=str), None, None), "OCDP120"),
+                       (lambda: guards.identify(mock.MagicMock(spec=int), None, None),
+                        "OCDP110")):
+        with pytest.raises(ValidationError) as err:
+            call()
+        assert err.value.code == code

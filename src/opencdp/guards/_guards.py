@@ -132,20 +132,20 @@ class Guards:
         self, user_id: object, event: object, properties: object, timestamp: object
     ) -> tuple[str, str, dict[str, Any] | None, int | None]:
         """Check a track call for a known person: ``(user id, name, snapshot, timestamp)``."""
-        if user_id.__class__ is not str or user_id not in self._identified.young:
+        if type(user_id) is not str or user_id not in self._identified.young:
             user_id = self._track_user(user_id)
         try:
             name = self._events[event]  # type: ignore[index]
         except (KeyError, TypeError):
             name = self._event(event)
         if properties is not None:
-            if properties.__class__ is dict and self._schemas is None:
+            if type(properties) is dict and self._schemas is None:
                 properties = snapshot(properties, "properties",
                                       self._reporter, True)
             else:
                 properties = self._data(properties, "properties", "track", name)
         if timestamp is not None and (
-            timestamp.__class__ is not int or not 0 <= timestamp < _SECONDS_BELOW
+            type(timestamp) is not int or not 0 <= timestamp < _SECONDS_BELOW
         ):
             timestamp = to_seconds(timestamp, "timestamp", self._reporter)
         return user_id, name, properties, timestamp
@@ -204,7 +204,7 @@ class Guards:
 
     def _data(self, value: object, field: str, kind: str, name: str | None) -> dict[str, Any]:
         rep = self._reporter
-        if value.__class__ is dict:
+        if type(value) is dict:
             mapping: Mapping[Any, Any] = value
         else:
             try:
@@ -218,7 +218,7 @@ class Guards:
             mapping = found
         if self._schemas is not None:
             self._schemas.check(kind, name, mapping, rep)
-        if mapping.__class__ is not dict:
+        if type(mapping) is not dict:
             try:
                 mapping = dict(mapping.items())
             except Exception as exc:

@@ -134,7 +134,7 @@ def check_device(
     """
     uid = check_identifier(user_id, "user_id", reporter)
     did = check_identifier(device_id, "device_id", reporter)
-    if platform.__class__ is not str or platform not in PLATFORMS:
+    if type(platform) is not str or platform not in PLATFORMS:
         shown = repr(platform)[:20] if isinstance(platform, str) else type(platform).__name__
         raise reporter.refuse(BadDevicePlatform, "platform", f"platform is {shown}")
     if not isinstance(fields, Mapping):

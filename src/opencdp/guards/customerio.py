@@ -43,7 +43,7 @@ def _bytes(text: str) -> int:
 
 
 def _value_bytes(value: object) -> int:
-    if value.__class__ is str:
+    if type(value) is str:
         return _bytes(value)
     return len(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
 
@@ -97,7 +97,7 @@ def _attributes(attrs: object) -> str | None:
         if len(key) > MAX_NAME_BYTES // 4 and _bytes(key) > MAX_NAME_BYTES:
             return (f"{AttributeLimits.code} attribute name {_short(key)!r} is {_bytes(key)} "
                     f"bytes; Customer.io takes at most {MAX_NAME_BYTES}")
-        cls = value.__class__
+        cls = type(value)
         if (cls is str and len(value) <= MAX_VALUE_BYTES // 4) or value is None \
                 or cls is bool or cls is int or cls is float:
             continue

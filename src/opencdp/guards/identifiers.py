@@ -133,10 +133,11 @@ def check_identifier(value: object, field: str, reporter: Reporter, shape: bool 
     the point, as in a merge side keyed by ``email``). Warnings are reported per field, never
     per id: a bulk run over many ids makes one line.
     """
-    if isinstance(value, str):
-        text = value.strip()
-    elif isinstance(value, int) and not isinstance(value, bool):
-        text = str(value)
+    kind = type(value)  # not isinstance: a mock claiming to be a str is not one
+    if issubclass(kind, str):
+        text = str.strip(value)  # type: ignore[arg-type]
+    elif issubclass(kind, int) and kind is not bool:
+        text = str(int.__int__(value))  # type: ignore[arg-type]
     else:
         raise reporter.refuse(EmptyIdentifier, field, f"{field} is {type(value).__name__}")
     if not text:

@@ -17,6 +17,7 @@ models are validated by pydantic itself (duck-typed via ``model_validate``, neve
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,7 @@ from ._core import Reporter, Rule
 __all__ = ["Event", "SchemaMismatch", "Schemas", "UnregisteredEvent"]
 
 P = TypeVar("P")
+_POSITION = re.compile(r"\[\d+\]|(?<=\.)\d+(?=[.:])")
 _Check = Callable[[Any, str, list[str]], None]
 
 
@@ -156,7 +158,9 @@ class Schemas:
             field = "attributes" if kind == "identify" else "properties"
             if self.refuse:
                 raise reporter.refuse(SchemaMismatch, field, detail)
-            reporter.warn(SchemaMismatch, field, f"{where}:{problems[0]}", detail)
+            # One cause per problem, whatever the list positions it was found at.
+            cause = _POSITION.sub("[]", f"{where}:{problems[0]}")
+            reporter.warn(SchemaMismatch, field, cause, detail)
         return data
 
 
@@ -180,10 +184,10 @@ def _pydantic(model: Any) -> Callable[[Any], list[str]]:
     def run(data: Any) -> list[str]:
         try:
             model.model_validate(data)
-        except (ValueError, TypeError) as exc:
+        except Exception as exc:  # a validator's own exception is a mismatch, not a crash
             errors = getattr(exc, "errors", None)
             if not callable(errors):
-                return [str(exc)]
+                return [f"the model refused the data ({type(exc).__name__})"]
             return [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
                     for e in errors()]
         return []

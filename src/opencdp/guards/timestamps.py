@@ -109,7 +109,7 @@ def to_seconds(value: object, field: str, reporter: Reporter,
     """Return ``value`` as Unix seconds; warn about (and convert) ms/µs/ns; refuse non-times."""
     if value is None:
         return None
-    if value.__class__ is int:
+    if type(value) is int:
         seconds: int = value  # type: ignore[assignment,unused-ignore]
         if 0 <= seconds < SECONDS_BELOW:
             return seconds

@@ -59,9 +59,9 @@ def snapshot(value: dict[str, Any], path: str, reporter: Reporter,
     """
     # Numbers of 10^11 and more take the full walk: they may be milliseconds under a time name.
     for key, item in value.items():
-        if key.__class__ is not str:
+        if type(key) is not str:
             break
-        cls = item.__class__
+        cls = type(item)
         if cls is str:
             if item.isascii():
                 continue
@@ -82,15 +82,16 @@ def snapshot(value: dict[str, Any], path: str, reporter: Reporter,
 
 def as_mapping(value: object) -> Mapping[Any, Any] | None:
     """``value`` as a mapping when it is one, a dataclass instance or a model; else None."""
-    if isinstance(value, Mapping):
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    kind = type(value)
+    if issubclass(kind, Mapping):
+        return value  # type: ignore[return-value]
+    if dataclasses.is_dataclass(kind) and not issubclass(kind, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(kind)}
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         data = dump(mode="python")
-        if isinstance(data, Mapping):
-            return data
+        if issubclass(type(data), Mapping):
+            return data  # type: ignore[no-any-return]
     return None
 
 
@@ -121,13 +122,13 @@ def _dict(items: Any, path: str, reporter: Reporter, depth: int,
                               f"{path or 'data'} could not be read ({type(exc).__name__})"
                               ) from None
     for raw, item in pairs:
-        if raw.__class__ is str:
+        if type(raw) is str:
             key: str = raw
-        elif isinstance(raw, str):
+        elif issubclass(type(raw), str):
             key = str.__str__(raw)
         else:
             raise reporter.refuse(NotJSONValue, path or None,
-                                  f"{path or 'data'} has a {type(raw).__name__} key")
+                                  f"{path or 'data'} has a key of type {type(raw).__name__}")
         if not key.isascii():
             try:
                 key.encode("utf-8")
@@ -138,7 +139,7 @@ def _dict(items: Any, path: str, reporter: Reporter, depth: int,
                                       ) from None
         where = _join(path, key)
         new = _value(item, where, reporter, depth)
-        if time_names and new.__class__ in (int, float) and MS_FLOOR <= new < MS_CEILING \
+        if time_names and type(new) in (int, float) and MS_FLOOR <= new < MS_CEILING \
                 and is_time_attribute(key):
             new = _to_seconds(new, key, where, reporter)
         out[key] = new
@@ -146,7 +147,7 @@ def _dict(items: Any, path: str, reporter: Reporter, depth: int,
 
 
 def _value(value: Any, path: str, reporter: Reporter, depth: int) -> Any:
-    cls = value.__class__
+    cls = type(value)
     if cls is str:
         return _text(value, path, reporter)
     if value is None or cls is bool:
@@ -170,25 +171,28 @@ def _value(value: Any, path: str, reporter: Reporter, depth: int) -> Any:
 
 
 def _other(value: Any, path: str, reporter: Reporter, depth: int) -> Any:
-    if isinstance(value, enum.Enum):
+    # Classes are tested with type(), never isinstance(): a mock or proxy that claims to be
+    # a str through __class__ must not pass for one.
+    kind = type(value)
+    if issubclass(kind, enum.Enum):
         return _value(value.value, path, reporter, depth)
-    if isinstance(value, datetime):
+    if issubclass(kind, datetime):
         return datetime_seconds(value, path, reporter)
-    if isinstance(value, date):
+    if issubclass(kind, date):
         return value.isoformat()
-    if isinstance(value, uuid.UUID):
+    if issubclass(kind, uuid.UUID):
         return str(value)
-    if isinstance(value, Decimal):
+    if issubclass(kind, Decimal):
         return _decimal(value, path, reporter)
-    if isinstance(value, str):
+    if issubclass(kind, str):
         return _text(str.__str__(value), path, reporter)
-    if isinstance(value, int) and not isinstance(value, bool):
+    if issubclass(kind, int) and kind is not bool:
         return _value(int.__int__(value), path, reporter, depth)
-    if isinstance(value, float):
+    if issubclass(kind, float):
         return _value(float.__float__(value), path, reporter, depth)
-    if isinstance(value, (list, tuple)):
+    if issubclass(kind, (list, tuple)):
         return _value(list(value), path, reporter, depth)
-    if not isinstance(value, (bytes, bytearray, memoryview, set, frozenset, type)):
+    if not issubclass(kind, (bytes, bytearray, memoryview, set, frozenset, type)):
         try:
             mapping = as_mapping(value)
         except Exception as exc:
@@ -196,7 +200,7 @@ def _other(value: Any, path: str, reporter: Reporter, depth: int) -> Any:
                                   f"({type(exc).__name__})") from None
         if mapping is not None:
             return _dict(mapping.items(), path, reporter, depth + 1)
-    raise reporter.refuse(NotJSONValue, path, f"{path} is {type(value).__name__}")
+    raise reporter.refuse(NotJSONValue, path, f"{path} is {kind.__name__}")
 
 
 def _decimal(value: Decimal, path: str, reporter: Reporter) -> int | float:
@@ -229,7 +233,7 @@ def _to_seconds(value: float, key: str, where: str, reporter: Reporter) -> int:
 
 def json_kind(value: object) -> str | None:
     """The JSON type name a snapshot value is stored as (None for null, which never drifts)."""
-    cls = value.__class__
+    cls = type(value)
     if value is None:
         return None
     if cls is bool:
@@ -245,7 +249,7 @@ def json_kind(value: object) -> str | None:
 
 def value_size(value: object) -> int:
     """Bytes of a snapshot value: UTF-8 text for strings, serialised JSON for anything else."""
-    if value.__class__ is str:
+    if type(value) is str:
         text: str = value
         return len(text) if text.isascii() else len(text.encode("utf-8"))
     return len(orjson.dumps(value))

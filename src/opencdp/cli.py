@@ -42,7 +42,25 @@ def extra_for(command: str, module: str | None) -> str:
     return _MODULE_EXTRAS.get(root) or _COMMAND_EXTRAS.get(command) or "all"
 
 
+def _missing(command: str, exc: ImportError) -> click.ClickException:
+    extra = extra_for(command, exc.name)
+    return click.ClickException(
+        f"'opencdp {command}' needs an optional dependency that is not installed "
+        f"({exc.name or exc}); install it with: pip install 'opencdp[{extra}]'")
+
+
 class _LazyGroup(click.Group):
+    """Subcommands imported on first use; a dependency missing at import or at run time is
+    named with the extra that installs it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImportError as exc:
+            if ctx.invoked_subcommand is None:
+                raise
+            raise _missing(ctx.invoked_subcommand, exc) from exc
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
 
@@ -54,31 +72,23 @@ class _LazyGroup(click.Group):
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            missing = exc.name or str(exc)
-            extra = extra_for(cmd_name, exc.name)
-            raise click.ClickException(
-                f"'opencdp {cmd_name}' needs an optional dependency that is not installed "
-                f"({missing}); install it with: pip install 'opencdp[{extra}]'"
-            ) from exc
+            raise _missing(cmd_name, exc) from exc
         command: Any = getattr(module, attr)
         return command  # type: ignore[no-any-return]
 
 
-def _ignore(completed: int, total: int | None = None) -> None:
-    pass
-
-
 @contextlib.contextmanager
 def progress(description: str, total: int | None = None,
-             ) -> Iterator[Callable[[int, int | None], None]]:
-    """A progress bar on stderr for a long operation; yields ``update(completed, total)``.
+             ) -> Iterator[Callable[[int, int | None], None] | None]:
+    """A progress bar on stderr for a long operation; yields ``update(completed, total)``,
+    or None when no bar is shown (so the caller can skip work done only for the bar).
 
     Shown only when stderr is a terminal and ``rich`` is installed (the ``demo`` extra), so
     pipes, log files and supervisors see nothing but the command's own output. The bar is
     transient: it is gone once the operation ends.
     """
     if not sys.stderr.isatty():
-        yield _ignore
+        yield None
         return
     try:
         from rich.console import Console
@@ -91,7 +101,7 @@ def progress(description: str, total: int | None = None,
             TimeElapsedColumn,
         )
     except ImportError:
-        yield _ignore
+        yield None
         return
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(),

@@ -11,6 +11,7 @@ would show.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -52,7 +53,8 @@ def _check_queue(url: str) -> None:
 
     try:
         box = open_outbox(url, max_queue_size=1, queue_full="drop_oldest",
-                          queue_full_timeout=0.0, durability="durable")
+                          queue_full_timeout=0.0, durability="durable",
+                          logger=logging.getLogger("opencdp"))
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None
     except OpenCDPError as exc:

@@ -42,11 +42,14 @@ def extra_for(command: str, module: str | None) -> str:
     return _MODULE_EXTRAS.get(root) or _COMMAND_EXTRAS.get(command) or "all"
 
 
-def _missing(command: str, exc: ImportError) -> click.ClickException:
-    extra = extra_for(command, exc.name)
-    return click.ClickException(
-        f"'opencdp {command}' needs an optional dependency that is not installed "
-        f"({exc.name or exc}); install it with: pip install 'opencdp[{extra}]'")
+class _MissingExtra(click.ClickException):
+    """An optional dependency is not installed; names the extra that brings it."""
+
+    def __init__(self, command: str, exc: ImportError) -> None:
+        self.extra = extra_for(command, exc.name)
+        super().__init__(
+            f"'opencdp {command}' needs an optional dependency that is not installed "
+            f"({exc.name or exc}); install it with: pip install 'opencdp[{self.extra}]'")
 
 
 class _LazyGroup(click.Group):
@@ -59,10 +62,27 @@ class _LazyGroup(click.Group):
         except ImportError as exc:
             if ctx.invoked_subcommand is None:
                 raise
-            raise _missing(ctx.invoked_subcommand, exc) from exc
+            raise _MissingExtra(ctx.invoked_subcommand, exc) from exc
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # ``opencdp --help`` must work on a plain install: a subcommand whose extra is missing
+        # is listed with the install line instead of failing the whole listing.
+        rows = []
+        for name in self.list_commands(ctx):
+            try:
+                command = self.get_command(ctx, name)
+            except click.ClickException as exc:
+                rows.append((name, f"(needs pip install 'opencdp[{exc.extra}]')"
+                             if isinstance(exc, _MissingExtra) else f"({exc.message})"))
+                continue
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = _COMMANDS.get(cmd_name)
@@ -72,7 +92,7 @@ class _LazyGroup(click.Group):
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise _missing(cmd_name, exc) from exc
+            raise _MissingExtra(cmd_name, exc) from exc
         command: Any = getattr(module, attr)
         return command  # type: ignore[no-any-return]
 

@@ -68,3 +68,15 @@ def test_unknown_commands_and_options_exit_2() -> None:
     assert CliRunner().invoke(main, ["nope"]).exit_code == 2
     assert CliRunner().invoke(main, ["queue", "stats", "--bogus"]).exit_code == 2
     assert CliRunner().invoke(main, ["audit"]).exit_code == 2
+
+
+def test_help_lists_every_command_even_with_an_extra_missing() -> None:
+    code = ("import sys; sys.modules['starlette'] = None; sys.modules['uvicorn'] = None\n"
+            "from opencdp.cli import main\nmain(['--help'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    listed = {line.split()[0]: line for line in done.stdout.split("Commands:")[1].splitlines()
+              if line.strip()}
+    assert set(listed) == {"audit", "queue", "reconcile", "sandbox", "serve", "worker"}
+    assert "(needs pip install 'opencdp[server]')" in listed["serve"]

@@ -42,9 +42,47 @@ def extra_for(command: str, module: str | None) -> str:
     return _MODULE_EXTRAS.get(root) or _COMMAND_EXTRAS.get(command) or "all"
 
 
+class _MissingExtra(click.ClickException):
+    """An optional dependency is not installed; names the extra that brings it."""
+
+    def __init__(self, command: str, exc: ImportError) -> None:
+        self.extra = extra_for(command, exc.name)
+        super().__init__(
+            f"'opencdp {command}' needs an optional dependency that is not installed "
+            f"({exc.name or exc}); install it with: pip install 'opencdp[{self.extra}]'")
+
+
 class _LazyGroup(click.Group):
+    """Subcommands imported on first use; a dependency missing at import or at run time is
+    named with the extra that installs it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImportError as exc:
+            if ctx.invoked_subcommand is None:
+                raise
+            raise _MissingExtra(ctx.invoked_subcommand, exc) from exc
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # ``opencdp --help`` must work on a plain install: a subcommand whose extra is missing
+        # is listed with the install line instead of failing the whole listing.
+        rows = []
+        for name in self.list_commands(ctx):
+            try:
+                command = self.get_command(ctx, name)
+            except click.ClickException as exc:
+                rows.append((name, f"(needs pip install 'opencdp[{exc.extra}]')"
+                             if isinstance(exc, _MissingExtra) else f"({exc.message})"))
+                continue
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = _COMMANDS.get(cmd_name)
@@ -54,31 +92,23 @@ class _LazyGroup(click.Group):
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            missing = exc.name or str(exc)
-            extra = extra_for(cmd_name, exc.name)
-            raise click.ClickException(
-                f"'opencdp {cmd_name}' needs an optional dependency that is not installed "
-                f"({missing}); install it with: pip install 'opencdp[{extra}]'"
-            ) from exc
+            raise _MissingExtra(cmd_name, exc) from exc
         command: Any = getattr(module, attr)
         return command  # type: ignore[no-any-return]
 
 
-def _ignore(completed: int, total: int | None = None) -> None:
-    pass
-
-
 @contextlib.contextmanager
 def progress(description: str, total: int | None = None,
-             ) -> Iterator[Callable[[int, int | None], None]]:
-    """A progress bar on stderr for a long operation; yields ``update(completed, total)``.
+             ) -> Iterator[Callable[[int, int | None], None] | None]:
+    """A progress bar on stderr for a long operation; yields ``update(completed, total)``,
+    or None when no bar is shown (so the caller can skip work done only for the bar).
 
     Shown only when stderr is a terminal and ``rich`` is installed (the ``demo`` extra), so
     pipes, log files and supervisors see nothing but the command's own output. The bar is
     transient: it is gone once the operation ends.
     """
     if not sys.stderr.isatty():
-        yield _ignore
+        yield None
         return
     try:
         from rich.console import Console
@@ -91,7 +121,7 @@ def progress(description: str, total: int | None = None,
             TimeElapsedColumn,
         )
     except ImportError:
-        yield _ignore
+        yield None
         return
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(),

@@ -51,7 +51,8 @@ def _drain(client: Client, timeout: float) -> bool:
             except Exception:  # the queue closed under the reader: the drain is ending
                 break
             total = max(total, left)
-            update(total - left, total)
+            if update is not None:
+                update(total - left, total)
             closer.join(0.1)
     closer.join()
     return bool(result and result[0])

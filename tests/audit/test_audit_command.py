@@ -111,3 +111,56 @@ def test_pre_commit_hook_runs_the_command(warned: Path, clean: Path) -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert passing.returncode == 0
+
+
+def test_json_flag_is_the_json_format(warned: Path) -> None:
+    flag = run(str(warned), "--json")
+    alias = run(str(warned), "--format", "json")
+    assert flag == alias and flag[0] == 1
+    assert json.loads(flag[1])["findings"][0]["code"].startswith("OCDP")
+
+
+def test_json_with_another_format_is_a_usage_error(warned: Path) -> None:
+    code, output = run(str(warned), "--json", "--format", "sarif")
+    assert code == 2 and "give one" in output
+    assert run(str(warned), "--json", "--format", "text")[0] == 1, "text is the default"
+
+
+def _audit_on(tmp_path: Path, stderr_tty: bool) -> bytes:
+    import os
+    import pty
+
+    tree = tmp_path / "tree"
+    for i in range(40):
+        package = tree / f"pkg{i}"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "views.py").write_text(WARNING_ONLY)
+    args = [sys.executable, "-m", "opencdp", "audit", str(tree), "--json"]
+    if not stderr_tty:
+        done = subprocess.run(args, capture_output=True, timeout=120, check=False)
+        assert done.returncode == 1 and len(json.loads(done.stdout)["findings"]) >= 40
+        return done.stderr
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        out, _ = proc.communicate(timeout=120)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(master)
+    assert proc.returncode == 1 and len(json.loads(out)["findings"]) >= 40, "stdout: clean JSON"
+    return seen
+
+
+def test_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    assert b"auditing" in _audit_on(tmp_path / "a", stderr_tty=True)
+    assert b"auditing" not in _audit_on(tmp_path / "b", stderr_tty=False)

@@ -8,7 +8,8 @@ import time
 import pytest
 import redis
 
-from opencdp.errors import ConfigurationError
+from opencdp.errors import ConfigurationError, ValidationError
+from opencdp.policies.idempotency import SharedIdempotencyGuard
 from opencdp.policies.keystore import KeyStore, MemoryKeyStore, RedisKeyStore
 from opencdp.webhooks import MemoryReplayStore, RedisReplayStore
 
@@ -81,3 +82,13 @@ def test_redis_store_keeps_the_password_out_of_its_repr() -> None:
     replay = RedisReplayStore.from_url("redis://:s3cret-pass@127.0.0.1:1/0")
     assert isinstance(replay, RedisReplayStore)
     assert replay.prefix == "opencdp:webhooks:seen:"
+
+
+@pytest.mark.parametrize("key", ["", None, 42, b"bytes"])
+def test_bad_keys_are_named(key: object) -> None:
+    with pytest.raises(ValidationError, match="non-empty string"):
+        MemoryKeyStore().claim(key, 5)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="non-empty string"):
+        RedisKeyStore(object()).claim(key, 5)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="non-empty string"):
+        SharedIdempotencyGuard(object(), "p:").claim(key)  # type: ignore[arg-type]

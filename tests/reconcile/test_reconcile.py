@@ -221,3 +221,29 @@ def test_counts_come_from_public_health(make_client: Callable[..., Client],
         health.delivered, health.failed, health.retried)
     assert cio.by_kind == health.by_kind
     assert report.sources == ("client",) and report.messages_unmatched == 6
+
+
+class AsyncFacade:
+    """A client whose health() and dead_letters() are coroutines, over a real client."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def health(self) -> Any:
+        return self.client.health()
+
+    async def dead_letters(self, destination: str | None = None, since: float | None = None,
+                           limit: int = 100) -> Any:
+        return self.client.dead_letters(destination, since, limit)
+
+
+def test_areconcile_awaits_an_async_client(make_client: Callable[..., Client],
+                                           sandbox: Any) -> None:
+    client = make_client(**LOSSY)
+    run_with_outage(client, sandbox)
+    facade = AsyncFacade(client)
+    report = asyncio.run(areconcile(facade, sandbox=sandbox))  # type: ignore[arg-type]
+    assert report.messages_unmatched == 6 and report.people_differing == 2
+    assert report.destinations["customerio"].dead_lettered == 6
+    with pytest.raises(ConfigurationError, match="areconcile"):
+        reconcile(facade, sandbox=sandbox)  # type: ignore[arg-type]

@@ -126,3 +126,24 @@ def test_serve_on_a_taken_port_says_so(tmp_path: Path) -> None:
             env=_env())
     assert result.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--queue", "ftp://127.0.0.1/x"], "is not supported"),
+    (["--queue", "sqlite:///"], "names no database file"),
+    (["--tls-cert", "/does/not/exist.pem"], "is not a readable file"),
+    (["--port", "70000"], "70000"),
+])
+def test_configuration_problems_are_usage_errors(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["serve", "--port", "0", *args], env=_env())
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_serve_without_the_gateway_key_is_a_usage_error() -> None:
+    env = _env()
+    env.pop("CDP_API_KEY")
+    result = CliRunner().invoke(main, ["serve", "--port", "0"], env={
+        **{k: None for k in os.environ if k.startswith(("CDP_", "CUSTOMERIO_", "OPENCDP_"))},
+        **env})
+    assert result.exit_code == 2 and "CDP_API_KEY" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import time
@@ -63,3 +64,16 @@ def test_unreachable_redis_fails_open(caplog: pytest.LogCaptureFixture) -> None:
     assert handler.receive(signed(body), body).payload["status"] == "accepted"
     assert "replay store failed" in caplog.text
     assert "prefix='opencdp:webhooks:seen:'" in repr(store)
+
+
+@pytest.mark.redis
+def test_the_replay_store_is_the_shared_key_store(redis_url: str, prefix: str) -> None:
+    """Releasing an id lets the event in again: the webhook store is the one TTL key store."""
+    store = RedisReplayStore.from_url(redis_url, prefix=prefix)
+    handler = WebhookHandler(KEY, replay_store=store)
+    body = payload()
+    assert handler.receive(signed(body), body).payload["status"] == "accepted"
+    assert handler.receive(signed(body), body).payload["status"] == "duplicate"
+    event_id = json.loads(body)["event_id"]
+    store.release(event_id)
+    assert handler.receive(signed(body), body).payload["status"] == "accepted"

@@ -17,6 +17,7 @@ clean-up) and asks with the count and the window before deleting anything.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import time
@@ -90,7 +91,8 @@ def open_for_inspection(url: str) -> Outbox:
             raise ConfigurationError(f"no queue file at {path}")
     try:
         return open_outbox(text, max_queue_size=1, queue_full="drop_oldest",
-                           queue_full_timeout=0.0, durability="durable")
+                           queue_full_timeout=0.0, durability="durable",
+                           logger=logging.getLogger("opencdp"))
     except ConfigurationError:
         raise
     except OpenCDPError as exc:
@@ -106,8 +108,8 @@ class _FindsDeadLetter(Protocol):
 
 def _queue_option(fn: F) -> F:
     return click.option(
-        "--queue", "queue_url", envvar="OPENCDP_QUEUE_URL", required=True, metavar="URL",
-        help="sqlite:///path.db or redis://host:port/db (env: OPENCDP_QUEUE_URL)",
+        "--queue", "queue_url", envvar="OPENCDP_QUEUE_URL", show_envvar=True, required=True,
+        metavar="URL", help="sqlite:///path.db or redis://host:port/db",
     )(fn)
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ValidationError
 from .keystore import KeyStore, MemoryKeyStore, RedisKeyStore
 
 __all__ = ["IdempotencyGuard", "SharedIdempotencyGuard"]
@@ -59,6 +59,8 @@ class IdempotencyGuard:
         else:
             try:
                 first = self._store.claim(key, self.ttl)
+            except ValidationError:
+                raise
             except Exception:  # the shared store is down: remember locally instead
                 with self._lock:
                     self.fallbacks += 1

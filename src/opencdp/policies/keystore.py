@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ValidationError
 
 __all__ = ["KeyStore", "MemoryKeyStore", "RedisKeyStore"]
 
@@ -26,6 +26,13 @@ def _ttl_ms(ttl: float) -> int:
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
         raise ConfigurationError(f"ttl must be a positive number of seconds, not {ttl!r}")
     return max(1, int(ttl * 1000))
+
+
+def _checked(key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise ValidationError(f"a key must be a non-empty string, not {type(key).__name__}",
+                              field="key")
+    return key
 
 
 @runtime_checkable
@@ -61,6 +68,7 @@ class MemoryKeyStore:
         self.evicted = 0
 
     def claim(self, key: str, ttl: float) -> bool:
+        _checked(key)
         _ttl_ms(ttl)
         now = self._clock()
         with self._lock:
@@ -133,11 +141,11 @@ class RedisKeyStore:
         return self._prefix
 
     def claim(self, key: str, ttl: float) -> bool:
-        millis = _ttl_ms(ttl)
-        return bool(self._redis.set(self._prefix + key, b"1", nx=True, px=millis))
+        name, millis = self._prefix + _checked(key), _ttl_ms(ttl)
+        return bool(self._redis.set(name, b"1", nx=True, px=millis))
 
     def release(self, key: str) -> None:
-        self._redis.delete(self._prefix + key)
+        self._redis.delete(self._prefix + _checked(key))
 
     def __repr__(self) -> str:
         # The connection (and any password in its URL) stays out of the repr.

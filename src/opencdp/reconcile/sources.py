@@ -4,6 +4,7 @@ durable queue, or a sandbox's admin API. All the I/O lives here.
 
 from __future__ import annotations
 
+import inspect
 import ssl
 import time
 import urllib.request
@@ -80,8 +81,10 @@ def _dead_letters(read: Any, names: Iterable[str], since: float | None, until: f
 
 def read_client(client: ClientSource, since: float | None, until: float | None) -> Records:
     """Counters since the client started (``health()``) and its queue's dead letters."""
-    health = client.health()
+    health: Any = client.health()
     if not isinstance(health, Health):
+        if inspect.iscoroutine(health):
+            health.close()
         raise ConfigurationError(
             f"{type(client).__name__}.health() returned {type(health).__name__}, not Health; "
             "an async health() is read with `await areconcile(...)`")

@@ -11,6 +11,7 @@ would show.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -43,6 +44,22 @@ def _config(queue: str, host: str, port: int, cdp_endpoints: tuple[str, ...],
     return ServerConfig.from_env(client=client, queue=queue, host=host, port=port,
                                  max_body_bytes=max_body_bytes, drain_timeout=drain_timeout,
                                  tls_cert_file=tls_cert, tls_key_file=tls_key)
+
+
+def _check_queue(url: str) -> None:
+    """Open and close the queue once, so that a URL the outbox refuses is a usage error
+    before the server starts (inside it, uvicorn reports it as a startup traceback)."""
+    from ..outbox.url import open_outbox, safe_url
+
+    try:
+        box = open_outbox(url, max_queue_size=1, queue_full="drop_oldest",
+                          queue_full_timeout=0.0, durability="durable",
+                          logger=logging.getLogger("opencdp"))
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
+    except OpenCDPError as exc:
+        raise click.ClickException(f"cannot open the queue {safe_url(url)}: {exc}") from None
+    box.close()
 
 
 @click.command()
@@ -80,6 +97,7 @@ def serve(queue: str, host: str, port: int, cdp_endpoints: tuple[str, ...],
                          drain_timeout, debug, tls_cert, tls_key)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None
+    _check_queue(queue)
     holder: list[RelayServer] = []
 
     def announce() -> None:
@@ -89,12 +107,15 @@ def serve(queue: str, host: str, port: int, cdp_endpoints: tuple[str, ...],
     try:
         server = RelayServer(config, on_started=announce, log_level=log_level,
                              quiet_logging=False)
-    except ConfigurationError as exc:
+    except ConfigurationError as exc:  # the port is taken, a certificate cannot be loaded
         raise click.ClickException(str(exc)) from None
     holder.append(server)
     try:
         server.run()
     except OpenCDPError as exc:
+        # A queue URL or option the client refuses is found only as the app starts.
+        if isinstance(exc, ConfigurationError) or isinstance(exc.__cause__, ConfigurationError):
+            raise click.UsageError(str(exc)) from None
         raise click.ClickException(str(exc)) from None
     sys.stdout.write(json.dumps({"relay": "stopped", "drained": bool(server.drained)}) + "\n")
     sys.stdout.flush()

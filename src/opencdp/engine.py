@@ -261,10 +261,16 @@ class Engine:
     def health(self) -> Health:
         disabled = ("customerio",) if self.config.customer_io is not None and not self.dual \
             else ()
-        return snapshot(self.dispatcher.snapshot(), self.outbox.stats(time.time()),
-                        disabled=disabled, guards=self.guards.counts(),
+        queue_error = None
+        try:
+            queue = self.outbox.stats(time.time())
+        except OpenCDPError as exc:
+            queue, queue_error = {}, self.scrub(f"{type(exc).__name__}: {exc}")
+        return snapshot(self.dispatcher.snapshot(), queue, disabled=disabled,
+                        guards=self.guards.counts(),
                         idempotency_suppressed=self.idempotency.suppressed,
-                        intake_failures=self.intake_failures, scrub_text=self.scrub)
+                        intake_failures=self.intake_failures, queue_error=queue_error,
+                        scrub_text=self.scrub)
 
     def close(self, timeout: float) -> bool:
         with self._close_lock:

@@ -124,6 +124,8 @@ class Health:
     restarts: int = 0
     intake_failures: int = 0
     """Calls whose message could not be queued anywhere (raised or logged OCDP307)."""
+    queue_error: str | None = None
+    """Why the queue's counts could not be read (they show as 0), if they could not."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +136,7 @@ class Health:
             "internal_errors": dict(self.internal_errors),
             "restarts": self.restarts,
             "intake_failures": self.intake_failures,
+            "queue_error": self.queue_error,
             "taken_at": self.taken_at,
         }
 
@@ -152,6 +155,7 @@ def snapshot(
     guards: dict[str, int] | None = None,
     idempotency_suppressed: int = 0,
     intake_failures: int = 0,
+    queue_error: str | None = None,
     scrub_text: Callable[[str], str] = lambda text: text,
 ) -> Health:
     """Health from the engine's snapshot and the queue's counts; ``disabled`` lists the
@@ -196,7 +200,7 @@ def snapshot(
     status: Status = "ok"
     if opencdp is not None and not opencdp.healthy:
         status = "down"
-    elif any(not d.healthy for d in active):
+    elif queue_error is not None or any(not d.healthy for d in active):
         status = "degraded"
     return Health(
         status=status,
@@ -207,6 +211,7 @@ def snapshot(
         internal_errors=dict(engine.internal_errors),
         restarts=engine.restarts,
         intake_failures=intake_failures,
+        queue_error=queue_error,
     )
 
 

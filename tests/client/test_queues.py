@@ -45,13 +45,24 @@ def test_an_unreachable_redis_is_a_named_error_at_construction(make: Any) -> Non
         make(queue=f"redis://127.0.0.1:{port}/0?timeout=0.2")
 
 
-def test_a_failing_outbox_is_logged_not_raised(make: Any, logger: Any, tmp_path: Path) -> None:
-    quiet = make(queue=f"sqlite:///{tmp_path / 'a.db'}", logger=logger)
-    quiet.client._core.outbox.close()  # storage gone from under the client
+def test_a_failing_outbox_spills_and_only_a_failing_spill_is_logged(
+        make: Any, logger: Any, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    spilled = make(queue=f"sqlite:///{tmp_path / 's.db'}", spill_path=str(tmp_path / "sp.db"),
+                   logger=logger)
+    spilled.client.engine.outbox.close()  # storage gone from under the client
+    spilled.track("u1", "signed_up")  # durable in the local spill: returns normally
+    assert spilled.client.health().intake_failures == 0
+    assert "OCDP307" not in logger.text()
+    quiet = make(queue=f"sqlite:///{tmp_path / 'a.db'}", logger=logger,
+                 spill_path=str(blocker / "spill.db"))
+    quiet.client.engine.outbox.close()
     quiet.track("u1", "signed_up")
     assert "OCDP307" in logger.text("warn")
-    assert quiet.client._core.intake_failures == 1
-    loud = make(queue=f"sqlite:///{tmp_path / 'b.db'}", fail_on_exception=True)
-    loud.client._core.outbox.close()
+    assert quiet.client.health().intake_failures == 1
+    loud = make(queue=f"sqlite:///{tmp_path / 'b.db'}", fail_on_exception=True,
+                spill_path=str(blocker / "spill2.db"))
+    loud.client.engine.outbox.close()
     with pytest.raises(OutboxError):
         loud.track("u1", "signed_up")

@@ -194,14 +194,27 @@ def test_failing_source_is_503_without_its_message(serve: Serve,
     assert "hunter2" not in caplog.text
 
 
-def test_failure_reasons_are_redacted(client: Client, serve: Serve) -> None:
-    client.flush(timeout=2)
-    lane = client._core.engine.lanes["opencdp"]
-    lane.breaker.record_failure("HTTP 401: key cdp-test-key refused")
-    with serve(client) as base, httpx.Client(base_url=base, timeout=5) as http:
-        text = http.get("/health/opencdp").text
-        assert "cdp-test-key" not in text
-        assert "key <redacted> refused" in text
+def test_failure_reasons_are_redacted(sandbox: Any, serve: Serve) -> None:
+    from opencdp.destinations.base import Failure
+
+    class Echo:
+        async def send(self, request: Any) -> Failure:
+            return Failure(f"proxy said: key {request.headers.get('Authorization')} refused",
+                           "reset")
+
+        async def aclose(self) -> None:
+            return None
+
+    client = Client(**client_options(sandbox, transport=Echo()))
+    try:
+        client.track("u1", "viewed")
+        client.flush(timeout=0.5)
+        with serve(client) as base, httpx.Client(base_url=base, timeout=5) as http:
+            text = http.get("/health/opencdp").text
+            assert "cdp-test-key" not in text
+            assert "key <redacted> refused" in text
+    finally:
+        client.close(0.5)
 
 
 def test_async_client_as_source(sandbox: Any) -> None:
@@ -212,4 +225,4 @@ def test_async_client_as_source(sandbox: Any) -> None:
             assert response.status_code == 200
             assert {"opencdp", "customerio"} <= set(response.json())
     finally:
-        aclient._core.close(2)
+        aclient.engine.close(2)

@@ -110,7 +110,7 @@ def test_remove_and_reinstrument(make_client: Callable[..., Client], provider: T
     tracer = provider.get_tracer("test")
     instrument(client, tracer)
     remove = instrument(client, tracer)
-    assert len(client._core.engine.exchange_hooks) == 1, "instrumenting again replaces"
+    assert len(client.engine.dispatcher.exchange_hooks) == 1, "instrumenting again replaces"
     client.identify("user_1", {"plan": "pro"})
     assert client.flush(timeout=10)
     assert len(exporter.get_finished_spans()) == 1
@@ -126,7 +126,7 @@ def test_without_opentelemetry_the_error_says_what_to_install(
     monkeypatch.setitem(sys.modules, "opentelemetry", None)
     with pytest.raises(ConfigurationError, match="pip install opentelemetry-api"):
         instrument(client)
-    assert client._core.engine.exchange_hooks == []
+    assert client.engine.dispatcher.exchange_hooks == []
 
 
 def test_instrument_needs_a_client() -> None:

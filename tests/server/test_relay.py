@@ -381,7 +381,7 @@ def test_shutdown_drains_and_closes_the_client(
     client = _client(relay)
     relay.stop()
     assert relay.drained is True
-    assert client._core.closed
+    assert client.engine.closed
     assert len(sandbox.person("customerio", "d1")["events"]) == 5
     with pytest.raises(httpx.ConnectError):
         httpx.get(relay.url + "/health", trust_env=False, timeout=2)

@@ -88,10 +88,13 @@ def _report(records: Records | None, sandbox: SandboxReader | str | None, start:
     platforms: dict[str, dict[str, Any]] = {}
     compared = suppressed = differing = 0
     if sandbox is not None:
-        reader = SandboxAdmin(sandbox) if isinstance(sandbox, str) else sandbox
+        reader = (SandboxAdmin(sandbox) if isinstance(sandbox, str)
+                  else SandboxAdmin(sandbox.admin_url, getattr(sandbox, "ca_file", None))
+                  if hasattr(sandbox, "admin_url") else sandbox)
         platforms = platform_counts(reader.stats())
-        found = compare_people(reader.people("opencdp"), reader.people("customerio"),
-                               start, end)
+        suppressed_people = reader.suppressed() if isinstance(reader, SandboxAdmin) else []
+        found = compare_people(reader.people("opencdp"),
+                               reader.people("customerio") + suppressed_people, start, end)
         sources.append("sandbox")
         compared, suppressed, differing = found.compared, found.suppressed, len(found.differing)
         differences = found.differing + differences

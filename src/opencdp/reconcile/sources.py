@@ -169,6 +169,12 @@ class SandboxAdmin:
         result: list[dict[str, Any]] = self._get(f"/people/{quote(service, safe='')}")
         return result
 
+    def suppressed(self) -> list[dict[str, Any]]:
+        """Customer.io's suppressed profiles (suppress deletes a profile, as Customer.io does,
+        so they are not among ``people``)."""
+        result: list[dict[str, Any]] = self._get("/suppressed")
+        return [dict(p, suppressed=True) for p in result]
+
 
 def platform_counts(stats: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: {k: (stats.get(name) or {}).get(k, 0) for k in PLATFORM_KEYS}

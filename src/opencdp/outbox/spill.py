@@ -24,6 +24,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from .throttle import LogThrottle
 
 __all__ = ["SpillFile", "SpilledOutbox"]
 
+_files: weakref.WeakSet[SpillFile] = weakref.WeakSet()
+_wrappers: weakref.WeakSet[SpilledOutbox] = weakref.WeakSet()
 _DRAIN_BATCH = 50  # small: a put waits for at most one batch of the drain
 
 
@@ -48,11 +51,15 @@ class SpillFile:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._pid = os.getpid()
+        _files.add(self)
 
     def exists(self) -> bool:
         return self._db is not None or os.path.exists(self.path)
 
     def _open(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():  # forked, and nobody called after_fork
+            self._db = None
+            self._pid = os.getpid()
         if self._db is not None:
             return self._db
         parent = Path(self.path).parent
@@ -151,6 +158,19 @@ class SpillFile:
             self._db = None
 
 
+def _after_fork_in_child() -> None:
+    # Locks a parent thread held at the fork would never be released in the child.
+    for spill in list(_files):
+        spill.after_fork()
+    for wrapper in list(_wrappers):
+        wrapper._lock = threading.Lock()
+        wrapper._drain_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class SpilledOutbox(Outbox):
     """A durable primary queue with a local spill in front of its ``put``; everything else is
     the primary's."""
@@ -166,6 +186,7 @@ class SpilledOutbox(Outbox):
         self._drain_lock = threading.Lock()
         self._spilled_since = 0  # messages spilled in the current episode
         self._spilling = bool(spill.exists() and spill.counts().get(0))
+        _wrappers.add(self)
 
     def __repr__(self) -> str:
         return f"SpilledOutbox({self.primary!r}, spill={self.spill.path!r})"

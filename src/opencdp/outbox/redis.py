@@ -304,8 +304,17 @@ class RedisOutbox(Outbox):
             for bits in range(4)
         }
         self._init_state()
-        with self._errors():
-            self._create_groups()
+        try:
+            self._create_groups(self._put_redis)
+        except (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError) as exc:
+            raise ConfigurationError(
+                f"the Redis server refused the queue: {type(exc).__name__}: {exc}") from None
+        except redis.exceptions.RedisError as exc:
+            # Unreachable or paused: start anyway. Calls spill, and the groups are created
+            # by the first lease or upkeep that reaches the server.
+            self._log.warning(
+                "[CDP] OCDP325 the Redis queue is unreachable at start (%s: %s); calls go to "
+                "the spill until it answers", type(exc).__name__, exc)
         _instances.add(self)
 
     def _connect(self) -> None:

@@ -305,16 +305,12 @@ class RedisOutbox(Outbox):
         }
         self._init_state()
         try:
-            self._create_groups(self._put_redis)
+            self._create_groups()
         except (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError) as exc:
             raise ConfigurationError(
                 f"the Redis server refused the queue: {type(exc).__name__}: {exc}") from None
         except redis.exceptions.RedisError as exc:
-            # Unreachable or paused: start anyway. Calls spill, and the groups are created
-            # by the first lease or upkeep that reaches the server.
-            self._log.warning(
-                "[CDP] OCDP325 the Redis queue is unreachable at start (%s: %s); calls go to "
-                "the spill until it answers", type(exc).__name__, exc)
+            raise OutboxError(f"the Redis outbox failed: {type(exc).__name__}: {exc}") from None
         _instances.add(self)
 
     def _connect(self) -> None:

@@ -51,10 +51,11 @@ class SpillFile:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._pid = os.getpid()
+        self._closed = False
         _files.add(self)
 
     def exists(self) -> bool:
-        return self._db is not None or os.path.exists(self.path)
+        return self._db is not None or (not self._closed and os.path.exists(self.path))
 
     def _open(self) -> sqlite3.Connection:
         if self._pid != os.getpid():  # forked, and nobody called after_fork
@@ -62,6 +63,8 @@ class SpillFile:
             self._pid = os.getpid()
         if self._db is not None:
             return self._db
+        if self._closed:
+            raise OutboxError(f"the spill file {self.path} is closed")
         parent = Path(self.path).parent
         parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -156,6 +159,7 @@ class SpillFile:
                     self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                     self._db.close()
             self._db = None
+            self._closed = True
 
 
 def _after_fork_in_child() -> None:

@@ -451,6 +451,11 @@ class RedisOutbox(Outbox):
                              args=[dumps_message(message), *self._put_args[dests]],
                              client=self._put_redis)
 
+    def put_many(self, messages: Sequence[Message]) -> None:
+        rows = [(dumps_message(m), m.destinations & 3) for m in messages if m.destinations & 3]
+        for start in range(0, len(rows), 1000):
+            self._write_many(rows[start:start + 1000])
+
     def put_unless_stored(self, message: Message, since: float) -> None:
         dests = message.destinations & 3
         if not dests:

@@ -38,7 +38,7 @@ __all__ = ["SpillFile", "SpilledOutbox"]
 
 _files: weakref.WeakSet[SpillFile] = weakref.WeakSet()
 _wrappers: weakref.WeakSet[SpilledOutbox] = weakref.WeakSet()
-_DRAIN_BATCH = 50  # small: a put waits for at most one batch of the drain
+_DRAIN_BATCH = 200  # one write into the queue: a put waits for at most that
 
 
 class SpillFile:
@@ -121,19 +121,19 @@ class SpillFile:
                 rows = db.execute("SELECT seq, body, since FROM spill ORDER BY seq LIMIT ?",
                                   (limit,)).fetchall()
                 failure: OpenCDPError | None = None
-                for seq, body, since in rows:
+                for run in _runs(rows):
                     try:
-                        if since is None:
-                            into.put(loads_message(body))
+                        if run[0][2] is None:  # plain rows: one write for the run
+                            into.put_many([loads_message(body) for _, body, _ in run])
                         else:
-                            into.put_unless_stored(loads_message(body), since)
+                            into.put_unless_stored(loads_message(run[0][1]), run[0][2])
                     except OpenCDPError as exc:
-                        if isinstance(exc, MaybeStoredError) and since is None:
-                            db.execute("UPDATE spill SET since = ? WHERE seq = ?",
-                                       (time.time(), seq))
+                        if isinstance(exc, MaybeStoredError) and run[0][2] is None:
+                            db.executemany("UPDATE spill SET since = ? WHERE seq = ?",
+                                           [(time.time(), seq) for seq, _, _ in run])
                         failure = exc
                         break
-                    moved.append(seq)
+                    moved.extend(seq for seq, _, _ in run)
                 if moved:
                     db.execute("DELETE FROM spill WHERE seq <= ?", (moved[-1],))
                 left = int(db.execute("SELECT count(*) FROM spill").fetchone()[0])
@@ -160,6 +160,18 @@ class SpillFile:
                     self._db.close()
             self._db = None
             self._closed = True
+
+
+def _runs(rows: Sequence[tuple[int, bytes, float | None]]
+          ) -> list[list[tuple[int, bytes, float | None]]]:
+    """Consecutive plain rows together; each row that may be stored already on its own."""
+    runs: list[list[tuple[int, bytes, float | None]]] = []
+    for row in rows:
+        if row[2] is None and runs and runs[-1][0][2] is None:
+            runs[-1].append(row)
+        else:
+            runs.append([row])
+    return runs
 
 
 def _after_fork_in_child() -> None:

@@ -351,3 +351,12 @@ def test_per_message_state_is_freed_when_resolved(outbox: Any) -> None:
     assert outbox.pending_messages() == 0
     stats = outbox.stats(time.time())
     assert all((s.pending, s.in_flight, s.in_flight_here) == (0, 0, 0) for s in stats.values())
+
+
+def test_put_many_queues_in_order_for_each_destination(outbox: Any) -> None:
+    sent = [msg(i, BOTH if i % 2 else OPENCDP) for i in range(250)]
+    outbox.put_many(sent)
+    outbox.put_many([])
+    assert [x.message.id for x in lease_all(outbox, "opencdp")] == [m.id for m in sent]
+    assert [x.message.id for x in lease_all(outbox, "customerio")] == [
+        m.id for m in sent if m.destinations & CUSTOMERIO]

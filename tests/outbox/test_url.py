@@ -147,7 +147,8 @@ def test_bad_durability() -> None:
 
 
 def test_unreachable_redis_fails_within_the_timeout() -> None:
-    """A Redis that is not there is a clear error after the URL's timeout, not a hang."""
+    """A Redis that is not there at start is a clear error after the URL's timeout, not a
+    hang (once running, an outage spills instead: see test_spill)."""
     import socket
 
     with socket.socket() as probe:
@@ -157,3 +158,51 @@ def test_unreachable_redis_fails_within_the_timeout() -> None:
         with pytest.raises(OpenCDPError, match="Redis outbox failed"):
             open_outbox(f"redis://127.0.0.1:{port}/0?timeout=0.5", **DEFAULTS)
         assert time.monotonic() - start < 5
+
+
+def test_a_closed_durable_queue_refuses_puts(tmp_path: Path) -> None:
+    """After close, neither the queue nor the spill takes a message: the call is told."""
+    box = open_outbox(f"sqlite:///{tmp_path / 'q.db'}", **DEFAULTS,
+                      spill_path=str(tmp_path / "spill.db"))
+    box.close()
+    with pytest.raises(OpenCDPError, match="not queued"):
+        box.put(Message(new_ulid(), "track", "u", "a", None, None, 3))
+    assert not (tmp_path / "spill.db").exists()
+
+
+class Collector:
+    """A logger that is not a ``logging.Logger``, as the client's ``logger=`` allows."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def warning(self, text: str) -> None:
+        self.lines.append(("warning", text))
+
+    def error(self, text: str) -> None:
+        self.lines.append(("error", text))
+
+
+def test_memory_drops_are_logged_once_per_interval_to_any_logger() -> None:
+    logger = Collector()
+    box = open_outbox("memory", **{**DEFAULTS, "max_queue_size": 5}, logger=logger)
+    for i in range(100):
+        box.put(Message(new_ulid(), "track", "u", f"e{i}", None, None, 3))
+    assert box.stats(time.time())["opencdp"].dropped == {"drop_oldest": 95}
+    assert [(level, text.split()[1]) for level, text in logger.lines] == [
+        ("warning", "OCDP301"), ("warning", "OCDP301")]  # one per destination
+    assert "opencdp memory queue is full (5 messages)" in logger.lines[0][1]
+    box.close()
+
+
+def test_spill_reports_reach_any_logger(tmp_path: Path) -> None:
+    logger = Collector()
+    box = open_outbox(f"sqlite:///{tmp_path / 'q.db'}", **DEFAULTS, logger=logger,
+                      spill_path=str(tmp_path / "spill.db"))
+    assert isinstance(box, SpilledOutbox)
+    box.primary.close()  # the queue fails every write from now on
+    box.put(Message(new_ulid(), "track", "u", "a", None, None, 3))
+    box.put(Message(new_ulid(), "track", "u", "b", None, None, 3))
+    assert [text.split()[1] for _, text in logger.lines] == ["OCDP320"]
+    assert box.spill.counts()[0] == 2
+    box.close()

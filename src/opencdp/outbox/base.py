@@ -190,6 +190,12 @@ class Outbox(Protocol):
         """Messages this instance would lose if the process ended now (0 when durable)."""
         return 0
 
+    def put_many(self, messages: Sequence[Message]) -> None:
+        """``put`` each, in order; the durable queues write them all or none in one step
+        (used to move a spill back quickly)."""
+        for message in messages:
+            self.put(message)
+
     def put_unless_stored(self, message: Message, since: float) -> None:
         """``put``, unless an earlier attempt (one that raised MaybeStoredError at or after
         ``since``, wall clock) did store it after all."""

@@ -304,8 +304,13 @@ class RedisOutbox(Outbox):
             for bits in range(4)
         }
         self._init_state()
-        with self._errors():
+        try:
             self._create_groups()
+        except (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError) as exc:
+            raise ConfigurationError(
+                f"the Redis server refused the queue: {type(exc).__name__}: {exc}") from None
+        except redis.exceptions.RedisError as exc:
+            raise OutboxError(f"the Redis outbox failed: {type(exc).__name__}: {exc}") from None
         _instances.add(self)
 
     def _connect(self) -> None:
@@ -445,6 +450,11 @@ class RedisOutbox(Outbox):
             self._put_script(keys=[self._stream, self._counts],
                              args=[dumps_message(message), *self._put_args[dests]],
                              client=self._put_redis)
+
+    def put_many(self, messages: Sequence[Message]) -> None:
+        rows = [(dumps_message(m), m.destinations & 3) for m in messages if m.destinations & 3]
+        for start in range(0, len(rows), 1000):
+            self._write_many(rows[start:start + 1000])
 
     def put_unless_stored(self, message: Message, since: float) -> None:
         dests = message.destinations & 3

@@ -24,6 +24,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,9 @@ from .throttle import LogThrottle
 
 __all__ = ["SpillFile", "SpilledOutbox"]
 
-_DRAIN_BATCH = 50  # small: a put waits for at most one batch of the drain
+_files: weakref.WeakSet[SpillFile] = weakref.WeakSet()
+_wrappers: weakref.WeakSet[SpilledOutbox] = weakref.WeakSet()
+_DRAIN_BATCH = 200  # one write into the queue: a put waits for at most that
 
 
 class SpillFile:
@@ -48,13 +51,20 @@ class SpillFile:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._pid = os.getpid()
+        self._closed = False
+        _files.add(self)
 
     def exists(self) -> bool:
-        return self._db is not None or os.path.exists(self.path)
+        return self._db is not None or (not self._closed and os.path.exists(self.path))
 
     def _open(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():  # forked, and nobody called after_fork
+            self._db = None
+            self._pid = os.getpid()
         if self._db is not None:
             return self._db
+        if self._closed:
+            raise OutboxError(f"the spill file {self.path} is closed")
         parent = Path(self.path).parent
         parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -111,19 +121,19 @@ class SpillFile:
                 rows = db.execute("SELECT seq, body, since FROM spill ORDER BY seq LIMIT ?",
                                   (limit,)).fetchall()
                 failure: OpenCDPError | None = None
-                for seq, body, since in rows:
+                for run in _runs(rows):
                     try:
-                        if since is None:
-                            into.put(loads_message(body))
+                        if run[0][2] is None:  # plain rows: one write for the run
+                            into.put_many([loads_message(body) for _, body, _ in run])
                         else:
-                            into.put_unless_stored(loads_message(body), since)
+                            into.put_unless_stored(loads_message(run[0][1]), run[0][2])
                     except OpenCDPError as exc:
-                        if isinstance(exc, MaybeStoredError) and since is None:
-                            db.execute("UPDATE spill SET since = ? WHERE seq = ?",
-                                       (time.time(), seq))
+                        if isinstance(exc, MaybeStoredError) and run[0][2] is None:
+                            db.executemany("UPDATE spill SET since = ? WHERE seq = ?",
+                                           [(time.time(), seq) for seq, _, _ in run])
                         failure = exc
                         break
-                    moved.append(seq)
+                    moved.extend(seq for seq, _, _ in run)
                 if moved:
                     db.execute("DELETE FROM spill WHERE seq <= ?", (moved[-1],))
                 left = int(db.execute("SELECT count(*) FROM spill").fetchone()[0])
@@ -149,6 +159,32 @@ class SpillFile:
                     self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                     self._db.close()
             self._db = None
+            self._closed = True
+
+
+def _runs(rows: Sequence[tuple[int, bytes, float | None]]
+          ) -> list[list[tuple[int, bytes, float | None]]]:
+    """Consecutive plain rows together; each row that may be stored already on its own."""
+    runs: list[list[tuple[int, bytes, float | None]]] = []
+    for row in rows:
+        if row[2] is None and runs and runs[-1][0][2] is None:
+            runs[-1].append(row)
+        else:
+            runs.append([row])
+    return runs
+
+
+def _after_fork_in_child() -> None:
+    # Locks a parent thread held at the fork would never be released in the child.
+    for spill in list(_files):
+        spill.after_fork()
+    for wrapper in list(_wrappers):
+        wrapper._lock = threading.Lock()
+        wrapper._drain_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class SpilledOutbox(Outbox):
@@ -166,6 +202,7 @@ class SpilledOutbox(Outbox):
         self._drain_lock = threading.Lock()
         self._spilled_since = 0  # messages spilled in the current episode
         self._spilling = bool(spill.exists() and spill.counts().get(0))
+        _wrappers.add(self)
 
     def __repr__(self) -> str:
         return f"SpilledOutbox({self.primary!r}, spill={self.spill.path!r})"

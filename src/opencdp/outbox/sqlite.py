@@ -319,6 +319,12 @@ class SQLiteOutbox(Outbox):
         with self._write() as db:
             db.execute(_INSERT_MANY, (packed, oldest))
 
+    def put_many(self, messages: Sequence[Message]) -> None:
+        now = time.time()
+        rows = [(m.destinations & 3, now, _dumps(m)) for m in messages if m.destinations & 3]
+        if rows:
+            self._insert(rows)
+
     def flush(self) -> None:
         """Commit buffered rows now (batched mode); a no-op in durable mode."""
         self._buffer.commit()

@@ -34,6 +34,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 from ..errors import ConfigurationError
 from ..message import Message
 from .base import Outbox
+from .throttle import LogThrottle
 
 __all__ = ["default_spill_path", "open_outbox", "safe_url"]
 
@@ -80,6 +81,35 @@ def _sqlite_path(url: str) -> str:
     return path
 
 
+class _Forward(logging.Handler):
+    """Hands the outbox's log records to a logger that is not a ``logging.Logger`` (the
+    client's ``logger=`` option takes any object with ``warning``/``error`` methods)."""
+
+    def __init__(self, target: Any) -> None:
+        super().__init__()
+        self.target = target
+
+    def emit(self, record: logging.LogRecord) -> None:
+        names = ("error",) if record.levelno >= logging.ERROR else (
+            ("warning", "warn") if record.levelno >= logging.WARNING else ("debug",))
+        for name in names:
+            method = getattr(self.target, name, None)
+            if callable(method):
+                method(record.getMessage())
+                return
+
+
+def _as_logger(logger: Any) -> logging.Logger:
+    if isinstance(logger, logging.Logger):
+        return logger
+    if logger is None:
+        return _log
+    forward = logging.Logger("opencdp.outbox")  # standalone: not in the logging tree
+    forward.propagate = False
+    forward.addHandler(_Forward(logger))
+    return forward
+
+
 def default_spill_path(name: str) -> str:
     """Where a queue spills when no ``spill_path`` is given: under the working directory."""
     digest = hashlib.sha256(name.encode()).hexdigest()[:12]
@@ -117,7 +147,7 @@ def open_outbox(
 ) -> Outbox:
     """Build the outbox a queue URL names, a durable one behind its local spill; raises
     ConfigurationError naming a bad URL or option."""
-    log: logging.Logger = logger if isinstance(logger, logging.Logger) else _log
+    log = _as_logger(logger)
     if not isinstance(url, str) or not url.strip():
         raise ConfigurationError("queue URL is empty; use 'memory', 'sqlite:///path' or 'redis://'")
     url = url.strip()
@@ -154,11 +184,15 @@ def open_outbox(
                     delete_on_close=True, logger=log,
                 )
 
+        throttle = LogThrottle(log)
+
         def on_drop(code: str, destination: str, message: Message) -> None:
-            log.warning(
-                "%s: memory queue full, dropped message %s for %s",
-                code, message.ulid, destination,
-            )
+            limit = f"{max_queue_size} messages" + (
+                f" or {max_queue_bytes} bytes" if max_queue_bytes is not None else "")
+            throttle(logging.WARNING, code, destination,
+                     f"the {destination} memory queue is full ({limit}); policy "
+                     f"{queue_full!r} dropped or refused a message. Drops are counted in "
+                     "health(); raise the bound or use a durable queue.")
 
         return MemoryOutbox(
             max_size=max_queue_size,

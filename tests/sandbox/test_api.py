@@ -103,3 +103,37 @@ def test_oversized_bodies_are_refused_without_buffering_them_all(sandbox: Any) -
     r = httpx.post(f"{sandbox.track_url}/api/v2/batch", content=chunks(),
                    auth=("sandbox-site", "sandbox-track-key"))
     assert r.status_code == 413
+
+
+@pytest.mark.parametrize("options", [
+    {"strict": "yes"}, {"read_timeout": 0}, {"read_timeout": True}, {"rate_limit_rps": -1},
+])
+def test_bad_strict_and_timeout_options_raise(options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        Sandbox(**options)
+
+
+def test_the_rate_limit_is_off_by_default_and_100_in_strict_mode() -> None:
+    assert Sandbox().config.effective_rate_limit == 0
+    assert Sandbox(strict=True).config.effective_rate_limit == 100
+    assert Sandbox(strict=True, rate_limit_rps=0).config.effective_rate_limit == 0
+    assert Sandbox(rate_limit_rps=5).config.effective_rate_limit == 5
+    assert "strict=True" in Sandbox(strict=True).config.describe()
+
+
+def test_admin_helpers_list_what_arrived(sandbox: Any) -> None:
+    auth = ("sandbox-site", "sandbox-track-key")
+    with httpx.Client(base_url=sandbox.track_url, auth=auth) as c:
+        c.put("/api/v1/customers/1", json={})
+        c.post("/api/v1/segments/3/add_customers", json={"ids": ["1"]})
+        c.post("/api/v1/forms/f/submit", json={"data": {"id": "2"}})
+        c.post("/api/v1/metrics", json={"delivery_id": "d", "metric": "opened"})
+        c.post("/api/v2/entity", json={"type": "object", "action": "identify",
+                                       "identifiers": {"object_type_id": "1",
+                                                       "object_id": "o"}})
+        c.post("/api/v1/customers/2/suppress")
+    assert sandbox.segments() == {"3": ["1"]}
+    assert sandbox.forms() == [{"form_id": "f", "data": {"id": "2"}}]
+    assert [d["metric"] for d in sandbox.deliveries()] == ["opened"]
+    assert [o["object_id"] for o in sandbox.objects()] == ["o"]
+    assert [p["id"] for p in sandbox.suppressed()] == ["2"]

@@ -154,3 +154,26 @@ def test_thread_mode_with_tls() -> None:
         with httpx.Client(verify=ssl.create_default_context(cafile=sb.ca_file)) as c:
             assert c.get(sb.opencdp_url.replace("127.0.0.1", "localhost") + "/v1/health/ping",
                          headers={"Authorization": "cdp-test-key"}).status_code == 200
+
+
+def _ms_event(track_url: str, auth: tuple[str, str] = (SITE, TRACK_KEY)) -> int:
+    r = httpx.post(f"{track_url}/api/v1/customers/1/events", auth=auth,
+                   json={"name": "x", "timestamp": 1_700_000_000_000})
+    return r.status_code
+
+
+def test_strict_flag_on_the_command_and_in_process_mode() -> None:
+    with _command("--port", "0") as (proc, urls):
+        assert _ms_event(urls["customerio_track"]) == 200
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    with _command("--port", "0", "--strict", "--read-timeout", "5") as (proc, urls):
+        assert _ms_event(urls["customerio_track"]) == 400
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    with Sandbox(port=0, process=True, strict=True) as sb:
+        assert _ms_event(sb.track_url) == 400
+    runner = CliRunner()
+    assert runner.invoke(main, ["sandbox", "--read-timeout", "0"]).exit_code == 2
+    help_text = runner.invoke(main, ["sandbox", "--help"]).output
+    assert "--strict" in help_text and "--read-timeout" in help_text

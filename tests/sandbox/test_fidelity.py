@@ -7,6 +7,7 @@ Each test quotes the line of ``../shared/spec/customerio/track-api.openapi.json`
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
 import httpx
@@ -445,3 +446,42 @@ def test_admin_shows_phones_event_ids_and_segments(sandbox: Sandbox,
     assert _ignored(sandbox) == {"segment_unknown_person": 1}
     bad = track.post("/api/v1/segments/seven/add_customers", json={"ids": ["u1"]})
     assert bad.status_code == 400
+
+
+# --- strict mode ----------------------------------------------------------------------------
+
+def _burst(client: httpx.Client, n: int) -> tuple[list[int], float]:
+    start = time.monotonic()
+    statuses = [client.put(f"/api/v1/customers/{i}", json={}).status_code for i in range(n)]
+    return statuses, time.monotonic() - start
+
+
+def test_the_default_sandbox_does_not_enforce_a_rate_limit(sandbox: Sandbox,
+                                                           track: httpx.Client) -> None:
+    """customerio.md §5: the Track request rate is "not strictly enforced"; the default
+    sandbox accepts a burst well over 100 requests in a second."""
+    for _ in range(3):
+        sandbox.reset()
+        statuses, elapsed = _burst(track, 150)
+        if elapsed < 0.9:
+            break
+    assert set(statuses) == {200}
+
+
+def test_strict_mode_enforces_100_per_second_and_refuses_milliseconds(
+        strict_sandbox: Sandbox, strict_track: httpx.Client) -> None:
+    """Strict mode keeps the sandbox's deliberate strictness: a hard 100 req/s and
+    millisecond timestamps refused by name."""
+    for _ in range(3):
+        strict_sandbox.reset()
+        statuses, elapsed = _burst(strict_track, 130)
+        if elapsed < 0.9:
+            break
+    assert statuses.count(200) == 100
+    assert statuses.count(429) == 30
+    time.sleep(1.05)
+    r = strict_track.post("/api/v2/entity", json={
+        "type": "person", "identifiers": {"id": "1"}, "action": "event", "name": "x",
+        "timestamp": 1_700_000_000_000})
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["reason"] == "timestamp_milliseconds"

@@ -312,6 +312,33 @@ class Sandbox:
         result: list[dict[str, Any]] = self._json("GET", "/anonymous_events")
         return result
 
+    def objects(self) -> list[dict[str, Any]]:
+        """Customer.io objects (``object_type_id``, ``object_id``, ``attributes``,
+        ``relationships``), as ``GET {admin}/objects``."""
+        result: list[dict[str, Any]] = self._json("GET", "/objects")
+        return result
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        """Delivery metrics and unsubscribes received (``/api/v1/metrics``,
+        ``/push/events``, v2 ``delivery`` events, ``/unsubscribe``), oldest first."""
+        result: list[dict[str, Any]] = self._json("GET", "/deliveries")
+        return result
+
+    def forms(self) -> list[dict[str, Any]]:
+        """Form submissions received (``form_id``, ``data``), oldest first."""
+        result: list[dict[str, Any]] = self._json("GET", "/forms")
+        return result
+
+    def segments(self) -> dict[str, list[str]]:
+        """Manual segment id -> the people in it."""
+        result: dict[str, list[str]] = self._json("GET", "/segments")
+        return result
+
+    def suppressed(self) -> list[dict[str, Any]]:
+        """The profiles Customer.io suppressed (deleted, identifiers refused)."""
+        result: list[dict[str, Any]] = self._json("GET", "/suppressed")
+        return result
+
     def set_faults(self, faults: dict[str, Any]) -> dict[str, Any]:
         """Merge fault settings per service (``{"customerio": None}`` clears one)."""
         result: dict[str, Any] = self._json("POST", "/faults", faults)

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from ..message import new_ulid
+from ..message import new_ulid, ulid_str
 from .http import Reject, Request, Response, error_response, json_response
 from .state import State
 from .store import Person, ServiceStore
@@ -921,6 +921,4 @@ class TrackAPI:
 
 
 def _new_id() -> str:
-    from ..message import ulid_str
-
     return ulid_str(new_ulid())

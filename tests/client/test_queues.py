@@ -51,7 +51,7 @@ def test_a_failing_outbox_spills_and_only_a_failing_spill_is_logged(
     blocker.write_text("")
     spilled = make(queue=f"sqlite:///{tmp_path / 's.db'}", spill_path=str(tmp_path / "sp.db"),
                    logger=logger)
-    spilled.client.engine.outbox.close()  # storage gone from under the client
+    spilled.client.engine.outbox.primary.close()  # storage gone from under the client
     spilled.track("u1", "signed_up")  # durable in the local spill: returns normally
     assert spilled.client.health().intake_failures == 0
     assert "OCDP307" not in logger.text()

@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeVar, overload
 from .calls import Calls, Queued
 from .config import ClientConfig
 from .dispatch import EngineSnapshot, Outcomes
-from .engine import Engine, FlushResult
+from .engine import Engine, FlushResult, build
 from .errors import ConfigurationError
 from .guards import Event
 from .health import Health
@@ -53,7 +53,7 @@ class _Facade:
     def __init__(self, config: ClientConfig | None = None, **options: Any) -> None:
         if config is not None:
             options["config"] = config
-        self._engine = Engine(_config(options))
+        self._engine = build(_config(options))
         self._calls = Calls(self._engine)
 
     @property

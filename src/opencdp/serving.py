@@ -12,12 +12,7 @@ from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["ReadTimeout", "bind", "lifespan", "receive_within", "request_timeout_answer",
-           "timed_protocol", "uvicorn_choice"]
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+__all__ = ["bind", "lifespan", "request_timeout_answer", "timed_protocol", "uvicorn_choice"]
 
 
 def bind(host: str, port: int, what: str) -> socket.socket:
@@ -56,37 +51,6 @@ async def lifespan(
             return
 
 
-async def receive_within(receive: Receive, timeout: float) -> Message:
-    """``await receive()``, raising ``TimeoutError`` after ``timeout`` seconds.
-
-    A timer that cancels the task costs far less than ``asyncio.wait_for``'s extra task, and
-    the body of most requests has already arrived, so this sits on every request's path.
-    """
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    if task is None:  # pragma: no cover - always called from a task
-        return await receive()
-    expired = False
-
-    def fire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    handle = loop.call_later(timeout, fire)
-    try:
-        return await receive()
-    except asyncio.CancelledError:
-        if not expired:
-            raise
-        uncancel = getattr(task, "uncancel", None)
-        if uncancel is not None:
-            uncancel()
-        raise TimeoutError(f"no request data for {timeout:g} s") from None
-    finally:
-        handle.cancel()
-
-
 def request_timeout_answer(body: bytes, content_type: bytes = b"application/json") -> bytes:
     """A complete ``408 Request Timeout`` response that closes the connection."""
     return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: " + content_type
@@ -94,14 +58,23 @@ def request_timeout_answer(body: bytes, content_type: bytes = b"application/json
             + body)
 
 
-def timed_protocol(http: str, timeout: float, answer: bytes) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol (``"httptools"`` or ``"h11"``) with a header read timeout.
+Answer = Callable[[str | None], bytes]
+
+
+def timed_protocol(http: str, timeout: float, answer: Answer) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (``"httptools"`` or ``"h11"``) with read timeouts.
 
     uvicorn waits for ever for a request whose headers never finish (its keep-alive timer
-    only runs between requests), so a client that stalls mid-headers holds a connection
-    open for good. This one writes ``answer`` (see ``request_timeout_answer``) and closes the
-    connection when ``timeout`` seconds pass between a connection's (or the previous
-    response's) first byte and the end of the next request's headers.
+    only runs between requests) or whose body stops short of its ``Content-Length``, so a
+    stalled client holds a connection, and a server task, for good. This protocol answers
+    ``answer(path)`` (a whole response, see ``request_timeout_answer``; ``path`` is None while
+    the headers are incomplete) and closes the connection when ``timeout`` seconds pass
+    from a request's first byte without its headers completing, or between two parts of
+    its body. The app's pending ``receive()`` then returns ``http.disconnect`` and whatever
+    it sends is dropped.
+
+    It costs nothing on the common path: a request that arrives in one read never starts a
+    timer (an ASGI-level ``receive`` timeout would cost a timer per request).
     """
     base: Any
     if http == "httptools":
@@ -110,94 +83,61 @@ def timed_protocol(http: str, timeout: float, answer: bytes) -> type[asyncio.Pro
         from uvicorn.protocols.http.h11_impl import H11Protocol as base
 
     class TimedProtocol(base):  # type: ignore[misc]
-        _header_timer: asyncio.TimerHandle | None = None
+        _timer: asyncio.TimerHandle | None = None
+        _in_body = False
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
-            self._arm()
+            self._arm(False)
 
         def data_received(self, data: bytes) -> None:
-            before = self.cycle
             super().data_received(data)
-            if self.cycle is not before:
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete:
+                if cycle.more_body:
+                    self._arm(True)
+                elif self._timer is not None:
+                    self._disarm()
+            elif data:
+                self._arm(False)  # part of the next request's headers
+            elif self._timer is not None:
                 self._disarm()
-            elif data and (before is None or before.response_complete):
-                self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             super().connection_lost(exc)
 
-        def _arm(self) -> None:
-            if self._header_timer is None:
-                self._header_timer = self.loop.call_later(timeout, self._expired)
+        def _arm(self, body: bool) -> None:
+            """Headers: one deadline from the first byte. Body: a fresh one per read."""
+            if self._timer is not None:
+                if not body and not self._in_body:
+                    return
+                self._timer.cancel()
+            self._in_body = body
+            self._timer = self.loop.call_later(timeout, self._expired)
 
         def _disarm(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
         def _expired(self) -> None:
-            self._header_timer = None
+            self._timer = None
             transport = self.transport
             if transport is None or transport.is_closing():
                 return
-            if self.cycle is not None and not self.cycle.response_complete:
-                return  # a request is being served; its body has a timeout of its own
-            transport.write(answer)
+            cycle = self.cycle
+            path: str | None = None
+            if cycle is not None and not cycle.response_complete:
+                if not cycle.more_body:
+                    return  # the whole request arrived; the app is answering it
+                cycle.disconnected = True
+                cycle.message_event.set()
+                if cycle.response_started:
+                    transport.close()
+                    return
+                path = cycle.scope.get("path")
+            transport.write(answer(path))
             transport.close()
 
     return TimedProtocol
-
-
-class ReadTimeout:
-    """ASGI middleware: a request body that stalls for ``timeout`` seconds is answered 408.
-
-    The app then reads ``http.disconnect`` (Starlette raises ``ClientDisconnect``) and
-    whatever it tries to send is dropped, since the client already has its answer.
-    """
-
-    def __init__(self, app: Any, timeout: float,
-                 body: bytes = b'{"message":"request timeout: the request body did not '
-                               b'arrive in time"}') -> None:
-        self.app = app
-        self.timeout = timeout
-        self.body = body
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive,
-                       send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = timed_out = body_done = False
-        timeout = self.timeout
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if timed_out:
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        async def timed_receive() -> Message:
-            nonlocal timed_out, body_done
-            if timed_out:
-                return {"type": "http.disconnect"}
-            if body_done:
-                return await receive()
-            try:
-                message = await receive_within(receive, timeout)
-            except TimeoutError:
-                if not started:
-                    await send({"type": "http.response.start", "status": 408, "headers": [
-                        (b"content-type", b"application/json"), (b"connection", b"close"),
-                        (b"content-length", str(len(self.body)).encode())]})
-                    await send({"type": "http.response.body", "body": self.body})
-                timed_out = True
-                return {"type": "http.disconnect"}
-            if message["type"] != "http.request" or not message.get("more_body"):
-                body_done = True
-            return message
-
-        await self.app(scope, timed_receive, guarded_send)

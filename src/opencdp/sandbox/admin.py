@@ -55,6 +55,15 @@ def _service(name: str) -> str:
     return name
 
 
+def _suppressed(st: ServiceStore) -> list[dict[str, Any]]:
+    """The suppressed profiles: deleted from the service, listed (``"suppressed": true``)
+    so a test or a reconciliation still sees whom the suppression hit."""
+    if not st.suppressed:
+        return []
+    unique = {id(p): p for p in st.suppressed.values()}
+    return [p.to_json() for p in unique.values()]
+
+
 def _segments(st: ServiceStore) -> dict[str, list[str]]:
     """Manual segment id -> the people in it (id, else email, else phone, else
     ``cio_<cio_id>``)."""
@@ -135,7 +144,8 @@ class AdminAPI:
                 return json_response(200, {s: state.store.service(s).stats() for s in SERVICES})
             if head == "people" and len(seg) == 2:
                 st = state.store.service(_service(seg[1]))
-                return json_response(200, [p.to_json() for p in st.people.values()])
+                return json_response(200, [p.to_json() for p in st.people.values()]
+                                     + _suppressed(st))
             if head == "people" and len(seg) == 3:
                 person = state.store.service(_service(seg[1])).find_any(seg[2])
                 if person is None:
@@ -157,9 +167,7 @@ class AdminAPI:
             if head == "segments" and len(seg) == 1:
                 return json_response(200, _segments(state.store.customerio))
             if head == "suppressed" and len(seg) == 1:
-                st = state.store.customerio
-                unique = {id(p): p for p in st.suppressed.values()}
-                return json_response(200, [p.to_json() for p in unique.values()])
+                return json_response(200, _suppressed(state.store.customerio))
             if head == "diff" and len(seg) == 2:
                 cdp = state.store.opencdp.find_any(seg[1])
                 cio = state.store.customerio.find_any(seg[1])

@@ -152,7 +152,7 @@ class FaultMiddleware:
         """Read the body a fault answers without looking at; a stalled or vanished client
         still gets the fault's answer (written into the void if it is gone)."""
         with contextlib.suppress(Reject):
-            await read_body(receive, self.state.config.read_timeout)
+            await read_body(receive)
 
     async def _reset(self, receive: Receive, send: Send) -> None:
         transport = getattr(getattr(send, "__self__", None), "transport", None)

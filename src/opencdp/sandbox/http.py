@@ -13,7 +13,7 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 
-from ..serving import receive_within
+from ..serving import request_timeout_answer
 
 __all__ = [
     "Receive",
@@ -26,6 +26,7 @@ __all__ = [
     "json_response",
     "read_body",
     "send_response",
+    "timeout_answer",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -127,20 +128,30 @@ def error_response(path: str, r: Reject) -> Response:
     return json_response(r.status, body, r.headers)
 
 
+def timeout_answer(path: str | None, timeout: float) -> bytes:
+    """The whole 408 response for a request that stalled (``path`` None: mid-headers), in
+    the error shape of the service ``path`` belongs to."""
+    what = "headers" if path is None else "body"
+    r = Reject(408, "request_timeout", f"request timeout: the request {what} did not arrive "
+               f"within {timeout:g} s")
+    _, body, _ = error_response(path or "", r)
+    return request_timeout_answer(body)
+
+
 MAX_BODY = 20 * 1024 * 1024  # far above every documented limit; bounds the sandbox's memory
 
 
-async def read_body(receive: Receive, timeout: float) -> bytes:
-    """The whole body; ``Reject`` 408 when ``timeout`` seconds pass without the next part,
-    413 past ``MAX_BODY``."""
-    message = await _receive(receive, timeout)
+async def read_body(receive: Receive) -> bytes:
+    """The whole body; ``Reject`` 413 past ``MAX_BODY``, 408 when the client went away (or
+    the server's read timeout hung up on it) before the body arrived."""
+    message = await _receive(receive)
     body: bytes = message.get("body", b"")
     if not message.get("more_body"):
         return body
     chunks = [body]
     size = len(body)
     while message.get("more_body"):
-        message = await _receive(receive, timeout)
+        message = await _receive(receive)
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
@@ -150,12 +161,8 @@ async def read_body(receive: Receive, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
-async def _receive(receive: Receive, timeout: float) -> Message:
-    try:
-        message = await receive_within(receive, timeout)
-    except TimeoutError:
-        raise Reject(408, "request_timeout", f"the request body did not arrive within "
-                     f"{timeout:g} s") from None
+async def _receive(receive: Receive) -> Message:
+    message = await receive()
     if message["type"] == "http.disconnect":
         raise Reject(408, "client_disconnected", "the client went away before its body "
                      "arrived")

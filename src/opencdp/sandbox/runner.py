@@ -27,10 +27,11 @@ from urllib.parse import quote
 import httpx
 
 from ..errors import ConfigurationError, OpenCDPError
-from ..serving import bind, request_timeout_answer, timed_protocol, uvicorn_choice
+from ..serving import bind, timed_protocol, uvicorn_choice
 from .app import create_app, urls_for
 from .config import SERVICES, SandboxConfig
 from .faults import FaultMiddleware
+from .http import timeout_answer
 from .tls import TLSFiles, make_tls_files
 
 __all__ = ["Sandbox", "SandboxServer", "build_server"]
@@ -60,10 +61,10 @@ class SandboxServer:
         self.urls: dict[str, Any] = urls_for(base, self.tls.ca_file if self.tls else None)
         self.app.state.urls = self.urls
         loop, http = uvicorn_choice()
-        answer = request_timeout_answer(
-            b'{"message":"request timeout: the request headers did not arrive in time"}')
+        timeout = config.read_timeout
         uv_config = uvicorn.Config(
-            self.app, loop=loop, http=timed_protocol(http, config.read_timeout, answer),
+            self.app, loop=loop,
+            http=timed_protocol(http, timeout, lambda path: timeout_answer(path, timeout)),
             lifespan="off", access_log=False,
             log_level="warning",
             log_config=None if quiet_logging else uvicorn.config.LOGGING_CONFIG,

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Generator
 
 from ..errors import OpenCDPError
-from ..serving import ReadTimeout, bind, request_timeout_answer, timed_protocol, uvicorn_choice
+from ..serving import bind, request_timeout_answer, timed_protocol, uvicorn_choice
 from .app import Relay, create_app
 from .config import ServerConfig
 from .gateway import GATEWAY_PREFIX
@@ -51,10 +51,10 @@ class RelayServer:
         self.relay: Relay = self.app.state.relay
         loop, http = uvicorn_choice()
         answer = request_timeout_answer(
-            b'{"message":"request timeout: the request headers did not arrive in time"}')
+            b'{"message":"request timeout: the request did not arrive in time"}')
         uv_config = uvicorn.Config(
-            ReadTimeout(self.app, read_timeout), loop=loop,
-            http=timed_protocol(http, read_timeout, answer), lifespan="on", access_log=False,
+            self.app, loop=loop, http=timed_protocol(http, read_timeout, lambda _path: answer),
+            lifespan="on", access_log=False,
             log_level=log_level,
             log_config=None if quiet_logging else uvicorn.config.LOGGING_CONFIG,
             timeout_graceful_shutdown=max(1, round(config.drain_timeout)),

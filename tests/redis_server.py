@@ -181,6 +181,11 @@ class RestartableRedis:
         if self.proc is not None:
             self.proc.send_signal(18)  # SIGCONT
 
+    def flushall(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(b"FLUSHALL\r\n")
+            sock.recv(64)
+
     def restart(self) -> None:
         self.stop()
         self.start()

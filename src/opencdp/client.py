@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from .calls import Calls, Queued
 from .config import ClientConfig
-from .dispatch import EngineSnapshot, Outcomes
+from .dispatch import Outcomes
 from .engine import Engine, FlushResult, build
 from .errors import ConfigurationError
 from .guards import Event
@@ -27,6 +27,7 @@ from .message import ulid_str
 from .options import ClientOptions
 from .outbox.base import DeadLetter
 from .sends import EmailSend, PushSend, SmsSend, WhatsAppSend, wire_fields
+from .snapshot import EngineSnapshot
 
 if sys.version_info >= (3, 11):
     from typing import Unpack

@@ -21,7 +21,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .config import ClientConfig
@@ -31,9 +30,10 @@ from .lane import LATENCY_BUCKETS, Lane, LaneCounters
 from .logs import Log
 from .message import DESTINATION_NAMES, Message
 from .outbox.base import Leased, Outbox
+from .snapshot import EngineSnapshot, LaneSnapshot
 from .transport import AiohttpTransport, Transport
 
-__all__ = ["LATENCY_BUCKETS", "Dispatcher", "EngineSnapshot", "LaneSnapshot", "Outcomes"]
+__all__ = ["LATENCY_BUCKETS", "Dispatcher", "Outcomes"]
 
 T = TypeVar("T")
 Outcomes = dict[str, tuple[bool, str | None, int | None]]
@@ -77,30 +77,6 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-@dataclass(frozen=True, slots=True)
-class LaneSnapshot:
-    """One destination's engine state at one moment (copies; safe to keep)."""
-
-    destination: str
-    counters: LaneCounters
-    circuit_state: str
-    failure_count: int
-    last_failure: float | None
-    last_failure_reason: str | None
-    failing: bool
-    inflight: int
-    rate_limit: dict[str, object]
-    throttled: int
-
-
-@dataclass(frozen=True, slots=True)
-class EngineSnapshot:
-    lanes: dict[str, LaneSnapshot]
-    restarts: int
-    internal_errors: dict[str, int]
-    running: bool
 
 
 class _Waiter:

@@ -22,7 +22,7 @@ from .config import ClientConfig
 from .destinations.base import Destination, Failure, Response
 from .destinations.customerio import CustomerIOTrack
 from .destinations.opencdp import Gateway, build_send, error_message
-from .dispatch import Dispatcher, EngineSnapshot, Outcomes
+from .dispatch import Dispatcher, Outcomes
 from .errors import (
     ClientClosedError,
     DeliveryError,
@@ -39,6 +39,7 @@ from .message import CUSTOMERIO, OPENCDP, Message
 from .outbox.base import Outbox
 from .outbox.url import open_outbox
 from .policies.idempotency import IdempotencyGuard, SharedIdempotencyGuard
+from .snapshot import EngineSnapshot
 
 __all__ = ["Engine", "FlushResult", "build"]
 

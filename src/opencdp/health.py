@@ -31,7 +31,7 @@ from .serving import lifespan
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-    from .dispatch import EngineSnapshot
+    from .snapshot import EngineSnapshot
 
 __all__ = [
     "DestinationHealth",

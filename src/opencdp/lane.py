@@ -33,7 +33,8 @@ from .destinations.base import (
     Retry,
     Split,
 )
-from .outbox.base import DeadItem, Leased
+from .errors import OutboxError
+from .outbox.base import DeadItem, Leased, RetryItem
 from .policies.breaker import CircuitBreaker, State
 from .policies.plan import RECENT_RESPONSES, plan_retry, signal
 from .policies.ratelimit import SharedTokenBucket, TokenBucket
@@ -169,6 +170,11 @@ class Lane:
                 await self._turn()
             except asyncio.CancelledError:
                 raise
+            except OutboxError as exc:
+                self.engine.internal_error("OCDP307", f"{self.name}:queue:{type(exc).__name__}",
+                                           f"{self.prefix} OCDP307 the queue cannot be read now "
+                                           f"(the lane retries): {exc}")
+                await asyncio.sleep(0.5)
             except Exception as exc:
                 self.engine.internal_error("OCDP306", f"{self.name}:turn:{type(exc).__name__}",
                                            f"{self.prefix} OCDP306 error in the delivery lane "
@@ -277,6 +283,9 @@ class Lane:
         probing = self.breaker.state != "CLOSED"
         try:
             result = await self.send(request)
+        except asyncio.CancelledError:
+            self._release(request.items)
+            raise
         finally:
             self.inflight -= 1
             self.slot.set()
@@ -329,6 +338,19 @@ class Lane:
                                       outcome.status), probing)
             else:
                 await self.apply(outcome, probing)
+
+    def _release(self, items: list[Leased]) -> None:
+        """At shutdown, hand a cancelled exchange's messages back at once (same attempt), so
+        the next start delivers them without waiting for the lease to expire."""
+        if not items:
+            return
+        now = time.time()
+        try:
+            self.engine.outbox.retry(self.name, [
+                RetryItem(i.message.id, now, "client closed mid-request", i.attempt)
+                for i in items])
+        except Exception:  # noqa: S110 - the lease expires and the queue hands them out again
+            pass
 
     # outcomes ---------------------------------------------------------------------------
     async def apply(self, outcome: Outcome, probing: bool = False) -> None:

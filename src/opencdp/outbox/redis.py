@@ -240,6 +240,16 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+
+def _consumer_pending(summary: Any, consumer: str) -> int:
+    """Entries pending for ``consumer`` in an ``XPENDING`` summary reply."""
+    if not isinstance(summary, dict):
+        return 0
+    for entry in summary.get("consumers") or ():
+        if isinstance(entry, dict) and _text(entry.get("name", "")) == consumer:
+            return int(entry.get("pending", 0))
+    return 0
+
 class _InFlight:
     __slots__ = ("attempt", "body", "enqueued", "entry")
 
@@ -664,7 +674,10 @@ class RedisOutbox(Outbox):
             out[name] = QueueStats(
                 pending=pending,
                 in_flight=in_flight,
-                in_flight_here=len(self._inflight[DESTINATION_BITS[name]]),
+                # The server's count for this consumer, not the leases we know of: a lease
+                # whose answer was lost (a timeout) is ours to wait for too.
+                in_flight_here=max(len(self._inflight[DESTINATION_BITS[name]]),
+                                   _consumer_pending(info, self.consumer)),
                 dead=counts.get(f"dead:{name}", 0),
                 delivered=counts.get(f"delivered:{name}", 0),
                 oldest_pending_age=(

@@ -1,0 +1,37 @@
+"""The engine's one read-only view: what health, metrics, tracing and reconcile read.
+
+Plain frozen copies taken on demand (``Dispatcher.snapshot()``, ``client.stats()``), so no
+other module reaches into a lane, a breaker or a bucket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .lane import LaneCounters
+
+__all__ = ["EngineSnapshot", "LaneSnapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class LaneSnapshot:
+    """One destination's engine state at one moment (copies; safe to keep)."""
+
+    destination: str
+    counters: LaneCounters
+    circuit_state: str
+    failure_count: int
+    last_failure: float | None
+    last_failure_reason: str | None
+    failing: bool
+    inflight: int
+    rate_limit: dict[str, object]
+    throttled: int
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSnapshot:
+    lanes: dict[str, LaneSnapshot]
+    restarts: int
+    internal_errors: dict[str, int]
+    running: bool

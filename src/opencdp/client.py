@@ -107,7 +107,12 @@ class Client(_Facade):
 
     def _do(self, queued: Queued) -> str:
         message, key = queued
-        future = self._engine.enqueue(message, key)
+        engine = self._engine
+        if engine.fast and key is None:
+            engine.put(message)
+            engine.notify()
+            return ulid_str(message.id)
+        future = engine.enqueue(message, key)
         if future is not None:
             try:
                 self._engine.settle(future.result(self._engine.config.blocking_timeout))

@@ -95,6 +95,11 @@ class Engine:
         self.everywhere = OPENCDP | CUSTOMERIO if self.dual else OPENCDP
         self.blocking = config.delivery == "blocking"
         self.closed = False
+        # The hot path of background calls to a memory queue that never refuses a put.
+        self.fast = not (self.blocking or self.outbox.durable or not config.send
+                         or config.queue_full != "drop_oldest")
+        self.put = self.outbox.put
+        self.notify = self.dispatcher.notify
         self.intake_failures = 0
         self.not_sent = 0
         self.last_flush: FlushResult | None = None
@@ -278,6 +283,7 @@ class Engine:
             if self.closed:
                 return True
             self.closed = True
+            self.fast = False
         started = time.monotonic()
         drained = self.flush(timeout) if self.dispatcher.started else False
         self.dispatcher.stop(max(0.1, timeout - (time.monotonic() - started)))

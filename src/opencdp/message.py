@@ -124,10 +124,24 @@ _PAIRS: Final = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
 _PAIR_SHIFTS: Final = tuple(range(120, -1, -10))
 
 
+_LOW40: Final = (1 << 40) - 1
+_head: list[tuple[int, str]] = [(-1, "")]  # one tuple, replaced whole: thread-safe
+
+
 def ulid_str(value: int) -> str:
-    """Encode a 128-bit ULID integer as its 26-character Crockford base32 text (two
-    characters per lookup: it is on the durable outboxes' per-call path)."""
-    return "".join([_PAIRS[(value >> s) & 1023] for s in _PAIR_SHIFTS])
+    """Encode a 128-bit ULID integer as its 26-character Crockford base32 text.
+
+    It is on every call's path (calls return it), so the first 18 characters, which only
+    change with the millisecond or the random base, are kept from the previous call, and
+    the last 8 take four two-character lookups."""
+    head = value >> 40
+    cached, text = _head[0]
+    if head != cached:
+        text = "".join([_PAIRS[(value >> s) & 1023] for s in _PAIR_SHIFTS])[:18]
+        _head[0] = (head, text)
+    pairs = _PAIRS
+    return (text + pairs[(value >> 30) & 1023] + pairs[(value >> 20) & 1023]
+            + pairs[(value >> 10) & 1023] + pairs[value & 1023])
 
 
 def parse_ulid(text: str) -> int:

@@ -58,3 +58,20 @@ def test_message_serialises_and_derives_its_timestamp() -> None:
     assert again == message
     assert message.timestamp == (mid >> 80) // 1000
     assert message._replace(ts=1_700_000_000).timestamp == 1_700_000_000
+
+
+def test_ulid_text_round_trips_for_any_128_bit_value_in_any_order() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from opencdp.message import parse_ulid, ulid_str
+
+    @settings(max_examples=2000, deadline=None)
+    @given(st.lists(st.integers(0, (1 << 128) - 1), min_size=1, max_size=5))
+    def check(values: list[int]) -> None:
+        for value in values:  # consecutive values share the cached head, or do not
+            text = ulid_str(value)
+            assert len(text) == 26 and parse_ulid(text) == value
+            assert ulid_str(value + 1 if value + 1 < 1 << 128 else 0) != text
+
+    check()

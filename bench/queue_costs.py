@@ -96,8 +96,7 @@ def drain(events: int, dual: bool) -> float:
                         **options)  # type: ignore[arg-type]
         for i in range(events):
             client.track(f"user_{i % 1000}", "order_placed", PROPS)
-        engine = client._core.engine
-        engine.start()
+        client.engine.dispatcher.start()
         start = time.perf_counter()
         if dual:
             client.close(timeout=60)

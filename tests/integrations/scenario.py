@@ -18,7 +18,7 @@ from support_apps import (
     wait_stored,
 )
 
-GATEWAY_LATENCY = {"opencdp": {"latency_ms": 1000}}
+GATEWAY_LATENCY = {"opencdp": {"latency_ms": 600}}
 COUNT = 40
 STOP_AFTER = 16
 
@@ -48,9 +48,11 @@ def durable(sandbox: Any, tmp_path: Path, argv: Callable[[int], list[str]],
     sandbox.set_faults(GATEWAY_LATENCY)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    environ = app_env(sandbox, APP_QUEUE=queue, **env)
+    environ = app_env(sandbox, APP_QUEUE=queue, **{"APP_SHUTDOWN_TIMEOUT": "0.3", **env})
     accepted, first = _run(sandbox, argv(port), environ, tmp_path / "first.log", base, True)
     assert STOP_AFTER <= len(accepted) <= COUNT, (len(accepted), first[-3000:])
+    left = accepted - set(stored(sandbox, "opencdp"))
+    assert left, "the stop left nothing for the restart to deliver"
     sandbox.clear_faults()
     server = Server(argv(port), environ, tmp_path / "second.log")
     try:

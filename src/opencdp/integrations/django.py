@@ -54,7 +54,8 @@ def client_config() -> ClientConfig:
     return config_from_mapping(getattr(settings, "OPENCDP", None), "settings.OPENCDP")
 
 
-_client: ProcessClient[Client] = ProcessClient(lambda: Client(config=client_config()))
+_client: ProcessClient[Client] = ProcessClient(lambda: Client(config=client_config()),
+                                               prebuild=True)
 
 
 def get_client() -> Client:

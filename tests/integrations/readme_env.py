@@ -10,9 +10,14 @@ from typing import Any
 from opencdp import CustomerIO
 from opencdp.config import ClientConfig
 
-_probe = ClientConfig.from_env(environ={"CDP_API_KEY": "k",
-                                        "OPENCDP_ENDPOINT": "http://127.0.0.1:9/probe"})
-if _probe.cdp_hosts[0] != "http://127.0.0.1:9/probe":
+_PROBE = "http://127.0.0.1:9/probe"
+_probe = ClientConfig.from_env(environ={
+    "CDP_API_KEY": "k", "OPENCDP_ENDPOINT": _PROBE, "CUSTOMERIO_SITE_ID": "s",
+    "CUSTOMERIO_TRACK_API_KEY": "t", "CUSTOMERIO_TRACK_URL": _PROBE,
+    "CUSTOMERIO_APP_URL": _PROBE})
+_cio = _probe.customer_io
+if not (_probe.cdp_hosts[0] == _PROBE and _cio is not None
+        and _cio.track_url == _cio.app_url == _PROBE):
     _from_env = ClientConfig.from_env.__func__  # type: ignore[attr-defined]
 
     def from_env(cls: type[ClientConfig], environ: Any = None, **overrides: Any) -> Any:

@@ -132,6 +132,30 @@ def stored(sandbox: Any, service: str) -> collections.Counter[int]:
     return counts
 
 
+def event_ids(sandbox: Any, service: str) -> dict[int, list[str]]:
+    """The event ids stored for each ``i``: a resend of one call repeats its id."""
+    ids: dict[int, list[str]] = collections.defaultdict(list)
+    for person in sandbox.people(service):
+        for event in person["events"]:
+            if event["name"] == "signed_up":
+                ids[int(event["data"]["i"])].append(str(event["id"]))
+    return dict(ids)
+
+
+def assert_once_per_call(sandbox: Any, calls: collections.Counter[int]) -> None:
+    """Customer.io stored each call exactly once (it de-duplicates by event id). OpenCDP
+    stored each call, and any extra copy is a resend of that same call (same
+    ``Idempotency-Key``, counted by the sandbox as a duplicate): the gateway's at-least-once
+    for a request whose answer was lost when the process stopped."""
+    assert stored(sandbox, "customerio") == calls
+    ids = event_ids(sandbox, "opencdp")
+    assert set(ids) == set(calls), sorted(set(ids) ^ set(calls))
+    for i, copies in ids.items():
+        assert len(set(copies)) == calls[i], (i, copies)
+    resent = sum(len(copies) - calls[i] for i, copies in ids.items())
+    assert resent <= sandbox.stats()["opencdp"]["duplicates"], ids
+
+
 def logged_losses(text: str) -> int:
     return sum(int(n) for n in LOST.findall(text))
 

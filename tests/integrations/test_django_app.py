@@ -76,3 +76,26 @@ def test_runserver_reloader_parent_builds_no_client(sandbox: Any, tmp_path: Path
     finally:
         server.kill()
     assert stored(sandbox, "customerio") == {1: 1}
+
+
+def test_override_client_hands_views_a_capture(sandbox: Any, tmp_path: Path) -> None:
+    driver = """
+import os
+os.environ["DJANGO_SETTINGS_MODULE"] = "djangoapp.settings"
+import django
+django.setup()
+from django.test import Client
+from opencdp.integrations.django import get_client, override_client
+from opencdp.testing import capture
+with capture() as cap, override_client(cap.client):
+    assert Client().post("/track/7").status_code == 200
+    print([(m.kind, m.data["i"], m.destinations) for m in cap.messages])
+print(get_client() is not cap.client)
+"""
+    result = subprocess.run([str(BIN / "python"), "-c", driver], cwd=APPS,
+                            env=app_env(sandbox, APP_DB=str(tmp_path / "db")),
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == [
+        "[('track', 7, ('opencdp', 'customerio'))]", "True"]
+    assert stored(sandbox, "opencdp") == {}

@@ -19,7 +19,14 @@ from typing import Generic, TypeVar
 
 from ..client import AsyncClient, Client
 
-__all__ = ["ProcessClient", "close_all", "close_client", "forget_all", "shutdown_timeout"]
+__all__ = [
+    "ProcessClient",
+    "build_all",
+    "close_all",
+    "close_client",
+    "forget_all",
+    "shutdown_timeout",
+]
 
 C = TypeVar("C", Client, AsyncClient)
 
@@ -49,8 +56,9 @@ def close_client(client: Client | AsyncClient) -> bool:
 class ProcessClient(Generic[C]):
     """Builds ``factory()`` once per process, lazily, thread-safely."""
 
-    def __init__(self, factory: Callable[[], C]) -> None:
+    def __init__(self, factory: Callable[[], C], *, prebuild: bool = False) -> None:
         self._factory: Callable[[], C] = factory
+        self.prebuild = prebuild
         self._client: C | None = None
         self._pid = 0
         self._lock = threading.Lock()
@@ -124,6 +132,14 @@ def close_all() -> bool:
     for holder in list(_holders):
         drained = holder.close() and drained
     return drained
+
+
+def build_all() -> None:
+    """Build now the clients of web integrations, so that a restarted server worker starts
+    delivering what a durable queue kept before its first request."""
+    for holder in list(_holders):
+        if holder.prebuild:
+            holder.get()
 
 
 def _reset_locks() -> None:

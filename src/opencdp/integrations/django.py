@@ -3,7 +3,7 @@
 .. code-block:: python
 
     # settings.py
-    INSTALLED_APPS = [..., "opencdp.integrations.django"]
+    INSTALLED_APPS = [..., "opencdp.integrations.django.OpenCDPConfig"]
     OPENCDP = {"queue": "sqlite:///var/lib/myapp/opencdp.db"}  # plus the environment
 
     # views.py
@@ -54,7 +54,8 @@ def client_config() -> ClientConfig:
     return config_from_mapping(getattr(settings, "OPENCDP", None), "settings.OPENCDP")
 
 
-_client: ProcessClient[Client] = ProcessClient(lambda: Client(config=client_config()))
+_client: ProcessClient[Client] = ProcessClient(lambda: Client(config=client_config()),
+                                               prebuild=True)
 
 
 def get_client() -> Client:
@@ -85,7 +86,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         return [checks.Error(
             "no OpenCDP API key: set settings.OPENCDP['cdp_api_key'] or the CDP_API_KEY "
             "environment variable",
-            hint="The key is on the OpenCDP dashboard under Settings > API keys.",
+            hint="Settings take any Client option; the environment fills in the rest "
+                 "(Client.from_env).",
             id="opencdp.E001",
         )]
     try:
@@ -96,10 +98,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 
 
 class OpenCDPConfig(AppConfig):  # type: ignore[misc]
+    """List ``"opencdp.integrations.django.OpenCDPConfig"`` in ``INSTALLED_APPS``; ``ready()``
+    only registers the system check."""
+
     name = "opencdp.integrations.django"
     label = "opencdp"
     verbose_name = "OpenCDP"
-    default = True
 
     def ready(self) -> None:
         checks.register(check_settings, "opencdp")

@@ -52,7 +52,7 @@ class OpenCDP:
     def init_app(self, app: Flask) -> None:
         """Read and check the options now (a bad one fails at start-up), build nothing."""
         config = config_from_mapping(app.config.get("OPENCDP"), 'app.config["OPENCDP"]')
-        app.extensions["opencdp"] = ProcessClient(lambda: Client(config=config))
+        app.extensions["opencdp"] = ProcessClient(lambda: Client(config=config), prebuild=True)
         url = app.config.get("OPENCDP_HEALTH_URL", "/health/opencdp")
         if url:
             app.add_url_rule(url, "opencdp_health", self._health)

@@ -4,11 +4,13 @@ client after the fork and drains it at exit.
 .. code-block:: python
 
     # gunicorn.conf.py
-    from opencdp.integrations.gunicorn import post_fork, worker_exit  # noqa: F401
+    from opencdp.integrations.gunicorn import post_fork, post_worker_init, worker_exit  # noqa: F401
 
 With ``--preload`` the app is imported once in the master and then forked: clients made
 through the integrations are built lazily, so the master never has one; a client the
-master did build is dropped (never used) in each worker, which builds its own. Keep
+master did build is dropped (never used) in each worker, which builds its own once the app
+is loaded (``post_worker_init``), so that a restarted worker delivers what a durable queue
+kept without waiting for a request. Keep
 gunicorn's ``graceful_timeout`` (30 s by default) above the client's ``shutdown_timeout``,
 or the master kills a worker that is still draining.
 """
@@ -17,14 +19,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._process import close_all, forget_all
+from ._process import build_all, close_all, forget_all
 
-__all__ = ["post_fork", "worker_exit"]
+__all__ = ["post_fork", "post_worker_init", "worker_exit"]
 
 
 def post_fork(server: Any, worker: Any) -> None:
     """Drop any client inherited from the master; the worker builds its own on first use."""
     forget_all()
+
+
+def post_worker_init(worker: Any) -> None:
+    """Build the Django and Flask integrations' clients as soon as the worker loaded the app."""
+    build_all()
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -8,19 +8,20 @@ Fixtures:
 - ``opencdp_capture``: a ``Capture`` (a real client delivering into memory);
 - ``opencdp_async_capture``: an ``AsyncCapture`` for code that takes an ``AsyncClient``.
 
-Nothing heavier than ``opencdp.testing`` is imported until a fixture is used; the sandbox
-needs the ``opencdp[sandbox]`` extra.
+Test support and the sandbox are imported only when a fixture is used; the sandbox needs
+the ``opencdp[sandbox]`` extra.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..client import Client
-from ..testing import AsyncCapture, Capture, sandbox_client
+if TYPE_CHECKING:
+    from ..client import Client
+    from ..testing import AsyncCapture, Capture
 
 __all__ = ["opencdp_async_capture", "opencdp_capture", "opencdp_client", "opencdp_sandbox"]
 
@@ -45,6 +46,8 @@ def opencdp_sandbox(_opencdp_sandbox_server: Any) -> Any:
 @pytest.fixture
 def opencdp_client(opencdp_sandbox: Any) -> Iterator[Client]:
     """A dual-writing client delivering to ``opencdp_sandbox`` with no backoff."""
+    from ..testing import sandbox_client
+
     client = sandbox_client(opencdp_sandbox)
     yield client
     client.close(timeout=5)
@@ -53,6 +56,8 @@ def opencdp_client(opencdp_sandbox: Any) -> Iterator[Client]:
 @pytest.fixture
 def opencdp_capture() -> Iterator[Capture]:
     """A capturing client: ``opencdp_capture.client`` in, ``opencdp_capture.messages`` out."""
+    from ..testing import Capture
+
     cap = Capture()
     yield cap
     cap.close()
@@ -61,6 +66,8 @@ def opencdp_capture() -> Iterator[Capture]:
 @pytest.fixture
 def opencdp_async_capture() -> Iterator[AsyncCapture]:
     """An ``AsyncCapture``; works with pytest-asyncio, anyio or a plain ``asyncio.run``."""
+    from ..testing import AsyncCapture
+
     cap = AsyncCapture()
     yield cap
     cap.close()

@@ -18,7 +18,7 @@ def options() -> dict[str, Any]:
                         "track_url": env["APP_TRACK_URL"], "app_url": env["APP_APP_URL"]},
         "queue": env.get("APP_QUEUE", "memory"),
         "shutdown_timeout": float(env.get("APP_SHUTDOWN_TIMEOUT", "1")),
-        "timeout": 2.0,
+        "timeout": 1.5,
         "retry": {"base_delay": 0.05, "max_delay": 0.2},
         "breaker": {"failure_threshold": 1000},
         "silence": ["OCDP115"],

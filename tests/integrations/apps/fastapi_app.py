@@ -14,3 +14,8 @@ app.mount("/health/opencdp", health_app)
 async def track(i: int, cdp: Annotated[AsyncClient, Depends(get_client)]) -> str:
     await cdp.track(f"t{i}", "signed_up", {"i": i})
     return "ok"
+
+
+@app.get("/ping")
+async def ping() -> str:
+    return "pong"

@@ -16,6 +16,10 @@ def create_app() -> Flask:
         cdp.client.track(f"t{i}", "signed_up", {"i": i})
         return "ok"
 
+    @app.get("/ping")
+    def ping() -> str:
+        return "pong"
+
     return app
 
 

@@ -1,4 +1,4 @@
-from opencdp.integrations.gunicorn import post_fork, worker_exit  # noqa: F401
+from opencdp.integrations.gunicorn import post_fork, post_worker_init, worker_exit  # noqa: F401
 
 graceful_timeout = 20
 accesslog = None

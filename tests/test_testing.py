@@ -59,14 +59,18 @@ def test_capture_runs_customerio_only_operations() -> None:
 
 
 def test_capture_refuses_what_production_refuses() -> None:
+    from opencdp import ValidationError
+
     with capture() as cap:
         cap.client.track("u3", "ok_event", {"n": 1})
-        cap.client.track("u3", "bad_event", {"n": math.nan})
-        cap.client.track("u3", "obj_event", {"o": object()})
-        names = [m.name for m in cap.messages]
-        dead = {(d.destination, d.message.name) for d in cap.dead_letters()}
-    assert names == ["ok_event"]
-    assert dead == {(d, n) for d in ("opencdp", "customerio") for n in ("bad_event", "obj_event")}
+        for bad in (math.nan, object()):
+            with pytest.raises(ValidationError):
+                cap.client.track("u3", "bad_event", {"n": bad})
+        cap.client.identify("u3", {"bio": "x" * 1200})  # a limit only Customer.io has
+        calls = [(m.name or m.kind, m.destinations) for m in cap.messages]
+        dead = [(d.destination, d.message.kind) for d in cap.dead_letters()]
+    assert calls == [("ok_event", ("opencdp", "customerio")), ("identify", ("opencdp",))]
+    assert dead == [("customerio", "identify")]
 
 
 def test_capture_strict_raises_at_the_call() -> None:

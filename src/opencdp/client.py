@@ -250,7 +250,7 @@ class AsyncClient(_Facade):
         if future is not None:
             outcomes: Outcomes | None = None
             try:
-                outcomes = await asyncio.wait_for(asyncio.wrap_future(future),
+                outcomes = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)),
                                                   engine.config.blocking_timeout)
             except asyncio.TimeoutError:
                 engine.timed_out()

@@ -320,7 +320,8 @@ class Dispatcher:
                 waiter.remaining.discard(lane)
                 if not waiter.remaining:
                     del self._waiters[item.message.id]
-                    waiter.future.set_result(waiter.results)
+                    if not waiter.future.done():  # a caller that gave up cancelled it
+                        waiter.future.set_result(waiter.results)
 
     def settled(self) -> bool:
         """Nothing of this process's is left to do: nothing due or waiting to be retried, and

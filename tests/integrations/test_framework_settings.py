@@ -35,7 +35,7 @@ def test_a_prepared_config_is_taken_as_it_is() -> None:
     ({"cdp_api_key": "k", "customer_io": {"site": "s"}}, "settings.OPENCDP['customer_io']"),
     ({"cdp_api_key": "k", "retry": {"attempts": 3}}, "settings.OPENCDP['retry']"),
     ({"cdp_api_key": "k", "no_such_option": 1}, "settings.OPENCDP"),
-    ({"cdp_api_key": "k", "timeout": -1}, "timeout must be > 0"),
+    ({"cdp_api_key": "k", "timeout": -1}, "settings.OPENCDP['timeout']: timeout must be"),
 ])
 def test_bad_settings_name_where_they_are(settings: object, named: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:

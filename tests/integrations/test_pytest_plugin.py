@@ -17,7 +17,8 @@ USER_SUITE = '''
 import asyncio
 import math
 
-from opencdp import Client
+import pytest
+from opencdp import Client, ValidationError
 
 
 def signup(client: Client, user_id: str) -> None:
@@ -32,10 +33,17 @@ def test_signup_is_captured_for_both_platforms(opencdp_capture):
                      ("track", "signed_up", ("opencdp", "customerio"))]
 
 
-def test_what_production_refuses_is_not_captured(opencdp_capture):
-    opencdp_capture.client.track("user_2", "scored", {"score": math.nan})
+def test_what_production_refuses_is_refused_here_too(opencdp_capture):
+    with pytest.raises(ValidationError):
+        opencdp_capture.client.track("user_2", "scored", {"score": math.nan})
     assert opencdp_capture.messages == []
-    assert {d.destination for d in opencdp_capture.dead_letters()} == {"opencdp", "customerio"}
+
+
+def test_a_customerio_only_limit_costs_only_that_copy(opencdp_capture):
+    opencdp_capture.client.identify("user_2", {"bio": "x" * 1200})
+    assert opencdp_capture.flush(5)
+    assert [m.destinations for m in opencdp_capture.messages] == [("opencdp",)]
+    assert [d.destination for d in opencdp_capture.dead_letters()] == ["customerio"]
 
 
 def test_async_code(opencdp_async_capture):
@@ -81,12 +89,12 @@ def test_plugin_loads_itself_in_a_fresh_environment(tmp_path: Path) -> None:
     plugins = next(line for line in collected.stdout.splitlines()
                    if line.startswith("plugins:"))
     assert "opencdp-" in plugins
-    assert "5 tests collected" in collected.stdout
+    assert "6 tests collected" in collected.stdout
     run = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           "-W", "error"], cwd=suite, capture_output=True, text=True,
                          timeout=180, check=False)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert "5 passed" in run.stdout
+    assert "6 passed" in run.stdout
     disabled = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                "-p", "no:opencdp"], cwd=suite, capture_output=True, text=True,
                               timeout=120, check=False)

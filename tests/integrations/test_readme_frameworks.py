@@ -175,5 +175,5 @@ def test_testing_section_runs_green_with_the_plugin(sandbox: Any, tmp_path: Path
                              "-W", "error", "test_example.py"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout[-4000:]
-    assert "3 passed" in result.stdout
+    assert "4 passed" in result.stdout
 

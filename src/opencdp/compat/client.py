@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sys
-from collections.abc import Awaitable
+from collections.abc import Callable
 from typing import Any
 
-from ..client import AsyncClient
+from ..client import Client
 from ..config import CustomerIO
 from ..destinations.base import Response
 from ..destinations.opencdp import Gateway
 from ..errors import ConfigurationError, DeliveryError, OpenCDPError, ValidationError
 from ..options import ClientOptions
+from . import checks
 from .errors import CDPError, CDPValidationError
 from .models import (
     DEFAULT_CDP_ENDPOINT,
@@ -36,15 +36,12 @@ __all__ = ["CDPClient", "client_options"]
 
 logger = logging.getLogger("CDPClient")
 
-_EMAIL = re.compile(r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
-
-
 def _url(url: str) -> str:
     return url.strip().removesuffix("/")
 
 
 def client_options(config: CDPConfig) -> dict[str, Any]:
-    """The ``opencdp.AsyncClient`` options a ``CDPConfig`` stands for.
+    """The ``opencdp.Client`` options a ``CDPConfig`` stands for.
 
     ``fail_on_exception`` also makes calls wait for the gateway's answer (``delivery=
     "blocking"``, up to ``timeout_ms``), since raising its refusal is what it promises. The
@@ -75,35 +72,16 @@ def client_options(config: CDPConfig) -> dict[str, Any]:
     return options
 
 
-def _identifier(identifier: object) -> str:
-    if identifier is None or str(identifier).strip() == "":
-        raise CDPValidationError("Identifier cannot be empty", "identifier")
-    value = str(identifier).strip()
-    if _EMAIL.match(value):
-        raise CDPValidationError("Identifier must not be an email address", "identifier")
-    return value
-
-
-def _event_name(event_name: object) -> str:
-    if not isinstance(event_name, str) or not event_name.strip():
-        raise CDPValidationError("Event name cannot be empty", "eventName")
-    return event_name.strip()
-
-
-def _properties(properties: object) -> dict[str, Any]:
-    if properties is None:
-        return {}
-    if not isinstance(properties, dict):
-        raise CDPValidationError("Properties must be a dictionary", "properties")
-    return properties
-
-
 class CDPClient:
     """cdp-python-sdk's ``CDPClient``, same calls and errors, on opencdp's engine.
 
-    ``options`` are any ``opencdp.AsyncClient`` options and win over those derived from
+    ``options`` are any ``opencdp.Client`` options and win over those derived from
     ``config`` (``queue="sqlite:///cdp.db"`` for a durable outbox, ``retry=...``). The
     underlying client is ``self.client`` (``health()``, ``flush()``, dead letters).
+
+    A call that only queues into memory runs on the caller's loop (microseconds); one that
+    waits (a durable write, ``fail_on_exception``, a send, a ping) runs on a worker thread,
+    so the event loop never blocks.
     """
 
     def __init__(self, config: CDPConfig, **options: Unpack[ClientOptions]) -> None:
@@ -112,9 +90,11 @@ class CDPClient:
                 f"config must be a CDPConfig, not {type(config).__name__}", "config")
         self.config = config
         try:
-            self.client = AsyncClient(**{**client_options(config), **options})
+            self.client = Client(**{**client_options(config), **options})
         except ConfigurationError as exc:
             raise CDPValidationError(str(exc), exc.option) from exc
+        engine = self.client.engine
+        self._inline = not engine.blocking and not engine.outbox.durable
 
     def __repr__(self) -> str:
         return f"CDPClient({self.config!r})"
@@ -124,9 +104,12 @@ class CDPClient:
             raise error
         logger.error("%s: %s", context, error)
 
-    async def _call(self, context: str, call: Awaitable[Any]) -> Any:
+    async def _call(self, context: str, call: Callable[..., Any], *args: Any,
+                    inline: bool = False, **kwargs: Any) -> Any:
         try:
-            return await call
+            if inline and self._inline:
+                return call(*args, **kwargs)
+            return await asyncio.to_thread(call, *args, **kwargs)
         except ValidationError as exc:
             self._failed(CDPValidationError(str(exc), exc.field), context)
         except DeliveryError as exc:
@@ -155,39 +138,41 @@ class CDPClient:
         """Queue an identify for both platforms; returns once it is queued (or, with
         ``fail_on_exception``, once the gateway accepted it)."""
         try:
-            user_id, props = _identifier(identifier), _properties(properties)
+            user_id, props = checks.identifier(identifier), checks.properties(properties)
         except CDPValidationError as exc:
             self._failed(exc, f"Identify validation failed for {identifier}")
             return
-        await self._call(f"Error identifying user {user_id}",
-                         self.client.identify(user_id, props))
+        await self._call(f"Error identifying user {user_id}", self.client.identify, user_id,
+                         props, inline=True)
 
     async def track(self, identifier: str, event_name: str,
                     properties: dict[str, Any] | None = None) -> None:
         try:
-            user_id, name = _identifier(identifier), _event_name(event_name)
-            props = _properties(properties)
+            user_id, name = checks.identifier(identifier), checks.event_name(event_name)
+            props = checks.properties(properties)
         except CDPValidationError as exc:
             self._failed(exc, f"Track validation failed for {identifier} / {event_name}")
             return
-        await self._call(f"Error tracking event {name}", self.client.track(user_id, name, props))
+        await self._call(f"Error tracking event {name}", self.client.track, user_id, name,
+                         props, inline=True)
 
     async def register_device(self, identifier: str,
                               params: DeviceRegistrationParameters) -> None:
         """Customer.io gets the device keyed by its push token (``fcm_token``), as its
         device API requires, not by ``device_id``."""
         try:
-            user_id = _identifier(identifier)
+            user_id = checks.identifier(identifier)
             if not isinstance(params, DeviceRegistrationParameters):
                 raise CDPValidationError("params must be DeviceRegistrationParameters", "params")
         except CDPValidationError as exc:
             self._failed(exc, f"Register device validation failed for {identifier}")
             return
-        await self._call("Error registering device", self.client.register_device(
-            user_id, params.device_id, params.platform, fcm_token=params.fcm_token,
+        await self._call(
+            "Error registering device", self.client.register_device, user_id,
+            params.device_id, params.platform, fcm_token=params.fcm_token,
             apn_token=params.apn_token, name=params.name, os_version=params.os_version,
             model=params.model, app_version=params.app_version,
-            last_active_at=params.last_active_at, attributes=params.attributes))
+            last_active_at=params.last_active_at, attributes=params.attributes, inline=True)
 
     async def _send(self, channel: str, payload: BaseMessagePayload | WhatsAppPayload,
                     kind: type[Any], context: str) -> dict[str, Any] | None:
@@ -195,9 +180,17 @@ class CDPClient:
             self._failed(CDPValidationError(f"payload must be {kind.__name__}", "payload"),
                          context)
             return None
+        try:
+            if isinstance(payload, EmailPayload):
+                checks.check_attachments(payload.attachments)
+            elif isinstance(payload, WhatsAppPayload):
+                checks.check_whatsapp(payload)
+        except CDPValidationError as exc:
+            self._failed(exc, f"{context}: validation failed")
+            return None
         fields = payload.model_dump(exclude_none=True)
         result: dict[str, Any] | None = await self._call(
-            context, getattr(self.client, f"send_{channel}")(**fields))
+            context, getattr(self.client, f"send_{channel}"), **fields)
         return result
 
     async def send_email(self, payload: EmailPayload) -> None:
@@ -217,7 +210,7 @@ class CDPClient:
         """Drain what is queued (up to ``shutdown_timeout``) and stop the engine. Unlike the
         original, a closed client takes no more calls: create one per process and close it
         at shutdown."""
-        await self.client.close()
+        await asyncio.to_thread(self.client.close)
 
     async def __aenter__(self) -> CDPClient:
         return self

@@ -330,3 +330,19 @@ def test_a_retryable_failure_raises_without_status_and_stays_queued(sandbox: Any
 
     asyncio.run(run())
     assert sandbox.person("opencdp", "user_1")["attributes"] == {"plan": "pro"}
+
+
+def test_a_closed_client_refuses_calls_as_cdp_errors(sandbox: Any) -> None:
+    async def run() -> None:
+        loud, quiet = make(compat, sandbox), make(compat, sandbox, fail=False)
+        await loud.close()
+        await quiet.close()
+        with pytest.raises(compat.CDPError) as info:
+            await loud.track("user_1", "purchase")
+        assert "closed" in str(info.value) and info.value.status_code is None
+        assert await quiet.identify("user_1", {"plan": "pro"}) is None
+        assert await quiet.send_push(compat.PushPayload(
+            identifiers=compat.Identifiers(id="user_1"), transactional_message_id="P")) is None
+
+    asyncio.run(run())
+    assert sandbox.stats()["opencdp"]["requests"] == 0

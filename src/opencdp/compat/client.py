@@ -94,7 +94,8 @@ class CDPClient:
         except ConfigurationError as exc:
             raise CDPValidationError(str(exc), exc.option) from exc
         engine = self.client.engine
-        self._inline = not engine.blocking and not engine.outbox.durable
+        self._inline = not (engine.blocking or engine.outbox.durable
+                            or engine.config.queue_full == "block")
 
     def __repr__(self) -> str:
         return f"CDPClient({self.config!r})"

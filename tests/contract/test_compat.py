@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -346,3 +347,26 @@ def test_a_closed_client_refuses_calls_as_cdp_errors(sandbox: Any) -> None:
 
     asyncio.run(run())
     assert sandbox.stats()["opencdp"]["requests"] == 0
+
+
+@pytest.mark.parametrize("mod", MODULES)
+def test_an_unreachable_gateway_raises_cdp_error_without_status(mod: ModuleType) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = mod.CDPConfig(cdp_api_key=KEY, cdp_endpoint=f"http://127.0.0.1:{port}",
+                           cdp_fallback_endpoints=[], fail_on_exception=True, timeout_ms=300)
+    options = {"register_atexit": False, "shutdown_timeout": 0.2} if mod is compat else {}
+
+    async def run() -> None:
+        cdp = mod.CDPClient(config, **options)
+        for call in (cdp.ping(), cdp.identify("user_1", {"plan": "pro"}),
+                     cdp.send_sms(mod.SmsPayload(identifiers=mod.Identifiers(id="user_1"),
+                                                 transactional_message_id="OTP",
+                                                 to="+14155551234"))):
+            with pytest.raises(mod.CDPError) as info:
+                await call
+            assert type(info.value) is mod.CDPError and info.value.status_code is None
+        await cdp.close()
+
+    asyncio.run(run())

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from celery import signals  # type: ignore[import-untyped]
+from celery import signals
 
 from ..client import Client
 from ._process import ProcessClient, close_all, forget_all

@@ -27,10 +27,10 @@ import os
 from contextlib import AbstractContextManager
 from typing import Any
 
-from django.apps import AppConfig  # type: ignore[import-untyped]
-from django.conf import settings  # type: ignore[import-untyped]
-from django.core import checks  # type: ignore[import-untyped]
-from django.http import HttpRequest, JsonResponse  # type: ignore[import-untyped]
+from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
+from django.http import HttpRequest, JsonResponse
 
 from ..client import Client
 from ..config import ClientConfig

@@ -10,17 +10,9 @@ from typing import Any
 
 import pytest
 
+from support.stored import stored
+
 HERE = Path(__file__).resolve().parent
-
-
-def _stored(sandbox: Any, service: str) -> Counter[str]:
-    seen: Counter[str] = Counter()
-    for person in sandbox.people(service):
-        for event in person.get("events", []):
-            seq = (event.get("data") or event.get("properties") or {}).get("seq")
-            if isinstance(seq, str) and not seq.startswith("parent"):
-                seen[seq] += 1
-    return seen
 
 
 @pytest.mark.slow
@@ -36,8 +28,8 @@ def test_no_forked_worker_loses_its_events(sandbox: Any, loop: str, workers: int
     assert done.returncode == 0, done.stderr[-3000:]
     assert "failed []" in done.stdout, done.stdout + done.stderr[-3000:]
     expected = {f"{w}-{i}" for w in range(workers) for i in range(3)}
-    cio = _stored(sandbox, "customerio")
-    gateway = _stored(sandbox, "opencdp")
+    cio = Counter({k: n for k, n in stored(sandbox, "customerio").items() if k in expected})
+    gateway = Counter({k: n for k, n in stored(sandbox, "opencdp").items() if k in expected})
     lost = {service: sorted(expected - set(seen), key=lambda s: int(s.split("-")[0]))
             for service, seen in (("customerio", cio), ("opencdp", gateway))}
     workers_lost = {s.split("-")[0] for missing in lost.values() for s in missing}

@@ -8,7 +8,6 @@ import sys
 import textwrap
 import time
 import tracemalloc
-from collections import Counter
 from typing import Any
 
 import pytest
@@ -16,16 +15,7 @@ import pytest
 from opencdp.config import RateLimitConfig, RetryConfig
 from opencdp.errors import QueueFullError, ValidationError
 from opencdp.message import new_ulid, ulid_str
-
-
-def _seqs(sandbox: Any, service: str) -> Counter[Any]:
-    seen: Counter[Any] = Counter()
-    for person in sandbox.people(service):
-        for event in person.get("events", []):
-            data = event.get("data") or event.get("properties") or {}
-            if "seq" in data:
-                seen[data["seq"]] += 1
-    return seen
+from support.stored import stored
 
 
 def _nested(depth: int) -> dict[str, Any]:
@@ -50,8 +40,7 @@ def test_one_poison_value_costs_nothing_else(make_client: Any, sandbox: Any,
         client.track("u1", "Viewed", {"seq": seq})
     assert client.flush(30)
     for service in ("customerio", "opencdp"):
-        stored = _seqs(sandbox, service)
-        assert sorted(stored) == list(range(1000)), service
+        assert sorted(stored(sandbox, service)) == list(range(1000)), service
     assert client.dead_letters() == []
 
 
@@ -69,7 +58,7 @@ def test_a_failed_call_can_be_retried_with_the_same_event_id(make_client: Any,
     assert client.track("u1", "Viewed", {"seq": 5}, event_id=event_id) == event_id
     assert client.flush(20)
     for service in ("customerio", "opencdp"):
-        assert sorted(_seqs(sandbox, service)) == list(range(6)), service
+        assert sorted(stored(sandbox, service)) == list(range(6)), service
 
 
 def test_queue_full_means_queued_nowhere(make_client: Any, sandbox: Any) -> None:
@@ -84,10 +73,10 @@ def test_queue_full_means_queued_nowhere(make_client: Any, sandbox: Any) -> None
             pass
     assert len(accepted) < 300, "the queue never filled: the test proves nothing"
     client.flush(5)
-    assert sorted(_seqs(sandbox, "opencdp")) == accepted
+    assert sorted(stored(sandbox, "opencdp")) == accepted
     sandbox.clear_faults()
     assert client.flush(30)
-    assert sorted(_seqs(sandbox, "customerio")) == accepted
+    assert sorted(stored(sandbox, "customerio")) == accepted
 
 
 def test_the_queue_bound_bounds_memory(make_client: Any) -> None:
@@ -117,10 +106,10 @@ def test_nested_options_as_dicts_cannot_stop_delivery(make_client: Any, sandbox:
         client.track("u1", "Viewed", {"seq": seq})
     assert client.flush(30)
     assert client.stats().running
-    assert sorted(_seqs(sandbox, "opencdp")) == list(range(20))
-    stored = _seqs(sandbox, "customerio")
+    assert sorted(stored(sandbox, "opencdp")) == list(range(20))
+    delivered = stored(sandbox, "customerio")
     dead = {d.message.data["seq"] for d in client.dead_letters("customerio")}
-    assert sorted(set(stored) | dead) == list(range(20))
+    assert sorted(set(delivered) | dead) == list(range(20))
 
 
 def test_the_atexit_drain_honours_shutdown_timeout(sandbox: Any, tmp_path: Any) -> None:
@@ -145,4 +134,4 @@ def test_the_atexit_drain_honours_shutdown_timeout(sandbox: Any, tmp_path: Any) 
     assert time.monotonic() - started > 0.7
     assert "OCDP302" not in done.stderr
     for service in ("customerio", "opencdp"):
-        assert sorted(_seqs(sandbox, service)) == list(range(30)), service
+        assert sorted(stored(sandbox, service)) == list(range(30)), service

@@ -17,7 +17,6 @@ import os
 import tempfile
 import time
 import warnings
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from opencdp.config import BreakerConfig, RetryConfig
 from opencdp.errors import ValidationError
 from opencdp.sandbox import Sandbox
 from opencdp.testing import sandbox_options
+from support.stored import stored as stored_events
 
 EXAMPLES = int(os.environ.get("OPENCDP_STATEFUL_EXAMPLES", "3"))
 POISON = st.sampled_from(["caf\udce9", float("nan"), b"raw", {1, 2}, 2**70])
@@ -40,16 +40,6 @@ FAULTS = st.sampled_from([
     {"reset_rate": 0.3},
     {"down": True},
 ])
-
-
-def _stored(sandbox: Sandbox, service: str) -> Counter[int]:
-    seen: Counter[int] = Counter()
-    for person in sandbox.people(service):
-        for event in person.get("events", []):
-            seq = (event.get("data") or event.get("properties") or {}).get("seq")
-            if isinstance(seq, int):
-                seen[seq] += 1
-    return seen
 
 
 def _child_tracks(options: dict[str, Any], client: Client, seqs: list[int]) -> None:
@@ -184,7 +174,7 @@ class Delivery(RuleBasedStateMachine):
                 if isinstance(seq, int):
                     dead[letter.destination].add(seq)
             for service in ("opencdp", "customerio"):
-                stored = _stored(self.sandbox, service)
+                stored = stored_events(self.sandbox, service)
                 extra = set(stored) - self.accepted - self.maybe
                 assert not extra, f"{service}: stored what was not accepted"
                 missing = self.accepted - set(stored) - dead[service]

@@ -13,19 +13,10 @@ import pytest
 
 from opencdp.message import new_ulid, ulid_str
 from support.servers import wait_until
+from support.stored import stored
 
 from .conftest import StartRelay
 from .support import RELAY_KEY
-
-
-def _seqs(sandbox: Any, service: str) -> Counter[int]:
-    seen: Counter[int] = Counter()
-    for person in sandbox.people(service):
-        for event in person.get("events", []):
-            seq = (event.get("data") or event.get("properties") or {}).get("seq")
-            if isinstance(seq, int):
-                seen[seq] += 1
-    return seen
 
 
 def _track(http: httpx.Client, seq: int, key: str) -> httpx.Response:
@@ -67,9 +58,9 @@ def test_redis_down_is_stored_locally_or_refused_with_503(start_relay: StartRela
             for seq, key in enumerate(keys):  # the SDK's retry, with the same key
                 assert _track(http, seq, key).status_code == 202
     for service in ("opencdp", "customerio"):
-        wait_until(lambda s=service: len(_seqs(sandbox, s)) == 50, timeout=30,
+        wait_until(lambda s=service: len(stored(sandbox, s)) == 50, timeout=30,
                    what=f"50 events in {service}")
-    assert max(_seqs(sandbox, "customerio").values()) == 1
+    assert max(stored(sandbox, "customerio").values()) == 1
 
 
 def test_a_customerio_only_limit_is_accepted_and_costs_only_that_copy(

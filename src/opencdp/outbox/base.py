@@ -169,8 +169,10 @@ class Outbox(Protocol):
     def replay(self, destination: str | None = None, since: float | None = None) -> int:
         """Move dead letters back to pending with a fresh attempt budget; returns how many."""
 
-    def purge(self, destination: str | None = None, since: float | None = None) -> int:
-        """Delete dead letters; returns how many."""
+    def purge(self, destination: str | None = None, since: float | None = None,
+              before: float | None = None) -> int:
+        """Delete dead letters that died in ``[since, before)`` (either end open when None);
+        returns how many. ``before`` is the retention clean-up: ``purge(before=now - 30d)``."""
 
     def close(self) -> None:
         """Release resources; what is pending stays for the next start if ``durable``."""

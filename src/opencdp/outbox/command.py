@@ -364,10 +364,7 @@ def purge(queue_url: str, destination: str | None, older_than: str | None,
             if not yes:
                 click.confirm(f"Delete {matching} dead letter(s) of {scope} {window}?",
                               abort=True, err=True)
-            if older is None:
-                count = box.purge(destination, newer)
-            else:
-                count = box.purge(destination, newer, before=older)  # type: ignore[call-arg]
+            count = box.purge(destination, newer, before=older)
     if as_json:
         _print_json({"purged": count, "destination": destination,
                      "dead_since": None if newer is None else _iso(newer),

@@ -353,14 +353,18 @@ class MemoryOutbox(Outbox):
         letters.sort(key=lambda d: d.dead_at, reverse=True)
         return letters[:limit]
 
-    def _take_dead(self, destination: str | None, since: float | None) -> list[DeadLetter]:
+    def _take_dead(self, destination: str | None, since: float | None,
+                   before: float | None = None) -> list[DeadLetter]:
         taken: list[DeadLetter] = []
         with self._lock:
             for name, lane in self._lanes.items():
                 if destination not in (None, name):
                     continue
-                keep = [d for d in lane.dead if since is not None and d.dead_at < since]
-                taken.extend(d for d in lane.dead if since is None or d.dead_at >= since)
+                keep: list[DeadLetter] = []
+                for letter in lane.dead:
+                    inside = (since is None or letter.dead_at >= since) and (
+                        before is None or letter.dead_at < before)
+                    (taken if inside else keep).append(letter)
                 lane.dead = keep
         return taken
 
@@ -376,8 +380,9 @@ class MemoryOutbox(Outbox):
             heapq.heappush(lane.retry, (now, next(self._seq), Leased(letter.message, 0, None, now)))
         return len(taken)
 
-    def purge(self, destination: str | None = None, since: float | None = None) -> int:
-        return len(self._take_dead(destination, since))
+    def purge(self, destination: str | None = None, since: float | None = None,
+              before: float | None = None) -> int:
+        return len(self._take_dead(destination, since, before))
 
     def pending_messages(self) -> int:
         """Messages not yet finished on some lane (what ``close`` reports as lost)."""

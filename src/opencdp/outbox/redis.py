@@ -714,7 +714,7 @@ class RedisOutbox(Outbox):
         )
 
     def _matching(
-        self, destination: str | None, since: float | None
+        self, destination: str | None, since: float | None, before: float | None = None
     ) -> list[tuple[bytes, dict[bytes, bytes]]]:
         if destination is not None:
             _bit(destination)
@@ -723,6 +723,8 @@ class RedisOutbox(Outbox):
             if destination is not None and _text(fields[b"dest"]) != destination:
                 continue
             if since is not None and float(fields[b"dead_at"]) < since:
+                continue
+            if before is not None and float(fields[b"dead_at"]) >= before:
                 continue
             found.append((entry_id, fields))
         return found
@@ -741,8 +743,9 @@ class RedisOutbox(Outbox):
         wanted = ulid_str(message_id).encode()
         return [self._letter(f) for _, f in self._scan_dead() if f.get(b"id") == wanted]
 
-    def _remove_dead(self, destination: str | None, since: float | None, replay: bool) -> int:
-        found = self._matching(destination, since)
+    def _remove_dead(self, destination: str | None, since: float | None, replay: bool,
+                     before: float | None = None) -> int:
+        found = self._matching(destination, since, before)
         keys = [self._stream, self._counts, self._dead]
         total = 0
         for start in range(0, len(found), 200):
@@ -758,8 +761,9 @@ class RedisOutbox(Outbox):
     def replay(self, destination: str | None = None, since: float | None = None) -> int:
         return self._remove_dead(destination, since, replay=True)
 
-    def purge(self, destination: str | None = None, since: float | None = None) -> int:
-        return self._remove_dead(destination, since, replay=False)
+    def purge(self, destination: str | None = None, since: float | None = None,
+              before: float | None = None) -> int:
+        return self._remove_dead(destination, since, replay=False, before=before)
 
     def close(self) -> None:
         if self._closed:

@@ -339,8 +339,9 @@ class SpilledOutbox(Outbox):
     def replay(self, destination: str | None = None, since: float | None = None) -> int:
         return self.primary.replay(destination, since)
 
-    def purge(self, destination: str | None = None, since: float | None = None) -> int:
-        return self.primary.purge(destination, since)
+    def purge(self, destination: str | None = None, since: float | None = None,
+              before: float | None = None) -> int:
+        return self.primary.purge(destination, since, before)
 
     def shared_state(self) -> tuple[Any, str] | None:
         return self.primary.shared_state()

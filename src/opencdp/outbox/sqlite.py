@@ -618,13 +618,14 @@ class SQLiteOutbox(Outbox):
             db.executemany("DELETE FROM dead WHERE rowid = ?", [(row[0],) for row in rows])
         return len(rows)
 
-    def purge(self, destination: str | None = None, since: float | None = None) -> int:
-        args = self._where(destination, since)
+    def purge(self, destination: str | None = None, since: float | None = None,
+              before: float | None = None) -> int:
+        args = (*self._where(destination, since), before)
         with self._write() as db:
             return int(
                 db.execute(
-                    "DELETE FROM dead "
-                    "WHERE (?1 IS NULL OR dest = ?1) AND (?2 IS NULL OR dead_at >= ?2)",
+                    "DELETE FROM dead WHERE (?1 IS NULL OR dest = ?1) AND "
+                    "(?2 IS NULL OR dead_at >= ?2) AND (?3 IS NULL OR dead_at < ?3)",
                     args,
                 ).rowcount
             )

@@ -57,8 +57,8 @@ class FlushResult:
     seconds: float
 
 
-def _destinations(config: ClientConfig) -> list[Destination]:
-    found: list[Destination] = [Gateway(config.cdp_hosts, config.cdp_api_key)]
+def _destinations(config: ClientConfig, gateway: Gateway) -> list[Destination]:
+    found: list[Destination] = [gateway]
     cio = config.customer_io
     if cio is not None and config.dual_write:
         found.append(CustomerIOTrack(cio.track_url, cio.site_id, cio.api_key,
@@ -89,8 +89,10 @@ class Engine:
             else SharedIdempotencyGuard(shared[0], f"{shared[1]}idem:", ttl=config.idempotency_ttl)
         )
         self.secrets = config.secrets
-        self.dispatcher = Dispatcher(config, self.outbox, self.log, _destinations(config),
-                                     scrub=self.scrub, on_error=config.on_error)
+        self.gateway = Gateway(config.cdp_hosts, config.cdp_api_key)
+        self.dispatcher = Dispatcher(config, self.outbox, self.log,
+                                     _destinations(config, self.gateway), scrub=self.scrub,
+                                     on_error=config.on_error)
         self.dual = config.dual_write
         self.everywhere = OPENCDP | CUSTOMERIO if self.dual else OPENCDP
         self.blocking = config.delivery == "blocking"
@@ -218,8 +220,10 @@ class Engine:
         return body
 
     async def send(self, channel: str, body: dict[str, Any]) -> Response | Failure:
-        gateway = Gateway(self.config.cdp_hosts, self.config.cdp_api_key)
-        return await self.dispatcher.exchange("opencdp", gateway.send(channel, body))
+        if not self.config.send:  # send=False: checked, counted, not delivered
+            self.not_sent += 1
+            return Response(200, b'{"sent":false}', {})
+        return await self.dispatcher.exchange("opencdp", self.gateway.send(channel, body))
 
     def send_result(self, channel: str, result: Response | Failure) -> dict[str, Any] | None:
         word = _SEND_WORD[channel]
@@ -251,8 +255,7 @@ class Engine:
         return None
 
     async def ping(self) -> bool:
-        gateway = Gateway(self.config.cdp_hosts, self.config.cdp_api_key)
-        result = await self.dispatcher.exchange("opencdp", gateway.probe())
+        result = await self.dispatcher.exchange("opencdp", self.gateway.probe())
         ok = isinstance(result, Response) and result.status == 200
         if ok:
             self.log.debug("[CDP] Connection Established! Status: 200")
@@ -276,7 +279,7 @@ class Engine:
                         guards=self.guards.counts(),
                         idempotency_suppressed=self.idempotency.suppressed,
                         intake_failures=self.intake_failures, queue_error=queue_error,
-                        scrub_text=self.scrub)
+                        not_sent=self.not_sent, scrub_text=self.scrub)
 
     def close(self, timeout: float) -> bool:
         with self._close_lock:

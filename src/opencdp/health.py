@@ -126,6 +126,8 @@ class Health:
     """Calls whose message could not be queued anywhere (raised or logged OCDP307)."""
     queue_error: str | None = None
     """Why the queue's counts could not be read (they show as 0), if they could not."""
+    not_sent: int = 0
+    """Calls and sends accepted and checked but not delivered, because ``send=False``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +139,7 @@ class Health:
             "restarts": self.restarts,
             "intake_failures": self.intake_failures,
             "queue_error": self.queue_error,
+            "not_sent": self.not_sent,
             "taken_at": self.taken_at,
         }
 
@@ -156,6 +159,7 @@ def snapshot(
     idempotency_suppressed: int = 0,
     intake_failures: int = 0,
     queue_error: str | None = None,
+    not_sent: int = 0,
     scrub_text: Callable[[str], str] = lambda text: text,
 ) -> Health:
     """Health from the engine's snapshot and the queue's counts; ``disabled`` lists the
@@ -212,6 +216,7 @@ def snapshot(
         restarts=engine.restarts,
         intake_failures=intake_failures,
         queue_error=queue_error,
+        not_sent=not_sent,
     )
 
 

@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from opencdp.destinations.base import Failure, Request, Response
+from opencdp.errors import ValidationError
 from opencdp.health import render
 from opencdp.message import CUSTOMERIO, OPENCDP, Message, new_ulid, ulid_str
 
@@ -193,8 +194,13 @@ def test_send_false_checks_and_counts_but_delivers_nothing(engine_client, record
     client = engine_client(send=False)
     event_id = client.track("u1", "Viewed", {"n": 1})
     assert len(event_id) == 26
+    assert client.send_push(identifiers={"id": "u1"}, transactional_message_id="7") == {
+        "sent": False}
+    with pytest.raises(ValidationError):
+        client.track("u1", "Viewed", {"n": float("nan")})  # still checked
     assert client.flush(1)
     assert recorder.requests == []
+    assert client.health().not_sent == 2
 
 
 @pytest.mark.parametrize("blocking", [False, True])

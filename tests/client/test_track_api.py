@@ -4,11 +4,20 @@ delivery metrics and unsubscribes, manual segments."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from opencdp import ConfigurationError, ValidationError
+from opencdp import AsyncClient, Client, ConfigurationError, ValidationError
+from opencdp.destinations.opencdp import Gateway
+from opencdp.message import Message, new_ulid
+from opencdp.outbox.base import Leased
+from support.openapi import SPEC_PATH
 
 
 def test_page_and_screen_views_reach_both_platforms(make: Any, sandbox: Any) -> None:
@@ -235,3 +244,51 @@ def test_the_call_snapshot_is_frozen(make: Any, sandbox: Any) -> None:
     assert obj["attributes"] == {"name": "Acme"}
     rels = sandbox.person("customerio", "u1")["attributes"]["cio_relationships"]
     assert rels[0]["relationship_attributes"] == {"role": "admin"}
+
+
+def _coverage_tables() -> tuple[dict[str, str], dict[str, str]]:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Customer.io Track API coverage", 1)[1].split("\n## ", 1)[0]
+    reachable, _, hidden = section.partition("Deliberately not exposed:")
+    rows = re.compile(r"^\| `(\w+)` \| `(\w+) ([^`]+)` \| (.+) \|$", re.M)
+
+    def table(text: str) -> dict[str, str]:
+        return {f"{m[1]} {m[2]} {m[3]}": m[4] for m in rows.finditer(text)}
+
+    return table(reachable), table(hidden)
+
+
+def test_every_track_operation_is_reachable_or_deliberately_not_exposed() -> None:
+    spec = json.loads(SPEC_PATH.read_text())
+    operations = {f"{op['operationId']} {method.upper()} {path}"
+                  for path, item in spec["paths"].items()
+                  for method, op in item.items() if method in ("get", "put", "post", "delete")}
+    reachable, hidden = _coverage_tables()
+    assert not set(reachable) & set(hidden)
+    assert set(reachable) | set(hidden) == operations, (
+        f"not in the README: {sorted(operations - set(reachable) - set(hidden))}; "
+        f"not in the OpenAPI document: {sorted(set(reachable) | set(hidden) - operations)}")
+    assert all(len(why) > 40 for why in hidden.values()), "say why"
+    for calls in reachable.values():
+        for name in re.findall(r"`(\w+)`", calls):
+            if name in ("batch",):
+                continue
+            assert callable(getattr(Client, name, None)), name
+            assert asyncio.iscoroutinefunction(getattr(AsyncClient, name)), name
+
+
+def test_the_coverage_check_can_fail() -> None:
+    reachable, _ = _coverage_tables()
+    assert "track POST /api/v1/customers/{identifier}/events" in reachable
+    assert len(reachable) >= 10
+
+
+def test_the_gateway_gets_views_as_tracks_and_refuses_what_it_has_no_endpoint_for() -> None:
+    gateway = Gateway(("http://127.0.0.1:1",), "key")
+    page = Leased(Message(new_ulid(), "page", "42", "/a", {"url": "/old", "x": 1}, None, 3))
+    obj = Leased(Message(new_ulid(), "object_identify", "acme", "1", {}, None, 3))
+    (request,), refused = gateway.encode([page, obj])
+    assert request.path == "/v1/persons/track"
+    assert orjson.loads(request.body or b"") == {
+        "identifier": "42", "eventName": "page_viewed", "properties": {"url": "/a", "x": 1}}
+    assert [d.items for d in refused] == [[obj]]

@@ -172,9 +172,14 @@ def test_limits_of_people_apply_to_people_keyed_by_other_identifiers() -> None:
 
     too_many = {f"a{i}": i for i in range(301)}
     track = cio.CustomerIOTrack("http://127.0.0.1:1", "s", "k", refuse=customerio_refusal)
-    _, refused = track.encode([leased("identify:email", ident="a@example.com", name=None,
-                                      data=too_many)])
-    assert [d.reason.split(" ", 1)[0] for d in refused] == ["OCDP135"]
+    requests, refused = track.encode([
+        leased("identify:email", ident="a@example.com", name=None, data=too_many),
+        leased("object_identify", ident="acme", name="1", data=too_many),
+        leased("object_identify", ident="o" * 151, name="1", data={}),
+        leased("object_identify", ident="fine", name="1", data={"a": 1})])
+    assert [d.reason.split(" ", 1)[0] for d in refused] == ["OCDP135", "OCDP135", "OCDP113"]
+    (request,) = requests
+    assert [m.message.identifier for m in request.items] == ["fine"]
 
 
 def test_debug_lines_for_the_track_api() -> None:

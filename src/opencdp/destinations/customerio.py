@@ -293,6 +293,9 @@ def describe(message: Message) -> str:
 
 
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+# Objects have the limits of people (ids of 150 bytes; 300 attributes of 150/1000 bytes), and
+# a person keyed by email, cio_id or phone those of the same call keyed by id.
+_LIMITS_OF: Final = {"object_identify": "identify"}
 
 
 class CustomerIOTrack:
@@ -322,8 +325,9 @@ class CustomerIOTrack:
             keep: list[Leased] = []
             for item in items:
                 message = item.message
-                if ":" in message.kind:  # a person keyed by email, cio_id or phone
-                    message = message._replace(kind=split_kind(message.kind)[0])
+                kind = _LIMITS_OF.get(message.kind) or split_kind(message.kind)[0]
+                if kind != message.kind:
+                    message = message._replace(kind=kind)
                 reason = self._refuse(message)
                 if reason is None:
                     keep.append(item)

@@ -292,3 +292,34 @@ def test_the_gateway_gets_views_as_tracks_and_refuses_what_it_has_no_endpoint_fo
     assert orjson.loads(request.body or b"") == {
         "identifier": "42", "eventName": "page_viewed", "properties": {"url": "/a", "x": 1}}
     assert [d.items for d in refused] == [[obj]]
+
+
+def test_a_durable_queue_carries_every_new_kind(make: Any, sandbox: Any, tmp_path: Path) -> None:
+    client = make(queue=f"sqlite:///{tmp_path / 'q.db'}")
+    client.identify_by({"phone": "+15550000001"}, {"plan": "pro"})
+    client.page({"phone": "+15550000001"}, "/pricing")
+    client.identify_object("1", "acme", {"n": 1})
+    client.add_relationships({"phone": "+15550000001"},
+                             [{"object_type_id": "1", "object_id": "acme"}])
+    client.report_push_metric("d-1", "delivered", "tok")
+    client.identify(person_id := "u-durable", {"email": "d@example.com"})
+    assert client.flush(10)
+    person = sandbox.person("customerio", "+15550000001")
+    assert person["phone"] == "+15550000001"
+    assert [(e["type"], e["name"]) for e in person["events"]] == [("page", "/pricing")]
+    assert person["attributes"]["cio_relationships"] == [
+        {"identifiers": {"object_type_id": "1", "object_id": "acme"}}]
+    assert [o["object_id"] for o in sandbox.objects()] == ["acme"]
+    assert [d["name"] for d in sandbox.deliveries()] == ["delivered"]
+    assert sandbox.stats()["customerio"]["rejected_total"] == 0
+    client.add_to_segment(3, [person_id])
+    assert client.flush(10)
+    assert sandbox.segments() == {"3": [person_id]}
+
+
+def test_messages_of_every_new_kind_survive_serialisation() -> None:
+    from opencdp.message import dumps_message, loads_message
+
+    for kind in ("identify:email", "page", "object_anonymous", "segment_add"):
+        message = Message(new_ulid(), kind, "x", "1", {"ids": ["a"]}, 1_700_000_000, 2)
+        assert loads_message(dumps_message(message)) == message

@@ -7,15 +7,24 @@ this module picks the destinations and the identity the idempotency guard de-dup
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ConfigurationError
+from .guards import entities
 from .message import CUSTOMERIO, OPENCDP, Message, new_ulid
 
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["Calls", "Queued"]
+__all__ = ["AsyncTrackAPICalls", "Calls", "Identifiers", "Queued", "TrackAPICalls"]
+
+Identifiers = Mapping[str, str]
+"""One Track v2 person identifier: ``{"id": ...}``, ``{"email": ...}``, ``{"cio_id": ...}`` or
+``{"phone": "+15551234567"}``."""
+_Timestamp = datetime | int | float | None
+_IdType = Literal["id", "email", "cio_id"]
 
 _message = tuple.__new__
 
@@ -86,3 +95,337 @@ class Calls:
         destinations = self._cio_only("merge_people")
         label, sides = self.guards.merge(primary, secondary)
         return Message(new_ulid(), "merge", label, None, sides, None, destinations), None
+
+    # -- the rest of the Track API -------------------------------------------------------------
+
+    @property
+    def _rep(self) -> Any:
+        return self.guards._reporter
+
+    def _person(self, operation: str, who: object) -> tuple[str, str, int]:
+        """Identifier, kind suffix and destinations of a person given by id or identifiers."""
+        if isinstance(who, Mapping):
+            key, value = entities.check_person(who, self._rep)
+            if key != "id":
+                return value, f":{key}", self._cio_only(operation)
+            who = value
+        return self.guards.identifier(who), "", self.everywhere
+
+    def identify_by(self, identifiers: object, attributes: object, timestamp: object
+                    ) -> Queued:
+        key, value = entities.check_person(identifiers, self._rep)
+        if key == "id":
+            return self.identify(value, attributes, timestamp, None)
+        destinations = self._cio_only("identify_by")
+        data = entities.check_attributes(attributes, "attributes", self._rep)
+        ts = None if timestamp is None else self.guards.timestamp(timestamp)
+        return Message(new_ulid(), f"identify:{key}", value, None, data, ts, destinations), None
+
+    def track_by(self, identifiers: object, event: object, properties: object,
+                 timestamp: object, event_id: object) -> Queued:
+        key, value = entities.check_person(identifiers, self._rep)
+        if key == "id":
+            return self.track(value, event, properties, timestamp, event_id)
+        destinations = self._cio_only("track_by")
+        # The event is checked as an anonymous one is: the person was checked above.
+        _, name, data, ts = self.guards.track_anonymous("-", event, properties, timestamp)
+        mid = new_ulid() if event_id is None else self.guards.event_id(event_id)
+        return (Message(mid, f"track:{key}", value, name, data, ts, destinations),
+                None if event_id is None else f"event:{mid}")
+
+    def person_by(self, kind: str, identifiers: object) -> Queued:
+        key, value = entities.check_person(identifiers, self._rep)
+        destinations = self._cio_only(f"{kind}_by")
+        full = kind if key == "id" else f"{kind}:{key}"
+        return Message(new_ulid(), full, value, None, None, None, destinations), None
+
+    def view(self, kind: Literal["page", "screen"], who: object, name: object,
+             properties: object, timestamp: object) -> Queued:
+        ident, suffix, destinations = self._person(kind, who)
+        field = "url" if kind == "page" else "name"
+        text = entities.check_view_name(name, field, self._rep)
+        data = entities.check_attributes(properties, "properties", self._rep) or None
+        ts = None if timestamp is None else self.guards.timestamp(timestamp)
+        return Message(new_ulid(), kind + suffix, ident, text, data, ts, destinations), None
+
+    def view_anonymous(self, kind: Literal["page", "screen"], anonymous_id: object,
+                       name: object, properties: object, timestamp: object) -> Queued:
+        destinations = self._cio_only(f"{kind}_anonymous")
+        aid = self.guards.identifier(anonymous_id, "anonymous_id")
+        text = entities.check_view_name(name, "url" if kind == "page" else "name", self._rep)
+        data = entities.check_attributes(properties, "properties", self._rep) or None
+        ts = None if timestamp is None else self.guards.timestamp(timestamp)
+        return (Message(new_ulid(), f"{kind}_anonymous", aid, text, data, ts, destinations),
+                None)
+
+    def relationships(self, kind: str, who: object, objects: object) -> Queued:
+        destinations = self._cio_only(kind)
+        rels = entities.check_relationships(objects, self._rep)
+        ident, suffix, _ = self._person(kind, who)
+        return (Message(new_ulid(), kind + suffix, ident, None, {"relationships": rels}, None,
+                        destinations), None)
+
+    def identify_object(self, object_type_id: object, object_id: object,
+                        attributes: object) -> Queued:
+        destinations = self._cio_only("identify_object")
+        tid, oid = entities.check_object(object_type_id, object_id, self._rep)
+        data = entities.check_attributes(attributes, "attributes", self._rep)
+        return Message(new_ulid(), "object_identify", oid, tid, data, None, destinations), None
+
+    def delete_object(self, object_type_id: object, object_id: object) -> Queued:
+        destinations = self._cio_only("delete_object")
+        tid, oid = entities.check_object(object_type_id, object_id, self._rep)
+        return Message(new_ulid(), "object_delete", oid, tid, None, None, destinations), None
+
+    def anonymous_relationship(self, anonymous_id: object, object_type_id: object,
+                               object_id: object, attributes: object) -> Queued:
+        destinations = self._cio_only("add_anonymous_relationship")
+        aid = self.guards.identifier(anonymous_id, "anonymous_id")
+        tid, oid = entities.check_object(object_type_id, object_id, self._rep)
+        data: dict[str, Any] = {"anonymous_id": aid}
+        if attributes is not None:
+            data["attributes"] = entities.check_attributes(attributes, "attributes", self._rep)
+        return Message(new_ulid(), "object_anonymous", oid, tid, data, None, destinations), None
+
+    def metric(self, delivery_id: object, metric: object, fields: Mapping[str, object],
+               timestamp: object) -> Queued:
+        destinations = self._cio_only("report_metric")
+        did, name = entities.check_delivery(delivery_id, metric, self._rep)
+        data = {k: v for k, v in fields.items() if v is not None}
+        for key, value in data.items():
+            if not isinstance(value, str):
+                raise self._rep.refuse(entities.BadDelivery, key,
+                                       f"{key} is {type(value).__name__}")
+        ts = None if timestamp is None else self.guards.timestamp(timestamp)
+        return Message(new_ulid(), "metric", did, name, data, ts, destinations), None
+
+    def push_metric(self, delivery_id: object, metric: object, device_token: object,
+                    timestamp: object) -> Queued:
+        destinations = self._cio_only("report_push_metric")
+        token = device_token if isinstance(device_token, str) and device_token.strip() \
+            else None
+        did, name = entities.check_delivery(delivery_id, metric, self._rep,
+                                            entities.PUSH_METRICS, token)
+        ts = None if timestamp is None else self.guards.timestamp(timestamp)
+        return (Message(new_ulid(), "delivery_event", did, name,
+                        {"device_token": (token or "").strip()}, ts, destinations), None)
+
+    def unsubscribe(self, delivery_id: object) -> Queued:
+        destinations = self._cio_only("unsubscribe_delivery")
+        did, _ = entities.check_delivery(delivery_id, None, self._rep, ())
+        return Message(new_ulid(), "unsubscribe", did, None, None, None, destinations), None
+
+    def segment(self, kind: str, segment_id: object, ids: object, id_type: object) -> Queued:
+        destinations = self._cio_only("add_to_segment" if kind == "segment_add"
+                                      else "remove_from_segment")
+        sid, key, people = entities.check_segment(segment_id, ids, id_type, self._rep)
+        return Message(new_ulid(), kind, sid, key, {"ids": people}, None, destinations), None
+
+
+class TrackAPICalls:
+    """The Track API beyond identify, track and devices, for ``Client``: each call returns
+    the message's event id once it is queued, like every other call."""
+
+    _calls: Calls
+
+    def _do(self, queued: Queued) -> str:
+        raise NotImplementedError
+
+    def identify_by(self, identifiers: Identifiers, attributes: Mapping[str, Any] | None = None,
+                    *, timestamp: _Timestamp = None) -> str:
+        """Create or update a person named by ``email``, ``cio_id`` or ``phone`` (Customer.io;
+        ``{"id": ...}`` is the same as ``identify``)."""
+        return self._do(self._calls.identify_by(identifiers, attributes, timestamp))
+
+    def track_by(self, identifiers: Identifiers, event: str,
+                 properties: Mapping[str, Any] | None = None, *, timestamp: _Timestamp = None,
+                 event_id: str | None = None) -> str:
+        """Record an event for a person named by ``email``, ``cio_id`` or ``phone``."""
+        return self._do(self._calls.track_by(identifiers, event, properties, timestamp,
+                                             event_id))
+
+    def suppress_by(self, identifiers: Identifiers) -> str:
+        """Suppress a person named by ``id``, ``email``, ``cio_id`` or ``phone``."""
+        return self._do(self._calls.person_by("suppress", identifiers))
+
+    def unsuppress_by(self, identifiers: Identifiers) -> str:
+        return self._do(self._calls.person_by("unsuppress", identifiers))
+
+    def page(self, user_id: str | Identifiers, url: str,
+             properties: Mapping[str, Any] | None = None, *,
+             timestamp: _Timestamp = None) -> str:
+        """Record a page view (Customer.io ``page``; OpenCDP gets a ``page_viewed`` track)."""
+        return self._do(self._calls.view("page", user_id, url, properties, timestamp))
+
+    def screen(self, user_id: str | Identifiers, name: str,
+               properties: Mapping[str, Any] | None = None, *,
+               timestamp: _Timestamp = None) -> str:
+        """Record a screen view (Customer.io ``screen``; OpenCDP gets ``screen_viewed``)."""
+        return self._do(self._calls.view("screen", user_id, name, properties, timestamp))
+
+    def page_anonymous(self, anonymous_id: str, url: str,
+                       properties: Mapping[str, Any] | None = None, *,
+                       timestamp: _Timestamp = None) -> str:
+        return self._do(self._calls.view_anonymous("page", anonymous_id, url, properties,
+                                                   timestamp))
+
+    def screen_anonymous(self, anonymous_id: str, name: str,
+                         properties: Mapping[str, Any] | None = None, *,
+                         timestamp: _Timestamp = None) -> str:
+        return self._do(self._calls.view_anonymous("screen", anonymous_id, name, properties,
+                                                   timestamp))
+
+    def identify_object(self, object_type_id: str | int, object_id: str,
+                        attributes: Mapping[str, Any] | None = None) -> str:
+        """Create or update a Customer.io object (a company, an account...)."""
+        return self._do(self._calls.identify_object(object_type_id, object_id, attributes))
+
+    def delete_object(self, object_type_id: str | int, object_id: str) -> str:
+        return self._do(self._calls.delete_object(object_type_id, object_id))
+
+    def add_relationships(self, user_id: str | Identifiers,
+                          objects: Iterable[Mapping[str, Any]]) -> str:
+        """Relate a person to objects: ``[{"object_type_id": "1", "object_id": "acme",
+        "attributes": {"role": "admin"}}]``."""
+        return self._do(self._calls.relationships("add_relationships", user_id,
+                                                  _listed(objects)))
+
+    def delete_relationships(self, user_id: str | Identifiers,
+                             objects: Iterable[Mapping[str, Any]]) -> str:
+        return self._do(self._calls.relationships("delete_relationships", user_id,
+                                                  _listed(objects)))
+
+    def add_anonymous_relationship(self, anonymous_id: str, object_type_id: str | int,
+                                   object_id: str,
+                                   attributes: Mapping[str, Any] | None = None) -> str:
+        """Relate an object to a visitor; the relationship follows them when identified."""
+        return self._do(self._calls.anonymous_relationship(anonymous_id, object_type_id,
+                                                           object_id, attributes))
+
+    def report_metric(self, delivery_id: str, metric: str, *, recipient: str | None = None,
+                      reason: str | None = None, href: str | None = None,
+                      timestamp: _Timestamp = None) -> str:
+        """Report a delivery's metric (``/api/v1/metrics``: clicked, opened, bounced...)."""
+        return self._do(self._calls.metric(
+            delivery_id, metric, {"recipient": recipient, "reason": reason, "href": href},
+            timestamp))
+
+    def report_push_metric(self, delivery_id: str, metric: str, device_token: str, *,
+                           timestamp: _Timestamp = None) -> str:
+        """Report a push's opened, converted or delivered (a batched v2 delivery event)."""
+        return self._do(self._calls.push_metric(delivery_id, metric, device_token, timestamp))
+
+    def unsubscribe_delivery(self, delivery_id: str) -> str:
+        """Unsubscribe the person a delivery went to, attributed to that delivery."""
+        return self._do(self._calls.unsubscribe(delivery_id))
+
+    def add_to_segment(self, segment_id: int | str, ids: Iterable[str], *,
+                       id_type: _IdType = "id") -> str:
+        """Add up to 1000 people to a manual segment."""
+        return self._do(self._calls.segment("segment_add", segment_id, _listed(ids), id_type))
+
+    def remove_from_segment(self, segment_id: int | str, ids: Iterable[str], *,
+                            id_type: _IdType = "id") -> str:
+        return self._do(self._calls.segment("segment_remove", segment_id, _listed(ids),
+                                            id_type))
+
+
+class AsyncTrackAPICalls:
+    """The same calls as ``TrackAPICalls``, awaitable, for ``AsyncClient``."""
+
+    _calls: Calls
+
+    async def _do(self, queued: Queued) -> str:
+        raise NotImplementedError
+
+    async def identify_by(self, identifiers: Identifiers,
+                          attributes: Mapping[str, Any] | None = None, *,
+                          timestamp: _Timestamp = None) -> str:
+        return await self._do(self._calls.identify_by(identifiers, attributes, timestamp))
+
+    async def track_by(self, identifiers: Identifiers, event: str,
+                       properties: Mapping[str, Any] | None = None, *,
+                       timestamp: _Timestamp = None, event_id: str | None = None) -> str:
+        return await self._do(self._calls.track_by(identifiers, event, properties, timestamp,
+                                                   event_id))
+
+    async def suppress_by(self, identifiers: Identifiers) -> str:
+        return await self._do(self._calls.person_by("suppress", identifiers))
+
+    async def unsuppress_by(self, identifiers: Identifiers) -> str:
+        return await self._do(self._calls.person_by("unsuppress", identifiers))
+
+    async def page(self, user_id: str | Identifiers, url: str,
+                   properties: Mapping[str, Any] | None = None, *,
+                   timestamp: _Timestamp = None) -> str:
+        return await self._do(self._calls.view("page", user_id, url, properties, timestamp))
+
+    async def screen(self, user_id: str | Identifiers, name: str,
+                     properties: Mapping[str, Any] | None = None, *,
+                     timestamp: _Timestamp = None) -> str:
+        return await self._do(self._calls.view("screen", user_id, name, properties, timestamp))
+
+    async def page_anonymous(self, anonymous_id: str, url: str,
+                             properties: Mapping[str, Any] | None = None, *,
+                             timestamp: _Timestamp = None) -> str:
+        return await self._do(self._calls.view_anonymous("page", anonymous_id, url, properties,
+                                                         timestamp))
+
+    async def screen_anonymous(self, anonymous_id: str, name: str,
+                               properties: Mapping[str, Any] | None = None, *,
+                               timestamp: _Timestamp = None) -> str:
+        return await self._do(self._calls.view_anonymous("screen", anonymous_id, name, properties,
+                                                         timestamp))
+
+    async def identify_object(self, object_type_id: str | int, object_id: str,
+                              attributes: Mapping[str, Any] | None = None) -> str:
+        return await self._do(self._calls.identify_object(object_type_id, object_id, attributes))
+
+    async def delete_object(self, object_type_id: str | int, object_id: str) -> str:
+        return await self._do(self._calls.delete_object(object_type_id, object_id))
+
+    async def add_relationships(self, user_id: str | Identifiers,
+                                objects: Iterable[Mapping[str, Any]]) -> str:
+        return await self._do(self._calls.relationships("add_relationships", user_id,
+                                                              _listed(objects)))
+
+    async def delete_relationships(self, user_id: str | Identifiers,
+                                   objects: Iterable[Mapping[str, Any]]) -> str:
+        return await self._do(self._calls.relationships("delete_relationships", user_id,
+                                                              _listed(objects)))
+
+    async def add_anonymous_relationship(self, anonymous_id: str, object_type_id: str | int,
+                                         object_id: str,
+                                         attributes: Mapping[str, Any] | None = None) -> str:
+        return await self._do(self._calls.anonymous_relationship(anonymous_id, object_type_id,
+                                                                 object_id, attributes))
+
+    async def report_metric(self, delivery_id: str, metric: str, *, recipient: str | None = None,
+                            reason: str | None = None, href: str | None = None,
+                            timestamp: _Timestamp = None) -> str:
+        return await self._do(self._calls.metric(
+                  delivery_id, metric, {"recipient": recipient, "reason": reason, "href": href},
+                  timestamp))
+
+    async def report_push_metric(self, delivery_id: str, metric: str, device_token: str, *,
+                                 timestamp: _Timestamp = None) -> str:
+        return await self._do(self._calls.push_metric(delivery_id, metric, device_token, timestamp))
+
+    async def unsubscribe_delivery(self, delivery_id: str) -> str:
+        return await self._do(self._calls.unsubscribe(delivery_id))
+
+    async def add_to_segment(self, segment_id: int | str, ids: Iterable[str], *,
+                             id_type: _IdType = "id") -> str:
+        return await self._do(self._calls.segment("segment_add", segment_id, _listed(ids), id_type))
+
+    async def remove_from_segment(self, segment_id: int | str, ids: Iterable[str], *,
+                                  id_type: _IdType = "id") -> str:
+        return await self._do(self._calls.segment("segment_remove", segment_id, _listed(ids),
+                                                  id_type))
+
+
+def _listed(ids: object) -> object:
+    """Generators become lists; anything else is checked as given."""
+    if isinstance(ids, (str, bytes, Mapping)) or not isinstance(ids, Iterable):
+        return ids
+    return list(ids)

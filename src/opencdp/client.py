@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal, TypeVar, overload
 
-from .calls import Calls, Queued
+from .calls import AsyncTrackAPICalls, Calls, Queued, TrackAPICalls
 from .config import ClientConfig
 from .dispatch import Outcomes
 from .engine import Engine, FlushResult, build
@@ -88,11 +88,13 @@ class _Facade:
         return self._engine.outbox.dead_letters(destination, since, limit)
 
 
-class Client(_Facade):
+class Client(_Facade, TrackAPICalls):
     """Send identifies, events and devices to OpenCDP (and Customer.io when dual-writing).
 
     Calls return the message's event id as soon as it is queued; a background thread
-    delivers it. With ``delivery="blocking"`` they wait for the outcome. Use one client per
+    delivers it. The rest of Customer.io's Track API (page and screen views, objects and
+    relationships, other identifiers, delivery metrics, manual segments) comes from
+    ``TrackAPICalls``. With ``delivery="blocking"`` they wait for the outcome. Use one client per
     process; it is thread-safe. See the README for every option.
     """
 
@@ -228,7 +230,7 @@ class Client(_Facade):
 _DEVICE_ARGS = frozenset({"self", "user_id", "device_id", "platform"})
 
 
-class AsyncClient(_Facade):
+class AsyncClient(_Facade, AsyncTrackAPICalls):
     """The same calls as ``Client``, awaitable. Delivery runs on the background engine and
     durable writes on a worker thread, never on your event loop."""
 

@@ -25,6 +25,7 @@ __all__ = [
     "CUSTOMERIO",
     "DESTINATION_BITS",
     "DESTINATION_NAMES",
+    "IDENTIFIER_KINDS",
     "KINDS",
     "OPENCDP",
     "Kind",
@@ -33,6 +34,7 @@ __all__ = [
     "loads_message",
     "new_ulid",
     "parse_ulid",
+    "split_kind",
     "ulid_str",
 ]
 
@@ -46,8 +48,31 @@ Kind = Literal[
     "unsuppress",
     "delete",
     "merge",
+    "page",
+    "screen",
+    "page_anonymous",
+    "screen_anonymous",
+    "add_relationships",
+    "delete_relationships",
+    "object_identify",
+    "object_delete",
+    "object_anonymous",
+    "metric",
+    "delivery_event",
+    "unsubscribe",
+    "segment_add",
+    "segment_remove",
 ]
 KINDS: Final[frozenset[str]] = frozenset(Kind.__args__)  # type: ignore[attr-defined]
+IDENTIFIER_KINDS: Final = ("email", "cio_id", "phone")
+"""A person call keyed by one of these instead of ``id`` has the kind ``"<call>:<key>"``
+(``identify:email``): Customer.io-only, since the gateway addresses people by id alone."""
+
+
+def split_kind(kind: str) -> tuple[str, str]:
+    """``("identify", "email")`` for ``identify:email``; ``("track", "id")`` for ``track``."""
+    base, _, key = kind.partition(":")
+    return base, key or "id"
 
 OPENCDP: Final = 1
 CUSTOMERIO: Final = 2
@@ -58,10 +83,11 @@ DESTINATION_BITS: Final[dict[str, int]] = {v: k for k, v in DESTINATION_NAMES.it
 class Message(NamedTuple):
     """One call, as queued.
 
-    ``identifier`` is the person (or anonymous id, or the merge's primary); ``name`` is the
-    event name or device id; ``data`` the attributes, properties or device fields; ``ts`` an
-    explicit Unix-second timestamp, or None for "the time of the call" (read from the id).
-    ``destinations`` is a bit set of ``OPENCDP | CUSTOMERIO``.
+    ``identifier`` is the person (or anonymous id, the merge's primary, the object id, the
+    delivery id or the segment id); ``name`` is the event name, device id, page URL, screen,
+    object type id, metric or segment ``id_type``; ``data`` the attributes, properties or
+    device fields; ``ts`` an explicit Unix-second timestamp, or None for "the time of the
+    call" (read from the id). ``destinations`` is a bit set of ``OPENCDP | CUSTOMERIO``.
     """
 
     id: int

@@ -29,6 +29,28 @@ MESSAGES = {
                      {"primary": {"id": "42"}, "secondary": {"email": "old@example.com"}},
                      None, 2),
     "cio_id": Message(new_ulid(), "identify", "cio_abc123", None, {"plan": "x"}, None, 2),
+    "identify_by_email": Message(new_ulid(), "identify:email", "ada@example.com", None,
+                                 {"plan": "pro"}, None, 2),
+    "track_by_phone": Message(new_ulid(), "track:phone", "+15551234567", "renewed",
+                              {"n": 1}, None, 2),
+    "suppress_by_cio_id": Message(new_ulid(), "suppress:cio_id", "abc123", None, None, None, 2),
+    "page": Message(new_ulid(), "page", "42", "/pricing", {"referrer": "https://x.test"},
+                    1_700_000_000, 3),
+    "screen": Message(new_ulid(), "screen", "42", "Checkout", None, None, 3),
+    "add_relationships": Message(new_ulid(), "add_relationships", "42", None, {
+        "relationships": [{"identifiers": {"object_type_id": "1", "object_id": "acme"},
+                           "relationship_attributes": {"role": "admin"}}]}, None, 2),
+    "delete_relationships": Message(new_ulid(), "delete_relationships:email", "a@example.com",
+                                    None, {"relationships": [
+                                        {"identifiers": {"cio_object_id": "obj1"}}]}, None, 2),
+    "object_identify": Message(new_ulid(), "object_identify", "acme", "1", {"name": "Acme"},
+                               None, 2),
+    "object_delete": Message(new_ulid(), "object_delete", "acme", "1", None, None, 2),
+    "object_anonymous": Message(new_ulid(), "object_anonymous", "acme", "1",
+                                {"anonymous_id": "anon-1", "attributes": {"role": "trial"}},
+                                None, 2),
+    "delivery_event": Message(new_ulid(), "delivery_event", "RPIyMTM6OjEyMzQ=", "opened",
+                              {"device_token": "tok-1"}, 1_700_000_000, 2),
 }
 
 
@@ -56,6 +78,33 @@ def test_anonymous_events_match_the_v1_spec() -> None:
     assert request.path == "/api/v1/events"
     body: Any = orjson.loads(request.body or b"")
     errors = list(validator(body_ref("/api/v1/events", "post")).iter_errors(body))
+    assert not errors, [e.message for e in errors]
+
+
+V1_MESSAGES = {
+    "/api/v1/events": Message(new_ulid(), "page_anonymous", "anon-1", "/pricing",
+                              {"title": "Pricing"}, None, 2),
+    "/api/v1/metrics": Message(new_ulid(), "metric", "RPILAgUBcRhIBqSfeiIwdIYJKxTY", "clicked",
+                               {"href": "https://x.test", "recipient": "a@example.com"},
+                               None, 2),
+    "/unsubscribe/{delivery_id}": Message(new_ulid(), "unsubscribe", "RPI/1", None, None, None,
+                                          2),
+    "/api/v1/segments/{segment_id}/add_customers": Message(
+        new_ulid(), "segment_add", "7", "email", {"ids": ["a@example.com"]}, None, 2),
+    "/api/v1/segments/{segment_id}/remove_customers": Message(
+        new_ulid(), "segment_remove", "7", "id", {"ids": ["42", "43"]}, None, 2),
+}
+
+
+@pytest.mark.parametrize("path", sorted(V1_MESSAGES))
+def test_each_v1_request_matches_the_spec(path: str) -> None:
+    (request,), refused = cio.encode([Leased(V1_MESSAGES[path])])
+    assert not refused
+    template = path.split("{", 1)[0]
+    assert request.path.startswith(template), request.path
+    assert "{" not in request.path
+    body: Any = orjson.loads(request.body or b"")
+    errors = list(validator(body_ref(path, "post")).iter_errors(body))
     assert not errors, [e.message for e in errors]
 
 

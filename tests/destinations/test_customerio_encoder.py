@@ -97,3 +97,97 @@ def test_debug_lines_match_the_dual_write_guide() -> None:
     assert cio.describe(leased("identify", ident="user123").message) == "Identified user123"
     assert (cio.describe(leased("track", ident="user123", name="purchase_completed").message)
             == "Tracked event purchase_completed for user123")
+
+
+def test_track_api_operations_beyond_people() -> None:
+    page = leased("page", name="/pricing", data={"title": "Pricing"}, ts=1_700_000_000)
+    ops = [cio.operation(m.message) for m in [
+        page,
+        leased("identify:email", ident="ada@example.com", name=None, data={"plan": "pro"}),
+        leased("suppress:phone", ident="+15551234567", name=None),
+        leased("track:cio_id", ident="abc", name="renewed"),
+        leased("object_identify", ident="acme", name="1", data={"name": "Acme"}),
+        leased("object_delete", ident="acme", name="1"),
+        leased("object_anonymous", ident="acme", name="1", data={"anonymous_id": "anon-1"}),
+        leased("add_relationships", name=None, data={"relationships": [
+            {"identifiers": {"object_type_id": "1", "object_id": "acme"}}]}),
+        leased("delivery_event", ident="d-1", name="opened", data={"device_token": "t"},
+               ts=1_700_000_000),
+    ]]
+    assert ops[0] == {"type": "person", "identifiers": {"id": "42"}, "action": "page",
+                      "name": "/pricing", "id": page.message.ulid, "timestamp": 1_700_000_000,
+                      "attributes": {"title": "Pricing"}}
+    assert ops[1] == {"type": "person", "identifiers": {"email": "ada@example.com"},
+                      "action": "identify", "attributes": {"plan": "pro"}}
+    assert ops[2] == {"type": "person", "identifiers": {"phone": "+15551234567"},
+                      "action": "suppress"}
+    assert (ops[3] or {})["identifiers"] == {"cio_id": "abc"}
+    assert (ops[3] or {})["action"] == "event"
+    acme = {"object_type_id": "1", "object_id": "acme"}
+    assert ops[4] == {"type": "object", "action": "identify", "identifiers": acme,
+                      "attributes": {"name": "Acme"}}
+    assert ops[5] == {"type": "object", "action": "delete", "identifiers": acme}
+    assert ops[6] == {"type": "object", "action": "identify_anonymous", "identifiers": acme,
+                      "cio_relationships": [{"identifiers": {"anonymous_id": "anon-1"}}]}
+    assert ops[7] == {"type": "person", "identifiers": {"id": "42"},
+                      "action": "add_relationships",
+                      "cio_relationships": [{"identifiers": acme}]}
+    assert ops[8] == {"type": "delivery", "action": "event", "identifiers": {"id": "d-1"},
+                      "name": "opened", "timestamp": 1_700_000_000,
+                      "attributes": {"device_token": "t"}}
+
+
+def test_v1_only_kinds_get_one_request_each_and_batches_keep_the_rest() -> None:
+    items = [
+        leased("page", name="/a"),
+        leased("metric", ident="d/1", name="clicked", data={"href": "https://x.test"},
+               ts=1_700_000_000),
+        leased("object_identify", ident="acme", name="1", data={}),
+        leased("unsubscribe", ident="d/1 x", name=None),
+        leased("segment_add", ident="7", name="email", data={"ids": ["a@example.com"]}),
+        leased("segment_remove", ident="7", name="id", data={"ids": ["42"]}),
+        leased("screen_anonymous", ident="anon-1", name="Home"),
+    ]
+    requests, refused = cio.encode(items)
+    assert not refused
+    assert [(r.path, len(r.items)) for r in requests] == [
+        ("/api/v1/metrics", 1),
+        ("/unsubscribe/d%2F1%20x", 1),
+        ("/api/v1/segments/7/add_customers?id_type=email", 1),
+        ("/api/v1/segments/7/remove_customers?id_type=id", 1),
+        ("/api/v1/events", 1),
+        ("/api/v2/batch", 2),
+    ]
+    bodies = [orjson.loads(r.body or b"") for r in requests]
+    assert bodies[0] == {"delivery_id": "d/1", "metric": "clicked", "timestamp": 1_700_000_000,
+                         "href": "https://x.test"}
+    assert bodies[1] == {"unsubscribe": True}
+    assert bodies[2] == {"ids": ["a@example.com"]}
+    assert bodies[4]["type"] == "screen" and bodies[4]["name"] == "Home"
+    assert [op["type"] for op in bodies[5]["batch"]] == ["person", "object"]
+
+
+def test_limits_of_people_apply_to_people_keyed_by_other_identifiers() -> None:
+    from opencdp.guards import customerio_refusal
+
+    too_many = {f"a{i}": i for i in range(301)}
+    track = cio.CustomerIOTrack("http://127.0.0.1:1", "s", "k", refuse=customerio_refusal)
+    requests, refused = track.encode([
+        leased("identify:email", ident="a@example.com", name=None, data=too_many),
+        leased("object_identify", ident="acme", name="1", data=too_many),
+        leased("object_identify", ident="o" * 151, name="1", data={}),
+        leased("object_identify", ident="fine", name="1", data={"a": 1})])
+    assert [d.reason.split(" ", 1)[0] for d in refused] == ["OCDP135", "OCDP135", "OCDP113"]
+    (request,) = requests
+    assert [m.message.identifier for m in request.items] == ["fine"]
+
+
+def test_debug_lines_for_the_track_api() -> None:
+    assert (cio.describe(leased("identify:email", ident="a@b.co", name=None).message)
+            == "Identified a@b.co")
+    assert (cio.describe(leased("page", name="/pricing").message)
+            == "Tracked page /pricing for 42")
+    assert (cio.describe(leased("object_identify", ident="acme", name="1").message)
+            == "Identified object 1/acme")
+    assert (cio.describe(leased("segment_add", ident="7", name="id").message)
+            == "Added people to segment 7")

@@ -2,8 +2,10 @@
 
 Batching is what lets thousands of events a second fit under the 100 requests/s limit: each
 operation is serialised once, requests are cut before 500 KB, and an operation over 32 KB is
-refused before it is sent. Anonymous events have no v2 shape (v2 persons need identifiers), so
-they go to the v1 ``/api/v1/events`` endpoint one by one. Every event carries its ULID as
+refused before it is sent. Person, object and push-delivery operations share the batches.
+What has no v2 shape goes to its v1 endpoint one by one: anonymous events and views (v2
+persons need identifiers), email metrics (``/api/v1/metrics``), unsubscribes
+(``/unsubscribe/{delivery_id}``) and manual segment membership. Every event carries its ULID as
 ``id``, so a retried request is de-duplicated by Customer.io.
 """
 
@@ -12,10 +14,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Mapping
 from typing import Any, Final
+from urllib.parse import quote
 
 import orjson
 
-from ..message import Message
+from ..message import Message, split_kind
 from ..outbox.base import Leased
 from ..policies.retry import classify_status, parse_retry_after
 from .base import Dead, Delivered, Failure, Outcome, Request, Response, Retry, Split
@@ -46,7 +49,9 @@ def basic_auth(site_id: str, api_key: str) -> str:
     return "Basic " + base64.b64encode(f"{site_id}:{api_key}".encode()).decode("ascii")
 
 
-def _who(identifier: str) -> dict[str, str]:
+def _who(identifier: str, key: str = "id") -> dict[str, str]:
+    if key != "id":
+        return {key: identifier}
     if identifier.startswith("cio_") and len(identifier) > 4:
         return {"cio_id": identifier[4:]}
     return {"id": identifier}
@@ -59,18 +64,45 @@ def device_token(data: Mapping[str, Any] | None, device_id: str | None) -> str |
     return str(token) if token else None
 
 
+_V1_KINDS: Final = frozenset({"track_anonymous", "page_anonymous", "screen_anonymous",
+                              "metric", "unsubscribe", "segment_add", "segment_remove"})
+_EVENT_ACTIONS: Final = {"track": "event", "page": "page", "screen": "screen"}
+
+
+def _object(m: Message, action: str) -> dict[str, Any]:
+    return {"type": "object", "action": action,
+            "identifiers": {"object_type_id": m.name, "object_id": m.identifier}}
+
+
 def operation(m: Message) -> dict[str, Any] | None:
     """The v2 operation for a message, or None when it must go through v1."""
-    kind = m.kind
-    if kind == "track_anonymous":
+    kind, key = split_kind(m.kind)
+    if kind in _V1_KINDS:
         return None
+    data = m.data or {}
     if kind == "merge":
-        data = m.data or {}
         return {"type": "person", "action": "merge",
                 "primary": data["primary"], "secondary": data["secondary"]}
-    op: dict[str, Any] = {"type": "person", "identifiers": _who(m.identifier), "action": kind}
-    if kind == "track":
-        op["action"] = "event"
+    if kind == "object_identify":
+        op = _object(m, "identify")
+        op["attributes"] = dict(data)
+        return op
+    if kind == "object_delete":
+        return _object(m, "delete")
+    if kind == "object_anonymous":
+        op = _object(m, "identify_anonymous")
+        rel: dict[str, Any] = {"identifiers": {"anonymous_id": data["anonymous_id"]}}
+        if data.get("attributes"):
+            rel["relationship_attributes"] = data["attributes"]
+        op["cio_relationships"] = [rel]
+        return op
+    if kind == "delivery_event":
+        return {"type": "delivery", "action": "event", "identifiers": {"id": m.identifier},
+                "name": m.name, "timestamp": m.timestamp,
+                "attributes": {"device_token": data["device_token"]}}
+    op = {"type": "person", "identifiers": _who(m.identifier, key), "action": kind}
+    if kind in _EVENT_ACTIONS:
+        op["action"] = _EVENT_ACTIONS[kind]
         op["name"] = m.name
         op["id"] = m.ulid
         op["timestamp"] = m.timestamp
@@ -80,8 +112,9 @@ def operation(m: Message) -> dict[str, Any] | None:
         op["attributes"] = m.data or {}
         if m.ts is not None:
             op["timestamp"] = m.ts
+    elif kind in ("add_relationships", "delete_relationships"):
+        op["cio_relationships"] = data["relationships"]
     elif kind == "add_device":
-        data = m.data or {}
         device: dict[str, Any] = {
             "token": device_token(data, m.name),
             "platform": data.get("platform"),
@@ -89,9 +122,9 @@ def operation(m: Message) -> dict[str, Any] | None:
         if data.get("last_used") is not None:
             device["last_used"] = data["last_used"]
         attributes = dict(data.get("attributes") or {})
-        for key, wire in _DEVICE_ATTRIBUTES.items():
-            if data.get(key) is not None:
-                attributes.setdefault(wire, data[key])
+        for name, wire in _DEVICE_ATTRIBUTES.items():
+            if data.get(name) is not None:
+                attributes.setdefault(wire, data[name])
         if attributes:
             device["attributes"] = attributes
         op["device"] = device
@@ -100,10 +133,34 @@ def operation(m: Message) -> dict[str, Any] | None:
     return op
 
 
+def _v1(item: Leased) -> Request:
+    """The one v1 request of a message that has no v2 operation."""
+    m = item.message
+    kind = m.kind
+    body: dict[str, Any]
+    if kind == "metric":
+        body = {"delivery_id": m.identifier, "metric": m.name, "timestamp": m.timestamp,
+                **(m.data or {})}
+        path = "/api/v1/metrics"
+    elif kind == "unsubscribe":
+        body = {"unsubscribe": True}
+        path = f"/unsubscribe/{quote(m.identifier, safe='')}"
+    elif kind in ("segment_add", "segment_remove"):
+        body = {"ids": list((m.data or {}).get("ids", ()))}
+        verb = "add_customers" if kind == "segment_add" else "remove_customers"
+        path = (f"/api/v1/segments/{quote(m.identifier, safe='')}/{verb}"
+                f"?id_type={quote(m.name or 'id', safe='')}")
+    else:
+        return _anonymous(item)
+    return Request("track", "POST", path, orjson.dumps(body, option=_OPTS), [item])
+
+
 def _anonymous(item: Leased) -> Request:
     m = item.message
     body: dict[str, Any] = {"name": m.name, "anonymous_id": m.identifier, "id": m.ulid,
                             "timestamp": m.timestamp}
+    if m.kind != "track_anonymous":
+        body["type"] = m.kind.partition("_")[0]
     if m.data:
         body["data"] = m.data
     return Request("track", "POST", "/api/v1/events", orjson.dumps(body, option=_OPTS), [item])
@@ -126,7 +183,7 @@ def encode(
     for item in items:
         op = operation(item.message)
         if op is None:
-            requests.append(_anonymous(item))
+            requests.append(_v1(item))
             continue
         raw = orjson.dumps(op, option=_OPTS)
         if len(raw) > MAX_OP_BYTES:
@@ -199,13 +256,33 @@ def classify(request: Request, result: Response | Failure, now: float) -> list[O
     return [Dead(items, reason, status)]
 
 
+_DESCRIPTIONS: Final = {
+    "page": "Tracked page {name} for {who}",
+    "page_anonymous": "Tracked page {name} for {who}",
+    "screen": "Tracked screen {name} for {who}",
+    "screen_anonymous": "Tracked screen {name} for {who}",
+    "add_relationships": "Added relationships for {who}",
+    "delete_relationships": "Deleted relationships for {who}",
+    "object_identify": "Identified object {name}/{who}",
+    "object_delete": "Deleted object {name}/{who}",
+    "object_anonymous": "Related object {name}/{who} to an anonymous person",
+    "metric": "Reported {name} for delivery {who}",
+    "delivery_event": "Reported {name} for delivery {who}",
+    "unsubscribe": "Unsubscribed delivery {who}",
+    "segment_add": "Added people to segment {who}",
+    "segment_remove": "Removed people from segment {who}",
+}
+
+
 def describe(message: Message) -> str:
     """The dual-write guide's debug line, without its prefix."""
-    kind, who = message.kind, message.identifier
+    kind, who = split_kind(message.kind)[0], message.identifier
     if kind == "identify":
         return f"Identified {who}"
     if kind in ("track", "track_anonymous"):
         return f"Tracked event {message.name} for {who}"
+    if kind in _DESCRIPTIONS:
+        return _DESCRIPTIONS[kind].format(who=who, name=message.name)
     if kind == "add_device":
         return f"Registered device for {who}"
     if kind == "delete_device":
@@ -216,6 +293,9 @@ def describe(message: Message) -> str:
 
 
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+# Objects have the limits of people (ids of 150 bytes; 300 attributes of 150/1000 bytes), and
+# a person keyed by email, cio_id or phone those of the same call keyed by id.
+_LIMITS_OF: Final = {"object_identify": "identify"}
 
 
 class CustomerIOTrack:
@@ -244,7 +324,11 @@ class CustomerIOTrack:
         if self._refuse is not None:
             keep: list[Leased] = []
             for item in items:
-                reason = self._refuse(item.message)
+                message = item.message
+                kind = _LIMITS_OF.get(message.kind) or split_kind(message.kind)[0]
+                if kind != message.kind:
+                    message = message._replace(kind=kind)
+                reason = self._refuse(message)
                 if reason is None:
                     keep.append(item)
                 else:

@@ -27,6 +27,7 @@ __all__ = [
     "PING_PATH",
     "SUPPORTED_KINDS",
     "UNSUPPORTED_SEND_FIELDS",
+    "VIEW_EVENTS",
     "Gateway",
     "build_send",
     "classify",
@@ -41,8 +42,13 @@ _PATHS: Final = {
     "identify": "/v1/persons/identify",
     "track": "/v1/persons/track",
     "add_device": "/v1/persons/registerDevice",
+    "page": "/v1/persons/track",
+    "screen": "/v1/persons/track",
 }
 SUPPORTED_KINDS: Final = frozenset(_PATHS)
+VIEW_EVENTS: Final = {"page": ("page_viewed", "url"), "screen": ("screen_viewed", "screen")}
+"""The gateway has no page or screen endpoint: a view reaches it as a track named
+``page_viewed`` (with the URL as the ``url`` property) or ``screen_viewed`` (``screen``)."""
 CHANNELS: Final = ("email", "push", "sms", "whatsapp")
 _DEVICE_FIELDS: Final = {
     "platform": "platform",
@@ -67,6 +73,10 @@ def encode(item: Leased) -> Request:
         body = {"identifier": m.identifier, "properties": m.data or {}}
     elif m.kind == "track":
         body = {"identifier": m.identifier, "eventName": m.name, "properties": m.data or {}}
+    elif m.kind in VIEW_EVENTS:
+        event, key = VIEW_EVENTS[m.kind]
+        body = {"identifier": m.identifier, "eventName": event,
+                "properties": {**(m.data or {}), key: m.name}}
     elif m.kind == "add_device":
         body = {"identifier": m.identifier, "deviceId": m.name}
         for key, wire in _DEVICE_FIELDS.items():
@@ -115,6 +125,8 @@ def describe(message: Message) -> str:
         return f"Identified {message.identifier}"
     if message.kind == "track":
         return f"Tracked event {message.name} for {message.identifier}"
+    if message.kind in VIEW_EVENTS:
+        return f"Tracked {VIEW_EVENTS[message.kind][0]} for {message.identifier}"
     return f"Registered device for {message.identifier}"
 
 

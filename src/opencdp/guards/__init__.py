@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import (  # noqa: F401  (registers every rule)
     arguments,
     attributes,
+    entities,
     events,
     identifiers,
     keys,

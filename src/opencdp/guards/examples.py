@@ -86,6 +86,27 @@ class ExampleClient:
         label, sides = self.guards.merge(primary, secondary)
         return self._send("merge", label, None, sides, None)
 
+    def __getattr__(self, name: str) -> Any:
+        """The rest of the Track API (``page``, ``identify_object``...), through the real
+        ``calls.TrackAPICalls`` over these guards."""
+        from types import SimpleNamespace
+
+        from ..calls import Calls, Queued, TrackAPICalls
+
+        dead_letter = self._dead_letter
+
+        class _Calls(TrackAPICalls):
+            def _do(self, queued: Queued) -> str:
+                reason = customerio_refusal(queued[0])
+                if reason is not None:
+                    dead_letter(reason)
+                return queued[0].ulid
+
+        calls = _Calls()
+        calls._calls = Calls(SimpleNamespace(  # type: ignore[arg-type]
+            guards=self.guards, everywhere=_EVERYWHERE, dual=True))
+        return getattr(calls, name)
+
     def _send(self, kind: str, ident: str, name: str | None, data: Any, ts: int | None,
               mid: int | None = None) -> Message:
         message = Message(new_ulid() if mid is None else mid, kind, ident, name, data, ts,

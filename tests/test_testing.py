@@ -156,3 +156,13 @@ def test_sandbox_client_delivers_with_no_backoff(sandbox: Any) -> None:
         assert client.flush(timeout=10)
     assert len(sandbox.person("customerio", "u1")["events"]) == 10
     client.close(timeout=2)
+
+
+def test_capture_records_the_v1_only_calls_too() -> None:
+    with capture() as cap:
+        cap.client.report_metric("delivery-1", "opened")
+        cap.client.unsubscribe_delivery("delivery-2")
+        cap.client.add_to_segment(7, ["u1", "u2"])
+        kinds = sorted((m.kind, m.destinations) for m in cap.messages)
+    assert len(kinds) == 3
+    assert all(destinations == ("customerio",) for _, destinations in kinds)

@@ -159,7 +159,9 @@ def _decode(request: Request) -> list[dict[str, Any]]:
         return [{"kind": "track_anonymous", "identifier": body.get("anonymous_id"),
                  "name": body.get("name"), "data": dict(body.get("data") or {}),
                  "timestamp": body.get("timestamp")}]
-    return []
+    # One message per request elsewhere (metrics, unsubscribes, segments): the body as sent.
+    return [{"kind": None, "identifier": None, "name": None, "data": body, "timestamp": None}
+            for _ in request.items]
 
 
 class _Recorder:

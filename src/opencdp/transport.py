@@ -21,7 +21,6 @@ Proxies: ``proxy=`` wins; otherwise, with ``trust_env`` (the default), ``HTTPS_P
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import ssl
 import urllib.request
 from typing import Protocol, runtime_checkable
@@ -30,6 +29,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ._version import __version__
+from .checks import is_loopback
 from .config import ClientConfig
 from .destinations.base import Failure, FailureKind, Request, Response
 
@@ -43,13 +43,6 @@ class Transport(Protocol):
     async def send(self, request: Request) -> Response | Failure: ...
 
     async def aclose(self) -> None: ...
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def failure_from(exc: BaseException) -> Failure:
@@ -106,7 +99,7 @@ class AiohttpTransport:
             pass
         host = urlsplit(base).hostname or ""
         proxy: str | None = None
-        if not _loopback(host):
+        if not is_loopback(host):
             if self.config.proxy:
                 proxy = self.config.proxy
             elif self.config.trust_env and not urllib.request.proxy_bypass(host):

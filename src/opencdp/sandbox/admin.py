@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import time
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
@@ -15,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import orjson
 
+from ..checks import is_loopback
 from ..errors import ConfigurationError
 from .config import SERVICES
 from .http import Reject, Request, Response, json_response
@@ -39,14 +39,7 @@ def _sign(signing_key: str, timestamp: int | str, body: bytes) -> str:
 
 
 def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host is not None and is_loopback(host)
 
 
 def _service(name: str) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import importlib
 import os
 import threading
 import time
@@ -28,6 +27,7 @@ from .destinations.base import Destination, Failure, Request, Response
 from .errors import OpenCDPError
 from .lane import LATENCY_BUCKETS, Lane, LaneCounters
 from .logs import Log
+from .loops import new_loop, preimport
 from .message import DESTINATION_NAMES, Message
 from .outbox.base import Leased, Outbox
 from .snapshot import EngineSnapshot, LaneSnapshot
@@ -45,29 +45,7 @@ tracing). Wall-clock nanoseconds. A hook that raises is logged and ignored."""
 _MAINTAIN_EVERY = 1.0
 _CHECK_THREAD_EVERY = 1024
 _LOG_INTERVAL = 60.0
-_PREIMPORT = ("encodings.idna", "encodings.ascii", "email.utils", "http.cookies",
-              "aiohttp.client", "aiohttp.connector", "aiohttp.resolver", "ssl",
-              "concurrent.futures.thread", "asyncio.base_events", "uvloop")
 _engines: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
-
-
-def _preimport() -> None:
-    for name in _PREIMPORT:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
-    "opencdp.invalid".encode("idna")
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when it is installed (``opencdp[speed]``): it roughly halves the engine's
-    per-request cost; the standard loop otherwise."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 def _after_fork_in_child() -> None:
@@ -105,6 +83,7 @@ class Dispatcher:
         self.exchange_hooks: list[ExchangeHook] = []
         self._on_error = on_error
         self._callbacks: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending_callbacks: set[concurrent.futures.Future[None]] = set()
         self.restarts = 0
         self.internal_errors: dict[str, int] = {}
         self.transport: Transport = config.transport or AiohttpTransport(config)
@@ -154,7 +133,7 @@ class Dispatcher:
             if self._started:
                 self.restarts += 1
                 self.log.error("[CDP] OCDP310 the delivery thread had stopped; restarted")
-            _preimport()
+            preimport()
             ready = threading.Event()
             self._thread = threading.Thread(
                 target=self._run, args=(ready,), name="opencdp-dispatcher", daemon=True
@@ -164,7 +143,7 @@ class Dispatcher:
             self._started = True
 
     def _run(self, ready: threading.Event) -> None:
-        loop = _new_loop()
+        loop = new_loop()
         self.loop = loop
         asyncio.set_event_loop(loop)
         rates = self.config.rate_limits
@@ -226,6 +205,7 @@ class Dispatcher:
         self._waiters_lock = threading.Lock()
         self._waiters.clear()
         self._callbacks = None
+        self._pending_callbacks = set()
         self.log.after_fork()
         self.loop = None
         self._thread = None
@@ -308,7 +288,10 @@ class Dispatcher:
             if self._callbacks is None:
                 self._callbacks = concurrent.futures.ThreadPoolExecutor(1, "opencdp-on-error")
             for item in items:
-                self._callbacks.submit(self._call_on_error, item.message, lane, reason or "")
+                done = self._callbacks.submit(self._call_on_error, item.message, lane,
+                                              reason or "")
+                self._pending_callbacks.add(done)
+                done.add_done_callback(self._pending_callbacks.discard)
         if not self._waiters:
             return
         with self._waiters_lock:
@@ -354,12 +337,18 @@ class Dispatcher:
             delay = min(delay * 2, 0.05)
 
     def stop(self, timeout: float) -> None:
-        """Stop the loop (cancelling what is still in flight) and join the thread."""
+        """Stop the loop (cancelling what is still in flight), join the thread, and give
+        the ``on_error`` calls still queued the time that is left."""
+        deadline = time.monotonic() + max(0.1, timeout)
         self._closed = True
         loop = self.loop
         if loop is not None and self._thread is not None and self._thread.is_alive():
             loop.call_soon_threadsafe(loop.stop)
             self._thread.join(max(0.1, timeout))
+        if self._callbacks is not None:
+            concurrent.futures.wait(list(self._pending_callbacks),
+                                    timeout=max(0.0, deadline - time.monotonic()))
+            self._callbacks.shutdown(wait=False)
 
     # reading ------------------------------------------------------------------------------
     def snapshot(self) -> EngineSnapshot:

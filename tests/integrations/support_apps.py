@@ -43,6 +43,7 @@ class Server:
 
     def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
+        self._termed = False
         self._out = log.open("ab")
         self.proc = subprocess.Popen(argv, cwd=APPS, env=env, stdout=self._out,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -65,7 +66,10 @@ class Server:
         raise AssertionError(f"{url} not ready in {timeout} s:\n{self.output()[-3000:]}")
 
     def term(self) -> None:
-        if self.proc.poll() is None:
+        """One SIGTERM, as a process manager sends it: a second one makes some servers
+        (uvicorn's supervisor) skip the graceful shutdown."""
+        if self.proc.poll() is None and not self._termed:
+            self._termed = True
             self.proc.send_signal(signal.SIGTERM)
 
     def wait(self, timeout: float = 40.0) -> int:

@@ -12,6 +12,7 @@ import pytest
 
 from opencdp.errors import ConfigurationError, ValidationError
 from opencdp.guards import Event, Finding, GuardPolicy, Guards, Schemas
+from support.typing_check import assert_flags_exactly_the_marked_lines
 
 
 class Item(TypedDict):
@@ -164,15 +165,7 @@ def test_schemas_must_be_typeddicts_dataclasses_or_models(schema: Any) -> None:
 
 @pytest.mark.timeout(180)
 def test_type_checkers_check_typed_track_calls() -> None:
-    api = pytest.importorskip("mypy.api")
-    source = Path(__file__).with_name("typing_track.py")
-    expected = {i for i, line in enumerate(source.read_text().splitlines(), 1)
-                if line.rstrip().endswith("# error")}
-    out, err, _ = api.run([str(source), "--strict", "--follow-imports=silent",
-                           "--no-incremental", "--cache-dir=/dev/null",
-                           "--no-error-summary", "--hide-error-context"])
-    lines = {int(line.split(":")[1]) for line in out.splitlines() if ": error:" in line}
-    assert lines == expected, out + err
+    assert_flags_exactly_the_marked_lines(Path(__file__).with_name("typing_track.py"))
 
 
 def test_a_mismatch_at_many_list_positions_makes_one_report() -> None:

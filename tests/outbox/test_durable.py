@@ -19,6 +19,7 @@ from opencdp.errors import ConfigurationError
 from opencdp.message import CUSTOMERIO, OPENCDP, Message, new_ulid
 from opencdp.outbox.base import DeadItem, RetryItem
 from opencdp.outbox.sqlite import SQLiteOutbox
+from support.queues import drain
 
 BOTH = OPENCDP | CUSTOMERIO
 
@@ -48,17 +49,6 @@ def opener(
     yield open_
     for box in opened:
         box.close()
-
-
-def drain(box: Any, destination: str, lease_seconds: float = 30.0) -> list[int]:
-    ids: list[int] = []
-    for _ in range(1000):
-        batch = box.lease(destination, 500, time.time(), lease_seconds)
-        if not batch:
-            return ids
-        ids.extend(x.message.id for x in batch)
-        box.ack(destination, [x.message.id for x in batch])
-    raise AssertionError("drain did not finish")
 
 
 def test_state_survives_close_and_reopen(opener: Callable[..., Any]) -> None:

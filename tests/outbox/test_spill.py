@@ -28,6 +28,7 @@ from opencdp.message import CUSTOMERIO, OPENCDP, Message, new_ulid
 from opencdp.outbox.spill import SpilledOutbox
 from opencdp.outbox.throttle import LogThrottle
 from opencdp.outbox.url import open_outbox
+from support.queues import drain as drain_all
 
 BOTH = OPENCDP | CUSTOMERIO
 OPTIONS: dict[str, Any] = {"max_queue_size": 10, "queue_full": "drop_oldest",
@@ -36,17 +37,6 @@ OPTIONS: dict[str, Any] = {"max_queue_size": 10, "queue_full": "drop_oldest",
 
 def msg(n: int, destinations: int = BOTH) -> Message:
     return Message(new_ulid(), "track", f"user-{n}", "Spilled", {"n": n}, None, destinations)
-
-
-def drain_all(box: Any, destination: str, lease_seconds: float = 30.0) -> list[int]:
-    ids: list[int] = []
-    for _ in range(1000):
-        batch = box.lease(destination, 500, time.time(), lease_seconds)
-        if not batch:
-            return ids
-        ids.extend(x.message.id for x in batch)
-        box.ack(destination, [x.message.id for x in batch])
-    raise AssertionError("drain did not finish")
 
 
 def recover(box: SpilledOutbox, timeout: float = 20.0) -> None:

@@ -29,9 +29,22 @@ __all__ = [
     "MaybeStoredError",
     "Outbox",
     "QueueStats",
+    "MAX_AHEAD",
     "RetryItem",
+    "bound_due",
     "destination_bit",
 ]
+
+MAX_AHEAD = 900.0
+"""The furthest ahead the engine ever schedules a retry (``RetryConfig.max_delay`` and a
+server's Retry-After are capped at it). A stored not-before time further ahead than this was
+written under another clock (a process or a run before the wall clock stepped back), so it is
+treated as due now: a step back of an hour never makes a message wait an hour."""
+
+
+def bound_due(due: float, now: float) -> float:
+    """A stored not-before time, bounded against the present (see ``MAX_AHEAD``)."""
+    return now if due > now + MAX_AHEAD else due
 
 
 class MaybeStoredError(OutboxError):
@@ -109,6 +122,8 @@ class QueueStats:
     spilled: int = 0
     """Messages waiting in the local spill file for the primary queue to take them again
     (already included in ``pending``)."""
+    spilled_oldest_age: float | None = None
+    """Seconds the oldest spilled message has waited (never negative), or None."""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -116,6 +131,7 @@ class QueueStats:
             "in_flight": self.in_flight,
             "in_flight_here": self.in_flight_here,
             "spilled": self.spilled,
+            "spilled_oldest_age": self.spilled_oldest_age,
             "dead": self.dead,
             "delivered": self.delivered,
             "oldest_pending_age": self.oldest_pending_age,
@@ -127,8 +143,10 @@ class QueueStats:
 class Outbox(Protocol):
     """Per-destination delivery state for queued messages.
 
-    ``destination`` is ``"opencdp"`` or ``"customerio"``; ``now`` is ``time.time()`` (wall
-    clock, so several processes sharing a durable outbox agree on it).
+    ``destination`` is ``"opencdp"`` or ``"customerio"``; ``now`` is ``clock.wall()`` (wall
+    time, so several processes sharing a durable outbox agree on it). A queue stamps what it
+    stores with ``clock.wall()`` too, reads a stored retry not-before time through
+    ``bound_due``, and never reports a negative age.
 
     The optional capabilities (``shared_state``, ``after_fork``, ``pending_messages``,
     ``maintain``) have no-op defaults here, so the engine calls them on any outbox without

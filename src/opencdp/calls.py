@@ -7,6 +7,7 @@ this module picks the destinations and the identity the idempotency guard de-dup
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,6 +31,17 @@ _message = tuple.__new__
 
 Queued = tuple[Message, str | None]
 """A call's message and its identity for the idempotency guard (a caller's event id)."""
+
+
+def _own_time(ts: int | None) -> int:
+    """The time of a call made with a caller's event id.
+
+    Without an explicit timestamp a message's time is read from its id, which is only the
+    time of the call when the SDK minted the id: a caller's id (a replayed ULID, an
+    ``Idempotency-Key``, all zeros) would set Customer.io's event time unchecked while the
+    gateway stores the time of receipt. So such a message carries its own time.
+    """
+    return int(time.time()) if ts is None else ts
 
 
 class Calls:
@@ -62,14 +74,18 @@ class Calls:
             return _message(Message, (new_ulid(), "track", uid, name, data, ts,
                                       self.everywhere)), None
         mid = self.guards.event_id(event_id)
-        return Message(mid, "track", uid, name, data, ts, self.everywhere), f"event:{mid}"
+        return (Message(mid, "track", uid, name, data, _own_time(ts), self.everywhere),
+                f"event:{mid}")
 
     def track_anonymous(self, anonymous_id: object, event: object, properties: object,
                         timestamp: object, event_id: object) -> Queued:
         destinations = self._cio_only("track_anonymous")
         aid, name, data, ts = self.guards.track_anonymous(anonymous_id, event, properties,
                                                           timestamp)
-        mid = new_ulid() if event_id is None else self.guards.event_id(event_id)
+        if event_id is None:
+            mid = new_ulid()
+        else:
+            mid, ts = self.guards.event_id(event_id), _own_time(ts)
         return (Message(mid, "track_anonymous", aid, name, data, ts, destinations),
                 None if event_id is None else f"event:{mid}")
 
@@ -129,7 +145,10 @@ class Calls:
         destinations = self._cio_only("track_by")
         # The event is checked as an anonymous one is: the person was checked above.
         _, name, data, ts = self.guards.track_anonymous("-", event, properties, timestamp)
-        mid = new_ulid() if event_id is None else self.guards.event_id(event_id)
+        if event_id is None:
+            mid = new_ulid()
+        else:
+            mid, ts = self.guards.event_id(event_id), _own_time(ts)
         return (Message(mid, f"track:{key}", value, name, data, ts, destinations),
                 None if event_id is None else f"event:{mid}")
 

@@ -86,8 +86,9 @@ class Message(NamedTuple):
     ``identifier`` is the person (or anonymous id, the merge's primary, the object id, the
     delivery id or the segment id); ``name`` is the event name, device id, page URL, screen,
     object type id, metric or segment ``id_type``; ``data`` the attributes, properties or
-    device fields; ``ts`` an explicit Unix-second timestamp, or None for "the time of the
-    call" (read from the id). ``destinations`` is a bit set of ``OPENCDP | CUSTOMERIO``.
+    device fields; ``ts`` the event's Unix seconds, or None for "the time of the call" (read
+    from the id, so only for ids this SDK minted: a call given a caller's event id always
+    carries ``ts``). ``destinations`` is a bit set of ``OPENCDP | CUSTOMERIO``.
     """
 
     id: int

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import orjson
 
+from ..guards.timestamps import SECONDS_BELOW
 from ..message import Message, split_kind
 from ..outbox.base import Leased
 from ..policies.retry import classify_status, parse_retry_after
@@ -31,6 +32,7 @@ __all__ = [
     "classify",
     "describe",
     "encode",
+    "event_time",
     "operation",
 ]
 
@@ -62,6 +64,31 @@ def device_token(data: Mapping[str, Any] | None, device_id: str | None) -> str |
     data = data or {}
     token = data.get("fcm_token") or data.get("apn_token") or device_id
     return str(token) if token else None
+
+
+_ULID_EPOCH: Final = 1_451_606_400  # 2016-01-01: no id this SDK minted is older
+
+
+def event_time(m: Message) -> int | None:
+    """The event's Unix seconds, or None to let Customer.io use the time of receipt.
+
+    A message carries its time (``ts``) whenever its id came from a caller; one without
+    ``ts`` was minted here, so its id holds the time of the call. A queue written before
+    messages carried their time may still hold a caller's id without ``ts``: its id time is
+    used only when it could be one this SDK minted (not before 2016, still in seconds), so
+    an id of all zeros or ``7ZZZ…`` never becomes the year 1970 or 10889.
+    """
+    if m.ts is not None:
+        return m.ts
+    seconds = m.created_ms // 1000
+    return seconds if _ULID_EPOCH <= seconds < SECONDS_BELOW else None
+
+
+def _timed(body: dict[str, Any], m: Message) -> dict[str, Any]:
+    ts = event_time(m)
+    if ts is not None:
+        body["timestamp"] = ts
+    return body
 
 
 _V1_KINDS: Final = frozenset({"track_anonymous", "page_anonymous", "screen_anonymous",
@@ -97,15 +124,14 @@ def operation(m: Message) -> dict[str, Any] | None:
         op["cio_relationships"] = [rel]
         return op
     if kind == "delivery_event":
-        return {"type": "delivery", "action": "event", "identifiers": {"id": m.identifier},
-                "name": m.name, "timestamp": m.timestamp,
-                "attributes": {"device_token": data["device_token"]}}
+        return _timed({"type": "delivery", "action": "event", "identifiers": {"id": m.identifier},
+                       "name": m.name, "attributes": {"device_token": data["device_token"]}}, m)
     op = {"type": "person", "identifiers": _who(m.identifier, key), "action": kind}
     if kind in _EVENT_ACTIONS:
         op["action"] = _EVENT_ACTIONS[kind]
         op["name"] = m.name
         op["id"] = m.ulid
-        op["timestamp"] = m.timestamp
+        _timed(op, m)
         if m.data:
             op["attributes"] = m.data
     elif kind == "identify":
@@ -139,8 +165,7 @@ def _v1(item: Leased) -> Request:
     kind = m.kind
     body: dict[str, Any]
     if kind == "metric":
-        body = {"delivery_id": m.identifier, "metric": m.name, "timestamp": m.timestamp,
-                **(m.data or {})}
+        body = _timed({"delivery_id": m.identifier, "metric": m.name, **(m.data or {})}, m)
         path = "/api/v1/metrics"
     elif kind == "unsubscribe":
         body = {"unsubscribe": True}
@@ -157,8 +182,7 @@ def _v1(item: Leased) -> Request:
 
 def _anonymous(item: Leased) -> Request:
     m = item.message
-    body: dict[str, Any] = {"name": m.name, "anonymous_id": m.identifier, "id": m.ulid,
-                            "timestamp": m.timestamp}
+    body = _timed({"name": m.name, "anonymous_id": m.identifier, "id": m.ulid}, m)
     if m.kind != "track_anonymous":
         body["type"] = m.kind.partition("_")[0]
     if m.data:

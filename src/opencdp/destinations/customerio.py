@@ -249,17 +249,53 @@ def _reason(status: int, error: Mapping[str, Any] | None) -> str:
     return f"HTTP {status}: " + " ".join(parts)[:200]
 
 
+UNREADABLE_207: Final = ("OCDP336 HTTP 207: Customer.io's partial answer does not say which "
+                         "operations it refused; the batch is sent again (events are "
+                         "de-duplicated by id)")
+
+
+def refused_operations(body: bytes, count: int | None = None
+                       ) -> dict[int, Mapping[str, Any]] | None:
+    """A 207's refused operations by batch index, or None when the answer does not say which
+    ones: not JSON, no ``errors``, or an error without a valid ``batch_index``. A partial
+    answer is only trusted whole: one unreadable error could be any operation."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    errors = parsed.get("errors") if isinstance(parsed, dict) else None
+    if not isinstance(errors, list) or not errors:
+        return None
+    bad: dict[int, Mapping[str, Any]] = {}
+    for error in errors:
+        index = error.get("batch_index") if isinstance(error, dict) else None
+        if type(index) is not int or index < 0 or (count is not None and index >= count):
+            return None
+        bad[index] = error
+    return bad
+
+
 def classify(request: Request, result: Response | Failure, now: float) -> list[Outcome]:
+    """Outcomes of one exchange.
+
+    A 207 from ``/api/v2/batch`` names the refused operations and means every other one was
+    accepted (spec §4). When it cannot be read, nothing is known to be accepted, so it is
+    never counted as a success: the whole batch is retried (OCDP336, logged by ``explain``)
+    rather than split, because halves would resend the same operations anyway and a
+    retry keeps the batch's order. Customer.io de-duplicates events by their ``id``; the
+    person operations set state, so applying an accepted one again changes nothing. An
+    answer that stays unreadable ends as a dead letter with that reason once the retry
+    budget is spent.
+    """
     items = request.items
     if isinstance(result, Failure):
         return [Retry(items, result.reason)]
     status = result.status
     if status == 207 and request.path == "/api/v2/batch":
-        bad: dict[int, str] = {}
-        for error in _errors(result.body):
-            index = error.get("batch_index")
-            if isinstance(index, int) and 0 <= index < len(items):
-                bad[index] = _reason(status, error)
+        refused = refused_operations(result.body, len(items))
+        if refused is None:
+            return [Retry(items, UNREADABLE_207, status)]
+        bad = {i: _reason(status, error) for i, error in refused.items()}
         outcomes: list[Outcome] = [
             Dead([items[i]], reason, status) for i, reason in sorted(bad.items())
         ]
@@ -375,6 +411,8 @@ class CustomerIOTrack:
 
     def explain(self, response: Response) -> str | None:
         status = response.status
+        if status == 207 and refused_operations(response.body) is None:
+            return UNREADABLE_207
         if status in (401, 403):
             from ..guards import explain_unauthorized
 

@@ -18,6 +18,7 @@ that follow are the client's own, whose ``ValidationError.field`` is renamed to 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -32,6 +33,8 @@ from starlette.routing import BaseRoute, Route
 from ..destinations.base import Failure
 from ..destinations.base import Response as Upstream
 from ..errors import ClientClosedError, OutboxError, ValidationError
+from ..guards._core import Reporter
+from ..guards.values import snapshot
 from ..message import parse_ulid
 from .auth import unauthorized_message
 
@@ -74,6 +77,7 @@ _WIRE_FIELDS: Final = {
     **{snake: wire for wire, snake in _DEVICE_STRINGS.items()},
 }
 _JSON: Final = "application/json"
+_LONG_DIGITS: Final = re.compile(rb"\d{19,}")
 _ACCEPTED: Final = orjson.dumps({"status": "accepted"})
 _OK: Final = orjson.dumps({"status": "ok"})
 
@@ -180,8 +184,28 @@ def send_answer(result: Upstream | Failure) -> Response:
     return Refused(status, message).response()
 
 
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The request body as a JSON object, read no further than ``limit`` bytes."""
+def _exact(body: bytes, parsed: Any, reporter: Reporter) -> Any:
+    """``parsed`` with its integers exact, or ``Refused`` naming the first one beyond 64 bits.
+
+    orjson reads an integer beyond 64 bits as a float without a word, so the relay would store
+    1.2345678901234568e+29 where the SDK refuses the same value (OCDP132). Only a body with a
+    run of 19 or more digits can hold one; it is read again with exact integers and checked
+    by the SDK's own value check, whose path (``properties.order_id``) is the wire body's.
+    """
+    if _LONG_DIGITS.search(body) is None:
+        return parsed
+    exact = json.loads(body)
+    if isinstance(exact, dict):
+        try:
+            snapshot(exact, "", reporter)
+        except ValidationError as exc:
+            raise Refused(400, str(exc), exc.field or "body") from None
+    return exact
+
+
+async def read_json(request: Request, limit: int, reporter: Reporter) -> dict[str, Any]:
+    """The request body as a JSON object, read no further than ``limit`` bytes; values the
+    SDK would refuse are refused here too (see ``_exact``)."""
     length = request.headers.get("content-length")
     if length is not None:
         if not length.strip().isdigit():
@@ -199,7 +223,8 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
         raise Refused(400, "the body must be JSON", "body") from None
     if not isinstance(parsed, dict):
         raise Refused(400, "the body must be a JSON object", "body")
-    return parsed
+    result: dict[str, Any] = _exact(bytes(body), parsed, reporter)
+    return result
 
 
 def _refusal(exc: ValidationError, renames: Mapping[str, str]) -> Refused:
@@ -260,6 +285,10 @@ class GatewayAPI:
             raise Refused(503, "the relay is starting or shutting down", headers=_UNAVAILABLE)
         return client
 
+    async def _body(self, request: Request, client: Client) -> dict[str, Any]:
+        return await read_json(request, self.relay.config.max_body_bytes,
+                               client.engine.guards._reporter)
+
     async def ping(self, request: Request) -> Response:
         self._client()
         return Response(_OK, 200, media_type=_JSON)
@@ -273,7 +302,7 @@ class GatewayAPI:
 
     async def identify(self, request: Request) -> Response:
         client: Any = self._client()
-        body = await read_json(request, self.relay.config.max_body_bytes)
+        body = await self._body(request, client)
         try:
             identifier, properties = parse_identify(body)
         except ValidationError as exc:
@@ -283,7 +312,7 @@ class GatewayAPI:
 
     async def track(self, request: Request) -> Response:
         client: Any = self._client()
-        body = await read_json(request, self.relay.config.max_body_bytes)
+        body = await self._body(request, client)
         try:
             identifier, name, properties = parse_track(body)
         except ValidationError as exc:
@@ -295,7 +324,7 @@ class GatewayAPI:
 
     async def register_device(self, request: Request) -> Response:
         client: Any = self._client()
-        body = await read_json(request, self.relay.config.max_body_bytes)
+        body = await self._body(request, client)
         try:
             identifier, device_id, platform, options = parse_device(body)
         except ValidationError as exc:
@@ -307,7 +336,7 @@ class GatewayAPI:
     def _sender(self, channel: str) -> Handler:
         async def send(request: Request) -> Response:
             client = self._client()
-            body = await read_json(request, self.relay.config.max_body_bytes)
+            body = await self._body(request, client)
             engine = client.engine
             try:
                 wire = engine.prepare_send(channel, body)

@@ -26,6 +26,7 @@ from .health import Health
 from .message import ulid_str
 from .options import ClientOptions
 from .outbox.base import DeadLetter
+from .reentry import inside
 from .sends import EmailSend, PushSend, SmsSend, WhatsAppSend, wire_fields
 from .snapshot import EngineSnapshot
 
@@ -110,7 +111,7 @@ class Client(_Facade, TrackAPICalls):
     def _do(self, queued: Queued) -> str:
         message, key = queued
         engine = self._engine
-        if engine.fast and key is None:
+        if engine.fast and key is None and not inside():
             engine.put(message)
             engine.notify()
             return ulid_str(message.id)

@@ -102,28 +102,27 @@ class ManualClock:
         return time.monotonic()
 
 
-_clock: Clock = SteadyClock()
+_clocks: list[Clock] = [SteadyClock()]
 
 
 def current() -> Clock:
-    return _clock
+    return _clocks[-1]
 
 
 def wall() -> float:
     """Unix seconds from the engine's clock."""
-    return _clock.time()
+    return _clocks[-1].time()
 
 
 def monotonic() -> float:
-    return _clock.monotonic()
+    return _clocks[-1].monotonic()
 
 
 @contextlib.contextmanager
 def use(clock: Clock) -> Iterator[Clock]:
     """Make ``clock`` the engine's clock for the duration of the block (tests)."""
-    global _clock
-    previous, _clock = _clock, clock
+    _clocks.append(clock)
     try:
         yield clock
     finally:
-        _clock = previous
+        _clocks.remove(clock)

@@ -22,6 +22,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
+from . import clock, reentry
 from .config import ClientConfig
 from .destinations.base import Destination, Failure, Request, Response
 from .errors import OpenCDPError
@@ -31,6 +32,7 @@ from .loops import new_loop, preimport
 from .message import DESTINATION_NAMES, Message
 from .outbox.base import Leased, Outbox
 from .snapshot import EngineSnapshot, LaneSnapshot
+from .threads import DaemonExecutor
 from .transport import AiohttpTransport, Transport
 
 __all__ = ["LATENCY_BUCKETS", "Dispatcher", "Outcomes"]
@@ -46,6 +48,9 @@ _MAINTAIN_EVERY = 1.0
 _CHECK_THREAD_EVERY = 1024
 _LOG_INTERVAL = 60.0
 _engines: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
+_inherited: list[object] = []
+"""What a forked child inherited from its parent's engine (session, loop, lanes): kept, never
+used, so that nothing of it is finalised in the child (no "Unclosed client session")."""
 
 
 def _after_fork_in_child() -> None:
@@ -82,11 +87,18 @@ class Dispatcher:
         self.destinations = list(self._destinations)
         self.exchange_hooks: list[ExchangeHook] = []
         self._on_error = on_error
-        self._callbacks: concurrent.futures.ThreadPoolExecutor | None = None
+        self._callbacks = DaemonExecutor(1, "opencdp-on-error")
         self._pending_callbacks: set[concurrent.futures.Future[None]] = set()
+        self._housekeeping = DaemonExecutor(1, "opencdp-maintain")
+        self._lookups = DaemonExecutor(4, "opencdp-lookup")
+        self._probe = DaemonExecutor(1, "opencdp-flush")
+        self.housework: Callable[[], None] | None = None
+        """Run after each ``outbox.maintain`` on the housekeeping thread (the engine moves
+        calls made from signal handlers into the outbox there)."""
+        self._plain_loop = False
         self.restarts = 0
         self.internal_errors: dict[str, int] = {}
-        self.transport: Transport = config.transport or AiohttpTransport(config)
+        self.transport: Transport = config.transport or AiohttpTransport(config, self._lookups)
         self._waiters: dict[int, _Waiter] = {}
         self._waiters_lock = threading.Lock()
         self._forked = False
@@ -127,7 +139,7 @@ class Dispatcher:
 
     # lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        with self._start_lock:
+        with reentry.region(), self._start_lock:
             if self._started and self._thread is not None and self._thread.is_alive():
                 return
             if self._started:
@@ -143,7 +155,8 @@ class Dispatcher:
             self._started = True
 
     def _run(self, ready: threading.Event) -> None:
-        loop = new_loop()
+        loop = new_loop(plain=self._plain_loop)
+        loop.set_default_executor(self._lookups)
         self.loop = loop
         asyncio.set_event_loop(loop)
         rates = self.config.rate_limits
@@ -189,7 +202,7 @@ class Dispatcher:
         while True:
             await asyncio.sleep(_MAINTAIN_EVERY)
             try:
-                await loop.run_in_executor(None, self.outbox.maintain, time.time())
+                await loop.run_in_executor(self._housekeeping, self._housework)
             except Exception as exc:
                 self.internal_error("OCDP307", f"maintain:{type(exc).__name__}",
                                     f"[CDP] OCDP307 outbox maintenance failed: "
@@ -197,22 +210,33 @@ class Dispatcher:
             for lane in self._lane_list:
                 lane.wake.set()
 
+    def _housework(self) -> None:
+        self.outbox.maintain(clock.wall())
+        if self.housework is not None:
+            self.housework()
+
     def on_fork(self) -> None:
         """In a forked child, right after ``fork``: the parent's thread is gone and its
-        in-memory messages are the parent's to deliver; start afresh on next use."""
+        in-memory messages are the parent's to deliver; start afresh on next use.
+
+        A parent whose engine ran on uvloop hands its child the standard loop: libuv's
+        process-wide state (its thread pool, its signal pipe) may be caught mid-use by the
+        fork, and a child that inherits it can wait for ever on its first connection."""
         self._forked = True
         self._start_lock = threading.Lock()
         self._waiters_lock = threading.Lock()
         self._waiters.clear()
-        self._callbacks = None
         self._pending_callbacks = set()
         self.log.after_fork()
+        if self.loop is not None:
+            self._plain_loop = self._plain_loop or "uvloop" in type(self.loop).__module__
+        _inherited.append((self.transport, self.loop, self._lanes))
         self.loop = None
         self._thread = None
         self._lane_list = ()
         self._lanes = {}
         if self.config.transport is None:
-            self.transport = AiohttpTransport(self.config)
+            self.transport = AiohttpTransport(self.config, self._lookups)
         self.outbox.after_fork()
 
     def _restart_after_fork(self) -> None:
@@ -285,8 +309,6 @@ class Dispatcher:
     ) -> None:
         if not ok and self._on_error is not None:
             # Off the engine's loop: a slow or failing callback must not hold delivery.
-            if self._callbacks is None:
-                self._callbacks = concurrent.futures.ThreadPoolExecutor(1, "opencdp-on-error")
             for item in items:
                 done = self._callbacks.submit(self._call_on_error, item.message, lane,
                                               reason or "")
@@ -309,7 +331,7 @@ class Dispatcher:
     def settled(self) -> bool:
         """Nothing of this process's is left to do: nothing due or waiting to be retried, and
         no lease of this process's still open (another process's leases are its own)."""
-        stats = self.outbox.stats(time.time())
+        stats = self.outbox.stats(clock.wall())
         for name in self.destinations:
             lane_stats = stats.get(name)
             if lane_stats is not None and (lane_stats.pending or lane_stats.in_flight_here):
@@ -320,35 +342,44 @@ class Dispatcher:
         return True
 
     def flush(self, timeout: float) -> bool:
-        deadline = time.monotonic() + max(0.0, timeout)
+        """Wait until ``settled``, at most ``timeout``: the queue is read on a thread of its
+        own, so a queue that stops answering (a paused Redis) cannot hold the caller longer."""
+        deadline = clock.monotonic() + max(0.0, timeout)
         self.notify(force=True)
         delay = 0.001
         while True:
+            probe = self._probe.submit(self._settled_here)
             try:
-                if self.settled():
+                if probe.result(max(0.0, deadline - clock.monotonic())):
                     return True
+            except concurrent.futures.TimeoutError:
+                return False
             except OpenCDPError as exc:
                 self.log.error(f"[CDP] OCDP307 cannot read the outbox: {self.scrub(str(exc))}")
                 return False
-            remaining = deadline - time.monotonic()
+            remaining = deadline - clock.monotonic()
             if remaining <= 0:
                 return False
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, 0.05)
 
+    def _settled_here(self) -> bool:
+        with reentry.region():
+            return self.settled()
+
     def stop(self, timeout: float) -> None:
         """Stop the loop (cancelling what is still in flight), join the thread, and give
         the ``on_error`` calls still queued the time that is left."""
-        deadline = time.monotonic() + max(0.1, timeout)
+        deadline = clock.monotonic() + max(0.1, timeout)
         self._closed = True
         loop = self.loop
         if loop is not None and self._thread is not None and self._thread.is_alive():
             loop.call_soon_threadsafe(loop.stop)
             self._thread.join(max(0.1, timeout))
-        if self._callbacks is not None:
-            concurrent.futures.wait(list(self._pending_callbacks),
-                                    timeout=max(0.0, deadline - time.monotonic()))
-            self._callbacks.shutdown(wait=False)
+        concurrent.futures.wait(list(self._pending_callbacks),
+                                timeout=max(0.0, deadline - clock.monotonic()))
+        for pool in (self._callbacks, self._housekeeping, self._lookups, self._probe):
+            pool.shutdown(wait=False)
 
     # reading ------------------------------------------------------------------------------
     def snapshot(self) -> EngineSnapshot:
@@ -364,6 +395,8 @@ class Dispatcher:
                 name, lane.counters.copy(), breaker.state, breaker.failure_count,
                 breaker.last_failure, self.scrub(breaker.last_failure_reason or "") or None,
                 lane.failing, lane.inflight, lane.bucket.to_dict(), lane.bucket.throttled,
+                max(0.0, clock.monotonic() - lane.progress_at), lane.errors_since_progress,
+                lane.last_error,
             )
         running = self._thread is not None and self._thread.is_alive()
         return EngineSnapshot(lanes, self.restarts, dict(self.internal_errors), running)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import threading
-import time
 import weakref
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from . import clock, reentry
 from .config import ClientConfig
 from .destinations.base import Destination, Failure, Response
 from .destinations.customerio import CustomerIOTrack
@@ -40,6 +41,7 @@ from .outbox.base import Outbox
 from .outbox.url import open_outbox
 from .policies.idempotency import IdempotencyGuard, SharedIdempotencyGuard
 from .snapshot import EngineSnapshot
+from .threads import DaemonExecutor
 
 __all__ = ["Engine", "FlushResult", "build"]
 
@@ -107,6 +109,12 @@ class Engine:
         self.last_flush: FlushResult | None = None
         self._flushed: dict[str, tuple[int, int]] = {}
         self._close_lock = threading.Lock()
+        self._closing: concurrent.futures.Future[bool] | None = None
+        self._handoff: deque[tuple[Message, str | None]] = deque()
+        """Calls made from a signal handler that interrupted this thread's own call: queued
+        by the next call, flush or close, or within a second by the engine (reentry.py)."""
+        self._closer = DaemonExecutor(1, "opencdp-close")
+        self.dispatcher.housework = self._drain_handoff
         self._warned_sends: set[str] = set()
         for code, text in config.notices:
             self.log.warning(f"[CDP] {code} {text}")
@@ -142,9 +150,35 @@ class Engine:
     def enqueue(self, message: Message, key: str | None = None
                 ) -> concurrent.futures.Future[Outcomes] | None:
         """Queue ``message`` for all its destinations or for none. ``key`` is its identity
-        for the idempotency guard; it is claimed only for a write that succeeds."""
+        for the idempotency guard; it is claimed only for a write that succeeded.
+
+        Called from a signal handler that interrupted one of our calls on this thread, the
+        message is handed over instead (``reentry.py``) and the call does not wait for it."""
         if self.closed:
             raise ClientClosedError("this client is closed; create a new one")
+        if reentry.inside():
+            self._handoff.append((message, key))
+            return None
+        with reentry.region():
+            if self._handoff:
+                self._drain_handoff()
+            return self._enqueue(message, key)
+
+    def _drain_handoff(self) -> None:
+        handoff = self._handoff
+        while handoff:
+            try:
+                message, key = handoff.popleft()
+            except IndexError:
+                return
+            with reentry.region():
+                try:
+                    self._enqueue(message, key)
+                except OpenCDPError:
+                    pass  # counted and logged as for any call (OCDP307)
+
+    def _enqueue(self, message: Message, key: str | None
+                 ) -> concurrent.futures.Future[Outcomes] | None:
         if key is not None and not self.idempotency.claim(key):
             return None
         if not self.config.send:
@@ -190,7 +224,14 @@ class Engine:
     def flush(self, timeout: float) -> bool:
         """Wait for this process's work; ``last_flush`` then counts what finished since the
         previous flush (or since the start)."""
-        started = time.monotonic()
+        if reentry.inside():
+            self.log.warning_once(
+                "flush:reentered", "[CDP] OCDP336 flush() was called from a signal handler "
+                "that interrupted a call of this client on the same thread; it cannot wait "
+                "there and returns False (delivery goes on; use install_signal_handlers)")
+            return False
+        started = clock.monotonic()
+        self._drain_handoff()
         settled = self.dispatcher.flush(timeout) if self.dispatcher.started else \
             not self.config.send or self.dispatcher.settled()
         now = {n: (lane.counters.delivered, lane.counters.dead)
@@ -200,7 +241,7 @@ class Engine:
             settled,
             {n: d - base.get(n, (0, 0))[0] for n, (d, _) in now.items()},
             {n: x - base.get(n, (0, 0))[1] for n, (_, x) in now.items()},
-            time.monotonic() - started,
+            clock.monotonic() - started,
         )
         self._flushed = now
         return settled
@@ -272,7 +313,10 @@ class Engine:
             else ()
         queue_error = None
         try:
-            queue = self.outbox.stats(time.time())
+            if reentry.inside():
+                raise OutboxError("not read from a signal handler that interrupted this client")
+            with reentry.region():
+                queue = self.outbox.stats(clock.wall())
         except OpenCDPError as exc:
             queue, queue_error = {}, self.scrub(f"{type(exc).__name__}: {exc}")
         return snapshot(self.dispatcher.snapshot(), queue, disabled=disabled,
@@ -282,14 +326,39 @@ class Engine:
                         not_sent=self.not_sent, scrub_text=self.scrub)
 
     def close(self, timeout: float) -> bool:
-        with self._close_lock:
-            if self.closed:
-                return True
-            self.closed = True
-            self.fast = False
-        started = time.monotonic()
+        """Drain within ``timeout`` and release everything; True only when this process's
+        work was all delivered or dead-lettered. A second or concurrent ``close`` waits (within
+        its own timeout) for the first and returns the same answer. From a signal handler that
+        interrupted this client's own call on the same thread, the close runs as soon as that
+        call returns, and this one returns False at once."""
+        if reentry.inside():
+            reentry.defer(lambda: self.close(timeout))
+            return False
+        with reentry.region(), self._close_lock:
+            first = self._closing is None
+            if first:
+                self._closing = concurrent.futures.Future()
+                self.closed = True
+                self.fast = False
+        closing = self._closing
+        assert closing is not None
+        if not first:
+            try:
+                return closing.result(max(0.0, timeout))
+            except concurrent.futures.TimeoutError:
+                return False
+        drained = False
+        try:
+            drained = self._close(max(0.0, timeout))
+        finally:
+            closing.set_result(drained)
+        return drained
+
+    def _close(self, timeout: float) -> bool:
+        deadline = clock.monotonic() + timeout
+        self._drain_handoff()
         drained = self.flush(timeout) if self.dispatcher.started else False
-        self.dispatcher.stop(max(0.1, timeout - (time.monotonic() - started)))
+        self.dispatcher.stop(max(0.1, deadline - clock.monotonic()))
         if not drained and not self.outbox.durable:
             count = self.outbox.pending_messages()
             if count:
@@ -297,11 +366,24 @@ class Engine:
                                  "the memory queue; they are lost. Use a durable queue "
                                  "(sqlite:/// or redis://) to keep them across restarts, or "
                                  "raise shutdown_timeout.")
+        # Bounded: a paused Redis or a long checkpoint must not hold the caller past its time.
+        done = self._closer.submit(self._close_outbox)
         try:
-            self.outbox.close()
+            done.result(max(0.5, deadline - clock.monotonic()))
+        except concurrent.futures.TimeoutError:
+            self.log.error("[CDP] OCDP307 closing the queue did not finish within the close "
+                           "timeout; it goes on in the background")
+            return False
+        finally:
+            self._closer.shutdown(wait=False)
+        return drained
+
+    def _close_outbox(self) -> None:
+        try:
+            with reentry.region():
+                self.outbox.close()
         except OpenCDPError as exc:
             self.log.error(f"[CDP] OCDP307 closing the outbox failed: {self.scrub(str(exc))}")
-        return drained
 
 
 def build(config: ClientConfig) -> Engine:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 
+from . import clock
 from .errors import ConfigurationError
 from .outbox.base import QueueStats
 from .serving import lifespan
@@ -31,7 +31,7 @@ from .serving import lifespan
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-    from .snapshot import EngineSnapshot
+    from .snapshot import EngineSnapshot, LaneSnapshot
 
 __all__ = [
     "DestinationHealth",
@@ -42,10 +42,34 @@ __all__ = [
     "health_wsgi_app",
     "render",
     "snapshot",
+    "stall_reason",
 ]
 
 Status = Literal["ok", "degraded", "down"]
 logger = logging.getLogger("opencdp.health")
+
+STALL_AFTER = 30.0
+"""Seconds without progress, while messages wait at least as long, after which a destination
+is ``stalled`` whatever the cause (retries that never succeed, a queue that cannot lease)."""
+STALL_ERRORS = 3
+"""Failed lane turns in a row (queue errors, internal errors) that make it ``stalled`` at once."""
+
+
+def stall_reason(lane: LaneSnapshot, stats: QueueStats) -> str | None:
+    """Why a destination makes no progress, or None: the one progress rule (see the module
+    docstring). Each cause names itself; the text is already scrubbed."""
+    if lane.errors_since_progress >= STALL_ERRORS:
+        return (f"{lane.errors_since_progress} failed turns in a row since the last delivery: "
+                f"{lane.last_error or 'internal error'}")
+    if stats.spilled and (stats.spilled_oldest_age or 0.0) >= STALL_AFTER:
+        return (f"{stats.spilled} message(s) spilled {stats.spilled_oldest_age:.0f} s ago "
+                "are not taken back by the queue")
+    waited = stats.oldest_pending_age or 0.0
+    if stats.pending and waited >= STALL_AFTER and lane.since_progress >= STALL_AFTER:
+        last = f"; last failure: {lane.last_failure_reason}" if lane.last_failure_reason else ""
+        return (f"nothing delivered for {lane.since_progress:.0f} s while {stats.pending} "
+                f"message(s) wait (oldest {waited:.0f} s){last}")
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,19 +96,27 @@ class DestinationHealth:
     disabled: bool = False
     """Configured but switched off (Customer.io given without dual-write)."""
     by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
+    stalled: str | None = None
+    """Why nothing moves (``stall_reason``), or None while the destination makes progress."""
+    spilled: int = 0
+    spilled_oldest_age: float | None = None
 
     @property
     def state(self) -> str:
-        """``ok``, ``disabled``, ``failing``, or the breaker's state in lower case."""
+        """``ok``, ``disabled``, ``failing``, ``stalled``, or the breaker's state in lower
+        case."""
         if self.disabled:
             return "disabled"
         if self.failing:
             return "failing"
+        if self.stalled is not None:
+            return "stalled"
         return "ok" if self.circuit_state == "CLOSED" else self.circuit_state.lower()
 
     @property
     def healthy(self) -> bool:
-        return self.disabled or (self.circuit_state == "CLOSED" and not self.failing)
+        return self.disabled or (self.circuit_state == "CLOSED" and not self.failing
+                                 and self.stalled is None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,9 +125,12 @@ class DestinationHealth:
             "failure_count": self.failure_count,
             "last_failure": self.last_failure,
             "last_failure_reason": self.last_failure_reason,
+            "stalled": self.stalled,
             "queue": {
                 "pending": self.pending,
                 "in_flight": self.in_flight,
+                "spilled": self.spilled,
+                "spilled_oldest_age": self.spilled_oldest_age,
                 "oldest_pending_age": self.oldest_pending_age,
                 "dead_letters": self.dead_letters,
                 "dropped": dict(self.dropped),
@@ -164,7 +199,7 @@ def snapshot(
 ) -> Health:
     """Health from the engine's snapshot and the queue's counts; ``disabled`` lists the
     destinations that are configured but switched off."""
-    now = time.time()
+    now = clock.wall()
     out: dict[str, DestinationHealth] = {}
     for name, lane in engine.lanes.items():
         stats = queue.get(name) or QueueStats()
@@ -191,6 +226,10 @@ def snapshot(
                             if requests else None),
             failing=lane.failing,
             by_kind={k: dict(v) for k, v in counters.by_kind.items() if v},
+            stalled=(f"the queue cannot be read: {queue_error}" if queue_error is not None
+                     else stall_reason(lane, stats)),
+            spilled=stats.spilled,
+            spilled_oldest_age=stats.spilled_oldest_age,
         )
     for name in disabled:
         out[name] = DestinationHealth(
@@ -235,9 +274,10 @@ def render(health: Health, destination: str | None = None) -> tuple[int, dict[st
     """The HTTP status and JSON body for ``GET /health`` (``destination=None``) or
     ``GET /health/<destination>``.
 
-    A destination answers 200 while its breaker is CLOSED and 503 otherwise (OPEN or
-    HALF_OPEN: still proving it recovered). The overall check answers 503 only when OpenCDP's
-    breaker is not CLOSED, or when any destination is ``failing``: a Customer.io outage
+    A destination answers 200 while its breaker is CLOSED and it makes progress, and 503
+    otherwise (OPEN or HALF_OPEN: still proving it recovered; ``stalled``; ``failing``). The
+    overall check answers 503 only when OpenCDP is not healthy, or when any destination is
+    ``failing`` or ``stalled`` (nothing moves until someone acts): a Customer.io outage
     degrades the service but loses nothing, since its messages wait in the outbox, while a
     destination refusing everything (wrong key, wrong region) dead-letters every message
     until someone acts. An unknown or unconfigured destination is a 404.
@@ -248,8 +288,8 @@ def render(health: Health, destination: str | None = None) -> tuple[int, dict[st
         body["guards"] = dict(health.guards)
         body["idempotency_suppressed"] = health.idempotency_suppressed
         body["taken_at"] = _iso(health.taken_at) if health.taken_at else None
-        failing = any(d.failing for d in health.destinations.values())
-        return (503 if health.status == "down" or failing else 200), body
+        stuck = any(d.failing or d.stalled for d in health.destinations.values())
+        return (503 if health.status == "down" or stuck else 200), body
     dest = health.destinations.get(destination)
     if dest is None:
         known = ", ".join(sorted(health.destinations)) or "none"

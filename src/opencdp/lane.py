@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import concurrent.futures
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import clock
 from .destinations.base import (
     Dead,
     Delivered,
@@ -38,6 +38,7 @@ from .outbox.base import DeadItem, Leased, RetryItem
 from .policies.breaker import CircuitBreaker, State
 from .policies.plan import RECENT_RESPONSES, plan_retry, signal
 from .policies.ratelimit import SharedTokenBucket, TokenBucket
+from .threads import DaemonExecutor
 
 if TYPE_CHECKING:
     from .dispatch import Dispatcher
@@ -114,7 +115,11 @@ class Lane:
         self.batch_size = config.batch_size
         self.counters = LaneCounters()
         self.recent_429: deque[bool] = deque(maxlen=RECENT_RESPONSES)
-        self.recent_refused: deque[bool] = deque(maxlen=_FAILING_AFTER)
+        self.refused_run = 0
+        self.credentials_refused = False
+        self.progress_at = clock.monotonic()
+        self.errors_since_progress = 0
+        self.last_error: str | None = None
         self.inflight = 0
         self.idle = False
         self.last_work = 0.0
@@ -122,13 +127,25 @@ class Lane:
         self.wake = asyncio.Event()
         self.slot = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pool = (concurrent.futures.ThreadPoolExecutor(1, f"opencdp-{self.name}")
+        self._pool = (DaemonExecutor(1, f"opencdp-{self.name}")
                       if engine.outbox.durable or shared is not None else None)
 
     @property
     def failing(self) -> bool:
-        """Every one of the last few answered requests was refused outright."""
-        return len(self.recent_refused) == _FAILING_AFTER and all(self.recent_refused)
+        """Credentials were refused, or the last few messages answered were all refused
+        (counted in messages, not requests: one refused batch of 20 is 20 refusals)."""
+        return self.credentials_refused or self.refused_run >= _FAILING_AFTER
+
+    def progressed(self) -> None:
+        """Something was delivered or dead-lettered, or nothing is left to do: the lane is
+        not stalled, whatever went wrong before."""
+        self.progress_at = clock.monotonic()
+        self.errors_since_progress = 0
+
+    def _error(self, code: str, cause: str, text: str) -> None:
+        self.errors_since_progress += 1
+        self.last_error = self.engine.scrub(text)
+        self.engine.internal_error(code, cause, text)
 
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
         if self._pool is None:
@@ -171,14 +188,14 @@ class Lane:
             except asyncio.CancelledError:
                 raise
             except OutboxError as exc:
-                self.engine.internal_error("OCDP307", f"{self.name}:queue:{type(exc).__name__}",
-                                           f"{self.prefix} OCDP307 the queue cannot be read now "
-                                           f"(the lane retries): {exc}")
+                self._error("OCDP307", f"{self.name}:queue:{type(exc).__name__}",
+                            f"{self.prefix} OCDP307 the queue cannot be read now "
+                            f"(the lane retries): {exc}")
                 await asyncio.sleep(0.5)
             except Exception as exc:
-                self.engine.internal_error("OCDP306", f"{self.name}:turn:{type(exc).__name__}",
-                                           f"{self.prefix} OCDP306 error in the delivery lane "
-                                           f"(the lane goes on): {type(exc).__name__}: {exc}")
+                self._error("OCDP306", f"{self.name}:turn:{type(exc).__name__}",
+                            f"{self.prefix} OCDP306 error in the delivery lane "
+                            f"(the lane goes on): {type(exc).__name__}: {exc}")
                 await asyncio.sleep(0.5)
 
     async def _turn(self) -> None:
@@ -191,8 +208,10 @@ class Lane:
             await self.slot.wait()
             return
         outbox = self.engine.outbox
-        now = time.time()
+        now = clock.wall()
         due = await self._io(outbox.next_due, self.name, now)
+        if due is None and not self.inflight:
+            self.progressed()
         if due is None or due > now:
             if self.breaker.state == "HALF_OPEN" and not self.inflight:
                 self._start(self.destination.probe())  # health recovers without traffic
@@ -203,7 +222,7 @@ class Lane:
                 await self._sleep(_POLL if due is None else min(due - now, _POLL))
                 return
             self.idle = True
-            due = await self._io(outbox.next_due, self.name, time.time())
+            due = await self._io(outbox.next_due, self.name, clock.wall())
             if due is None or due > now:
                 await self._sleep(_IDLE_WAIT if due is None else due - now)
             self.idle = False
@@ -214,7 +233,7 @@ class Lane:
             await asyncio.sleep(wait)
             return
         limit = self.batch_size if self.destination.batched else self.max_inflight - self.inflight
-        items = await self._io(outbox.lease, self.name, limit, time.time(),
+        items = await self._io(outbox.lease, self.name, limit, clock.wall(),
                                self.engine.lease_seconds)
         if items:
             self.counters.count("dispatched", [i for i in items if i.attempt == 0])
@@ -294,10 +313,12 @@ class Lane:
         try:
             await self._settle(request, result, probing)
         except Exception as exc:
-            self.engine.internal_error(
-                "OCDP306", f"{self.name}:settle:{type(exc).__name__}",
-                f"{self.prefix} OCDP306 internal error handling a response (its messages go "
-                f"back to the queue): {type(exc).__name__}: {exc}")
+            self._error(
+                "OCDP307" if isinstance(exc, OutboxError) else "OCDP306",
+                f"{self.name}:settle:{type(exc).__name__}",
+                f"{self.prefix} {'OCDP307' if isinstance(exc, OutboxError) else 'OCDP306'} "
+                "internal error handling a response (its messages go back to the queue): "
+                f"{type(exc).__name__}: {exc}")
             try:
                 await self.apply(Retry(request.items, f"internal error: {type(exc).__name__}"))
             except Exception:  # noqa: S110 - the lease expires and the queue hands them out again
@@ -323,10 +344,13 @@ class Lane:
             if explanation is not None:
                 self.engine.log.error_once(f"explain:{self.name}:{result.status}",
                                            f"{self.prefix} {explanation}")
-        outcomes = self.destination.classify(request, result, time.time())
+        outcomes = self.destination.classify(request, result, clock.wall())
         if request.items and isinstance(result, Response):
-            self.recent_refused.append(verdict.refused or all(
-                isinstance(o, Dead) for o in outcomes))
+            self.credentials_refused = verdict.refused
+            dead = sum(len(o.items) for o in outcomes if isinstance(o, Dead))
+            delivered = sum(len(o.items) for o in outcomes if isinstance(o, Delivered))
+            self.refused_run = 0 if delivered else self.refused_run + (
+                len(request.items) if verdict.refused else dead)
         code = explanation.split(" ", 1)[0] if explanation else None
         for outcome in outcomes:
             if isinstance(outcome, Split):
@@ -344,7 +368,7 @@ class Lane:
         the next start delivers them without waiting for the lease to expire."""
         if not items:
             return
-        now = time.time()
+        now = clock.wall()
         try:
             self.engine.outbox.retry(self.name, [
                 RetryItem(i.message.id, now, "client closed mid-request", i.attempt)
@@ -362,6 +386,7 @@ class Lane:
             return
         if isinstance(outcome, Delivered):
             await self._io(outbox.ack, name, [item.message.id for item in items])
+            self.progressed()
             self.counters.delivered += len(items)
             self.counters.count("delivered", items)
             if engine.log.enabled_debug:
@@ -370,7 +395,7 @@ class Lane:
             engine.finished(name, items, True, None, None)
             return
         if isinstance(outcome, Retry):
-            plan = plan_retry(outcome, time.time(), engine.config.retry, probing=probing,
+            plan = plan_retry(outcome, clock.wall(), engine.config.retry, probing=probing,
                               recent_429s=sum(self.recent_429))
             if plan.pause:
                 self.bucket.pause(plan.pause)
@@ -385,7 +410,8 @@ class Lane:
         if isinstance(outcome, Dead):
             reason = engine.scrub(outcome.reason)
             await self._io(outbox.dead, name, [DeadItem(i.message.id, reason, outcome.status)
-                                               for i in items], time.time())
+                                               for i in items], clock.wall())
+            self.progressed()
             self.counters.dead += len(items)
             self.counters.count("dead", items)
             engine.log.warning_once(

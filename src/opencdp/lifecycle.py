@@ -3,7 +3,9 @@
 ``close()`` is already registered for interpreter exit; what a server adds is the signal: a
 process manager sends SIGTERM and waits a grace period before SIGKILL, so the drain must fit in
 that period. The handler closes the given clients (each within ``timeout``), then chains to
-the handler that was installed before it (gunicorn's, uvicorn's, Celery's), or exits.
+the handler that was installed before it (gunicorn's, uvicorn's, Celery's), or exits. A signal
+that lands inside one of our own calls on the main thread is acted on the moment that call
+returns (``reentry.py``), so the drain never waits for a lock its own thread holds.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import threading
 from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any, Protocol
+
+from . import reentry
 
 __all__ = ["install_signal_handlers"]
 
@@ -41,7 +45,7 @@ def install_signal_handlers(
     previous: dict[int, Handler] = {}
     done = threading.Event()
 
-    def handler(signum: int, frame: FrameType | None) -> None:
+    def act(signum: int, frame: FrameType | None) -> None:
         if not done.is_set():
             done.set()
             for client in clients:
@@ -53,6 +57,11 @@ def install_signal_handlers(
             return
         elif exit_code is not None:
             sys.exit(exit_code)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        # Landing in the middle of one of our calls on this thread, the close could only
+        # wait for that call's own lock: it runs the moment that call returns instead.
+        reentry.defer(lambda: act(signum, frame))
 
     for signum in signals:
         previous[signum] = signal.getsignal(signum)

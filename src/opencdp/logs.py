@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import reentry
+
 __all__ = ["Log"]
 
 
@@ -68,14 +70,20 @@ class Log:
 
     def _first(self, key: str, interval: float | None) -> bool:
         now = time.monotonic()
-        with self._lock:
-            last = self._once.get(key)
-            if last is not None and (interval is None or now - last < interval):
-                return False
-            if last is None and len(self._once) >= 10_000:
-                return False
-            self._once[key] = now
-            return True
+        with reentry.region():
+            # From a signal handler that interrupted this very check: log, don't wait.
+            if not self._lock.acquire(blocking=not reentry.inside()):
+                return True
+            try:
+                last = self._once.get(key)
+                if last is not None and (interval is None or now - last < interval):
+                    return False
+                if last is None and len(self._once) >= 10_000:
+                    return False
+                self._once[key] = now
+                return True
+            finally:
+                self._lock.release()
 
     @staticmethod
     def _call(method: Callable[[str], Any], message: str) -> None:

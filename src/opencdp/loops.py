@@ -9,7 +9,7 @@ __all__ = ["new_loop", "preimport"]
 
 PREIMPORT = ("encodings.idna", "encodings.ascii", "email.utils", "http.cookies",
              "aiohttp.client", "aiohttp.connector", "aiohttp.resolver", "ssl",
-             "concurrent.futures.thread", "asyncio.base_events", "uvloop")
+             "concurrent.futures.thread", "aiohttp.resolver", "asyncio.base_events", "uvloop")
 
 
 def preimport() -> None:
@@ -24,9 +24,12 @@ def preimport() -> None:
     "opencdp.invalid".encode("idna")
 
 
-def new_loop() -> asyncio.AbstractEventLoop:
+def new_loop(plain: bool = False) -> asyncio.AbstractEventLoop:
     """uvloop when it is installed (``opencdp[speed]``): it roughly halves the engine's
-    per-request cost; the standard loop otherwise."""
+    per-request cost; the standard loop otherwise, or when ``plain`` (a forked child of a
+    process that ran uvloop: see ``Dispatcher.on_fork``)."""
+    if plain:
+        return asyncio.new_event_loop()
     try:
         import uvloop
     except ImportError:

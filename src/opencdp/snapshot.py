@@ -27,6 +27,13 @@ class LaneSnapshot:
     inflight: int
     rate_limit: dict[str, object]
     throttled: int
+    since_progress: float = 0.0
+    """Seconds since the lane last delivered or dead-lettered something, or found nothing to
+    do (monotonic)."""
+    errors_since_progress: int = 0
+    """Turns that failed (queue errors, internal errors) since then."""
+    last_error: str | None = None
+    """The last of those errors, scrubbed of secrets."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,12 @@ import logging
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
+from .. import reentry
 from ..errors import ConfigurationError, ValidationError
 
 if TYPE_CHECKING:
@@ -142,7 +144,7 @@ class Reporter:
     causes are bounded: the oldest half is forgotten when ``remember_ids`` is reached.
     """
 
-    __slots__ = ("_cap", "_clock", "_counts", "_interval", "_lock", "_once", "_report",
+    __slots__ = ("_cap", "_clock", "_counts", "_interval", "_late", "_lock", "_once", "_report",
                  "_seen", "_silence", "_strict")
 
     def __init__(self, policy: GuardPolicy, report: Callable[[Finding], None],
@@ -157,11 +159,27 @@ class Reporter:
         self._seen: dict[tuple[str, str], list[float]] = {}
         self._once: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        self._late: deque[str] = deque()
+
+    def _take(self) -> bool:
+        """Take the lock, unless this thread may hold it already: a call from a signal
+        handler that interrupted a report (``reentry.py``) counts later instead of waiting."""
+        return self._lock.acquire(blocking=not reentry.inside())
+
+    def _count(self, code: str) -> None:
+        self._counts[code] = self._counts.get(code, 0) + 1
+        self._count_late()
 
     def refuse(self, rule: type[Rule], field: str | None, detail: str = "") -> ValidationError:
         """Count a refusal and return the error for the caller to raise."""
-        with self._lock:
-            self._counts[rule.code] = self._counts.get(rule.code, 0) + 1
+        with reentry.region():
+            if self._take():
+                try:
+                    self._count(rule.code)
+                finally:
+                    self._lock.release()
+            else:
+                self._late.append(rule.code)
         return ValidationError(f"{rule.code} {_text(rule, detail)}", field=field, code=rule.code)
 
     def silenced(self, rule: type[Rule]) -> bool:
@@ -178,33 +196,19 @@ class Reporter:
         """Count a warning; report it once per ``cause`` and interval; raise it in strict mode."""
         code = rule.code
         level = severity or rule.severity
-        key = (code, cause)
-        with self._lock:
-            self._counts[code] = self._counts.get(code, 0) + 1
-            if code in self._silence:
+        if self._strict and level == "warning" and rule.strict and code not in self._silence:
+            self.refuse(rule, field, detail)
+            raise ValidationError(f"{code} {_text(rule, detail)}", field=field, code=code)
+        with reentry.region():
+            if not self._take():
+                self._late.append(code)
                 return
-            if self._strict and level == "warning" and rule.strict:
-                raise ValidationError(f"{code} {_text(rule, detail)}", field=field, code=code)
-            if rule.once:
-                if key in self._once:
-                    return
-                self._once.add(key)
-                skipped = 0
-            else:
-                now = self._clock()
-                entry = self._seen.get(key)
-                if entry is None:
-                    if len(self._seen) >= self._cap:
-                        for old in list(self._seen)[: self._cap // 2]:
-                            del self._seen[old]
-                    self._seen[key] = [now + self._interval, 0.0]
-                    skipped = 0
-                elif now < entry[0]:
-                    entry[1] += 1
-                    return
-                else:
-                    skipped = int(entry[1])
-                    entry[0], entry[1] = now + self._interval, 0.0
+            try:
+                skipped = self._note(rule, code, (code, cause))
+            finally:
+                self._lock.release()
+        if skipped is None:
+            return
         text = _text(rule, detail)
         if skipped:
             text += f" ({skipped} more since the last report)"
@@ -214,9 +218,46 @@ class Reporter:
             # A failing log handler must not turn a warning into the host's exception.
             logging.getLogger("opencdp").exception("reporting %s failed", code)
 
+    def _note(self, rule: type[Rule], code: str, key: tuple[str, str]) -> int | None:
+        """Count; how many reports were skipped since the last one, or None: not now."""
+        self._count(code)
+        if code in self._silence:
+            return None
+        if rule.once:
+            if key in self._once:
+                return None
+            self._once.add(key)
+            return 0
+        now = self._clock()
+        entry = self._seen.get(key)
+        if entry is None:
+            if len(self._seen) >= self._cap:
+                for old in list(self._seen)[: self._cap // 2]:
+                    del self._seen[old]
+            self._seen[key] = [now + self._interval, 0.0]
+            return 0
+        if now < entry[0]:
+            entry[1] += 1
+            return None
+        skipped = int(entry[1])
+        entry[0], entry[1] = now + self._interval, 0.0
+        return skipped
+
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(sorted(self._counts.items()))
+        with reentry.region():
+            if not self._take():
+                return dict(sorted(self._counts.items()))
+            try:
+                self._count_late()
+                return dict(sorted(self._counts.items()))
+            finally:
+                self._lock.release()
+
+    def _count_late(self) -> None:
+        counts, late = self._counts, self._late
+        while late:
+            code = late.popleft()
+            counts[code] = counts.get(code, 0) + 1
 
 
 def _text(rule: type[Rule], detail: str) -> str:

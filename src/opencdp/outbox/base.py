@@ -23,13 +23,13 @@ from ..errors import ConfigurationError, OutboxError
 from ..message import DESTINATION_BITS, Message
 
 __all__ = [
+    "MAX_AHEAD",
     "DeadItem",
     "DeadLetter",
     "Leased",
     "MaybeStoredError",
     "Outbox",
     "QueueStats",
-    "MAX_AHEAD",
     "RetryItem",
     "bound_due",
     "destination_bit",

@@ -16,14 +16,17 @@ is computed again when it leaves, so only the totals are stored.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import os
+import shutil
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from .. import clock, reentry
 from ..errors import ConfigurationError, QueueFullError
 from ..message import DESTINATION_BITS, DESTINATION_NAMES, Message, dumps_message
 from .base import DeadItem, DeadLetter, Leased, Outbox, QueueStats, RetryItem
@@ -40,7 +43,7 @@ _LATE = 1.0
 
 class _Lane:
     __slots__ = ("bytes", "dead", "delivered", "dropped", "fresh", "held", "inflight", "late",
-                 "retry", "spilled")
+                 "overflow", "retry", "spilled")
 
     def __init__(self) -> None:
         self.fresh: deque[Message] = deque()
@@ -49,7 +52,8 @@ class _Lane:
         self.dead: list[DeadLetter] = []
         self.delivered = 0
         self.dropped: dict[str, int] = {}
-        self.spilled: set[int] = set()
+        self.spilled: set[int] = set()  # leased from the spill
+        self.overflow: set[int] = set()  # put into the spill and not finished here yet
         self.late: dict[int, float] = {}
         self.bytes = 0  # serialised size of the messages counted (max_bytes only)
         self.held = 0  # how many messages that is
@@ -67,7 +71,9 @@ class MemoryOutbox(Outbox):
         on_drop: DropHook | None = None,
         max_dead: int = 10_000,
         max_bytes: int | None = None,
+        scratch: str | None = None,
     ) -> None:
+        """``scratch``: a folder made for the spill alone, removed with it at ``close``."""
         if full_policy == "spill" and spill is None:
             raise ValueError("the spill policy needs a spill outbox")
         if max_bytes is not None and (
@@ -81,6 +87,7 @@ class MemoryOutbox(Outbox):
         self.full_timeout = full_timeout
         self.max_dead = max_dead
         self._spill = spill
+        self._scratch = scratch
         self._on_drop = on_drop
         self._new_lanes()
         self._seq = itertools.count()
@@ -103,14 +110,16 @@ class MemoryOutbox(Outbox):
     def put(self, message: Message) -> None:
         targets = self._targets[message.destinations & 3]
         if self.max_bytes is not None:
-            self._put_sized(message, targets)
+            with reentry.region():
+                self._put_sized(message, targets)
             return
         max_size = self.max_size
         for _, lane in targets:
             if len(lane.fresh) >= max_size:
-                self._put_full(message, targets, 0)
+                with reentry.region():
+                    self._put_full(message, targets, 0)
                 return
-        now = time.time()
+        now = clock.wall()
         if abs(now - (message.id >> 80) / 1000) > _LATE:
             for _, lane in targets:
                 lane.late[message.id] = now
@@ -133,7 +142,7 @@ class MemoryOutbox(Outbox):
 
     def _append(self, message: Message, targets: tuple[tuple[str, _Lane], ...],
                 size: int) -> None:
-        now = time.time()
+        now = clock.wall()
         late = abs(now - (message.id >> 80) / 1000) > _LATE
         for _, lane in targets:
             if late:
@@ -149,18 +158,20 @@ class MemoryOutbox(Outbox):
             full = [(n, lane) for n, lane in targets if not self._fits(lane, size)]
             bits = sum(DESTINATION_BITS[n] for n, _ in full)
             self._spill.put(message._replace(destinations=bits))  # first: it may raise
+            for _, lane in full:
+                lane.overflow.add(message.id)
             with self._bytes_lock:
                 self._append(message, tuple(t for t in targets if t not in full), size)
             return
         if self.full_policy == "block":
-            deadline = time.monotonic() + self.full_timeout
+            deadline = clock.monotonic() + self.full_timeout
             delay = 0.0005
             while True:
                 with self._bytes_lock:
                     if all(self._fits(lane, size) for _, lane in targets):
                         self._append(message, targets, size)
                         return
-                if time.monotonic() >= deadline:
+                if clock.monotonic() >= deadline:
                     for name, lane in targets:
                         if not self._fits(lane, size):
                             self._count_drop(name, "queue_full", message)
@@ -240,11 +251,15 @@ class MemoryOutbox(Outbox):
         lane.spilled.difference_update(found)
         return found
 
+    def _finished_in_spill(self, lane: _Lane, ids: Sequence[int] | set[int]) -> None:
+        lane.overflow.difference_update(ids)
+
     def ack(self, destination: str, ids: Sequence[int]) -> None:
         lane = self._lanes[destination]
         spilled = self._from_spill(lane, ids)
         if spilled and self._spill is not None:
             self._spill.ack(destination, spilled)
+            self._finished_in_spill(lane, spilled)
         pop = lane.inflight.pop
         done = [leased for i in ids if (leased := pop(i, None)) is not None]
         if self.max_bytes is not None:
@@ -277,6 +292,7 @@ class MemoryOutbox(Outbox):
         spilled = set(self._from_spill(lane, [it.id for it in items]))
         if spilled and self._spill is not None:
             self._spill.dead(destination, [it for it in items if it.id in spilled], now)
+            self._finished_in_spill(lane, spilled)
         with self._lock:
             for it in items:
                 leased = lane.inflight.pop(it.id, None)
@@ -317,11 +333,12 @@ class MemoryOutbox(Outbox):
         for name, lane in self._lanes.items():
             oldest: float | None = None
             try:
-                oldest = now - lane.fresh[0].created_ms / 1000
+                oldest = max(0.0, now - lane.fresh[0].created_ms / 1000)
             except IndexError:
                 pass
             if lane.retry:
-                retry_age = now - min(item.message.created_ms for _, _, item in lane.retry) / 1000
+                retry_age = max(0.0, now - min(
+                    item.message.created_ms for _, _, item in lane.retry) / 1000)
                 oldest = retry_age if oldest is None else max(oldest, retry_age)
             stats = QueueStats(
                 pending=len(lane.fresh) + len(lane.retry),
@@ -336,6 +353,9 @@ class MemoryOutbox(Outbox):
             if spilled is not None:
                 stats.pending += spilled.pending
                 stats.dead += spilled.dead
+                if spilled.oldest_pending_age is not None:
+                    stats.oldest_pending_age = max(stats.oldest_pending_age or 0.0,
+                                                   spilled.oldest_pending_age)
             out[name] = stats
         return out
 
@@ -370,7 +390,7 @@ class MemoryOutbox(Outbox):
 
     def replay(self, destination: str | None = None, since: float | None = None) -> int:
         taken = self._take_dead(destination, since)
-        now = time.time()
+        now = clock.wall()
         for letter in taken:
             lane = self._lanes[letter.destination]
             if self.max_bytes is not None:
@@ -385,10 +405,16 @@ class MemoryOutbox(Outbox):
         return len(self._take_dead(destination, since, before))
 
     def pending_messages(self) -> int:
-        """Messages not yet finished on some lane (what ``close`` reports as lost)."""
-        return sum(
-            len(lane.fresh) + len(lane.retry) + len(lane.inflight) for lane in self._lanes.values()
-        )
+        """Distinct messages not yet finished on some lane, the scratch spill's included: what
+        ``close`` reports as lost."""
+        ids: set[int] = set()
+        for lane in self._lanes.values():
+            ids.update(m.id for m in list(lane.fresh))
+            ids.update(item.message.id for _, _, item in list(lane.retry))
+            ids.update(list(lane.inflight))
+            if self._scratch is not None:
+                ids.update(list(lane.overflow))
+        return len(ids)
 
     def after_fork(self) -> None:
         """In a forked child: the queued messages are the parent's to deliver."""
@@ -412,3 +438,6 @@ class MemoryOutbox(Outbox):
     def close(self) -> None:
         if self._spill is not None:
             self._spill.close()
+        if self._scratch is not None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self._scratch)

@@ -170,6 +170,7 @@ def open_outbox(
         query = url.partition("?")[2]
         options = _options(query, {"spill"}, url)
         spill: Outbox | None = None
+        scratch: str | None = None
         if queue_full == "spill":
             from .sqlite import SQLiteOutbox
 
@@ -178,9 +179,9 @@ def open_outbox(
                                      durability="batched", logger=log)
             else:
                 # Scratch space that only extends memory; it does not outlive the process.
-                folder = tempfile.mkdtemp(prefix="opencdp-spill-")
+                scratch = tempfile.mkdtemp(prefix="opencdp-spill-")
                 spill = SQLiteOutbox(
-                    os.path.join(folder, "spill.db"), durability="batched",
+                    os.path.join(scratch, "spill.db"), durability="batched",
                     delete_on_close=True, logger=log,
                 )
 
@@ -201,6 +202,7 @@ def open_outbox(
             spill=spill,
             on_drop=on_drop,
             max_bytes=max_queue_bytes,
+            scratch=scratch,
         )
 
     if scheme == "sqlite":

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from ..config import RetryConfig
+from ..outbox.base import MAX_AHEAD
 
 __all__ = ["Verdict", "backoff", "classify_status", "exhausted", "parse_retry_after", "retry_at"]
 
@@ -54,7 +55,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         seconds = when.timestamp() - now
     if math.isnan(seconds) or seconds < 0:
         return 0.0
-    return min(seconds, 3600.0)
+    return min(seconds, MAX_AHEAD)
 
 
 def retry_at(
@@ -65,11 +66,12 @@ def retry_at(
     rand: Callable[[], float] = random.random,
 ) -> float:
     """The not-before time of the next attempt: jittered backoff, but never before the
-    server's Retry-After."""
+    server's Retry-After, and never further ahead than ``MAX_AHEAD`` (a queue treats a time
+    beyond it as written under a clock that has since stepped back)."""
     delay = backoff(attempt, config, rand)
     if retry_after is not None:
         delay = max(delay, retry_after)
-    return now + delay
+    return now + min(delay, MAX_AHEAD)
 
 
 def exhausted(attempt: int, created: float, now: float, config: RetryConfig) -> bool:

@@ -6,7 +6,7 @@ wall time (retry not-before times, lease expiries, the retry budget's age, a mes
 pending age) would step with it: an hour back and retries wait an hour; a day forward and
 every message has outlived its budget. ``SteadyClock`` is wall time that moves at the
 monotonic clock's rate: it follows the system's wall clock while the two agree (NTP slews a
-few milliseconds at a time) and absorbs a step, logging it once (OCDP335), so that within a
+few milliseconds at a time) and absorbs a step, logging it once (OCDP340), so that within a
 process no wait and no age jumps. Durable times written by another process, or before a
 restart, are bounded against the present where they are read (``outbox.base.bound_due``).
 
@@ -76,7 +76,7 @@ class SteadyClock:
         # goes on in its own time until the wall clock comes back within the tolerance.
         if abs(drift - self.stepped) > STEP_TOLERANCE:
             self.stepped = drift
-            _log.warning("[CDP] OCDP335 the wall clock stepped by %+.0f s; the engine keeps its "
+            _log.warning("[CDP] OCDP340 the wall clock stepped by %+.0f s; the engine keeps its "
                          "own time (retries, leases and ages are not moved by it)", drift)
 
     def monotonic(self) -> float:

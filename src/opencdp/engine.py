@@ -226,7 +226,7 @@ class Engine:
         previous flush (or since the start)."""
         if reentry.inside():
             self.log.warning_once(
-                "flush:reentered", "[CDP] OCDP336 flush() was called from a signal handler "
+                "flush:reentered", "[CDP] OCDP341 flush() was called from a signal handler "
                 "that interrupted a call of this client on the same thread; it cannot wait "
                 "there and returns False (delivery goes on; use install_signal_handlers)")
             return False

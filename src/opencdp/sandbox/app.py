@@ -64,7 +64,7 @@ class SandboxApp:
         state = self.state
         path: str = scope["path"]
         try:
-            req = Request(scope, await read_body(receive))
+            req = Request(scope, await read_body(receive, scope))
         except Reject as r:
             if path.startswith(ADMIN_PREFIX):
                 response = json_response(r.status, {"error": r.message, "reason": r.reason})

@@ -14,6 +14,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from ..serving import request_timeout_answer
+from ..webhooks.apps import content_length
 
 __all__ = [
     "Receive",
@@ -141,9 +142,19 @@ def timeout_answer(path: str | None, timeout: float) -> bytes:
 MAX_BODY = 20 * 1024 * 1024  # far above every documented limit; bounds the sandbox's memory
 
 
-async def read_body(receive: Receive) -> bytes:
-    """The whole body; ``Reject`` 413 past ``MAX_BODY``, 408 when the client went away (or
-    the server's read timeout hung up on it) before the body arrived."""
+async def read_body(receive: Receive, scope: Scope | None = None) -> bytes:
+    """The whole body; ``Reject`` 400 for a ``Content-Length`` that cannot be trusted and 413
+    past ``MAX_BODY`` (declared or read), 408 when the client went away (or the server's read
+    timeout hung up on it) before the body arrived. The server in front usually refuses a bad
+    length first; the check is here for the ones that pass it on."""
+    if scope is not None:
+        length = content_length([v.decode("latin-1") for k, v in scope["headers"]
+                                 if k == b"content-length"])
+        if length == -1:
+            raise Reject(400, "invalid_content_length",
+                         "Content-Length must be one whole number", "body")
+        if length is not None and length > MAX_BODY:
+            raise _too_large()
     message = await _receive(receive)
     body: bytes = message.get("body", b"")
     if not message.get("more_body"):
@@ -155,10 +166,13 @@ async def read_body(receive: Receive) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
-            raise Reject(413, "too_large", f"request bodies are limited to {MAX_BODY} bytes",
-                         "body")
+            raise _too_large()
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _too_large() -> Reject:
+    return Reject(413, "too_large", f"request bodies are limited to {MAX_BODY} bytes", "body")
 
 
 async def _receive(receive: Receive) -> Message:

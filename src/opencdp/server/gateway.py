@@ -36,6 +36,7 @@ from ..errors import ClientClosedError, OutboxError, ValidationError
 from ..guards._core import Reporter
 from ..guards.values import snapshot
 from ..message import parse_ulid
+from ..webhooks.apps import content_length
 from .auth import unauthorized_message
 
 if TYPE_CHECKING:
@@ -206,12 +207,11 @@ def _exact(body: bytes, parsed: Any, reporter: Reporter) -> Any:
 async def read_json(request: Request, limit: int, reporter: Reporter) -> dict[str, Any]:
     """The request body as a JSON object, read no further than ``limit`` bytes; values the
     SDK would refuse are refused here too (see ``_exact``)."""
-    length = request.headers.get("content-length")
-    if length is not None:
-        if not length.strip().isdigit():
-            raise Refused(400, "Content-Length must be a whole number", "body")
-        if int(length) > limit:
-            raise Refused(413, f"request body exceeds {limit} bytes", "body")
+    length = content_length(request.headers.getlist("content-length"))
+    if length == -1:
+        raise Refused(400, "Content-Length must be one whole number", "body")
+    if length is not None and length > limit:
+        raise Refused(413, f"request body exceeds {limit} bytes", "body")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk

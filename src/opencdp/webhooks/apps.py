@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from .handler import WebhookHandler, WebhookResponse
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["WebhookASGIApp", "WebhookWSGIApp", "asgi_app", "wsgi_app"]
+__all__ = ["WebhookASGIApp", "WebhookWSGIApp", "asgi_app", "content_length", "wsgi_app"]
 
 logger = logging.getLogger("opencdp.webhooks")
 
@@ -38,12 +38,29 @@ _NOT_POST = WebhookResponse(405, {"error": "method_not_allowed"}, None, (_JSON, 
 _BAD_LENGTH = WebhookResponse(400, {"error": "invalid_content_length"})
 
 
-def _content_length(value: str | None) -> int | None:
-    """None when absent; -1 when present but not a non-negative integer."""
-    if value is None or not value.strip():
+_LENGTH_DIGITS = 18
+_HUGE = 10**_LENGTH_DIGITS
+
+
+def content_length(values: Sequence[str]) -> int | None:
+    """The body length a request declares (all its ``Content-Length`` values): None when it
+    declares none, -1 when the declaration cannot be trusted, else the length.
+
+    Untrusted: anything but ASCII digits (signs, spaces inside, ``²``), several values or a
+    list (``10, 10``: two parsers may each pick another, the root of request smuggling).
+    Past 18 digits the length is taken as 10^18, over every limit, without ``int()``, which
+    raises ValueError on a 5,000-digit string. The relay and the sandbox use it too.
+    """
+    present = [v.strip() for v in values]
+    if not present or (len(present) == 1 and not present[0]):
         return None
-    value = value.strip()
-    return int(value) if value.isascii() and value.isdigit() else -1
+    if len(present) > 1:
+        return -1
+    value = present[0]
+    if not (value.isascii() and value.isdigit()):
+        return -1
+    digits = value.lstrip("0")
+    return _HUGE if len(digits) > _LENGTH_DIGITS else int(digits or "0")
 
 
 def _headers(response: WebhookResponse, body: bytes) -> list[tuple[str, str]]:
@@ -72,7 +89,7 @@ class WebhookASGIApp:
             await _respond(send, _NOT_POST)
             return
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        length = _content_length(next((v for k, v in headers if k == "content-length"), None))
+        length = content_length([v for k, v in headers if k == "content-length"])
         limit = self.handler.max_body_bytes
         if length == -1:
             await _respond(send, _BAD_LENGTH)
@@ -127,7 +144,8 @@ class WebhookWSGIApp:
         if environ.get("REQUEST_METHOD") != "POST":
             return _NOT_POST
         limit = self.handler.max_body_bytes
-        length = _content_length(environ.get("CONTENT_LENGTH"))
+        declared = environ.get("CONTENT_LENGTH")
+        length = content_length([] if declared is None else [declared])
         stream = environ["wsgi.input"]
         if length == -1:
             return _BAD_LENGTH

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigurationError, ValidationError
-from .keystore import KeyStore, MemoryKeyStore, RedisKeyStore
+from .keystore import KeyStore, MemoryKeyStore, RedisKeyStore, Standby
 
 __all__ = ["IdempotencyGuard", "SharedIdempotencyGuard"]
 
@@ -25,9 +25,17 @@ __all__ = ["IdempotencyGuard", "SharedIdempotencyGuard"]
 class IdempotencyGuard:
     """Keys claimed in ``store`` (this process's memory by default) for ``ttl`` seconds.
 
-    When a shared store fails (Redis down), the guard claims in its own memory instead and
-    counts ``fallbacks``: a repeat across processes may then pass, but no call is refused or
-    delayed because the guard's storage is unwell.
+    When a shared store fails (Redis down, paused, slower than its client's timeout, or
+    refusing writes at its memory limit), the claim counts as "not claimed by someone else":
+    the guard claims in its own memory instead, the call goes on, and ``fallbacks`` counts
+    it. Failing open is the choice because the guard only saves work: the queued message
+    keeps its event id, so a repeat that passes while Redis is unwell (a retried job on
+    another worker) is still recognised by Customer.io, which deduplicates by event id,
+    whereas refusing or holding the call would lose or delay a first-time event. An
+    unanswered ``SET NX`` may still be applied by the server later; that only makes a retry
+    of the same event look like a repeat, which is what it is. After a failure the shared
+    store is left alone for ``retry_after`` seconds (see ``keystore.Standby``), so a stalled
+    server costs one client timeout per ``retry_after``, not one per call.
     """
 
     def __init__(
@@ -37,12 +45,14 @@ class IdempotencyGuard:
         clock: Callable[[], float] = time.monotonic,
         *,
         store: KeyStore | None = None,
+        retry_after: float = 1.0,
     ) -> None:
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
             raise ConfigurationError(f"idempotency ttl must be > 0 seconds, not {ttl!r}")
         self.ttl = float(ttl)
         self._local = MemoryKeyStore(max_entries, clock=clock)
         self._store: KeyStore = self._local if store is None else store
+        self._standby = Standby(retry_after, clock)
         self._lock = threading.Lock()
         self.suppressed = 0
         self.fallbacks = 0
@@ -54,17 +64,21 @@ class IdempotencyGuard:
     def claim(self, key: str) -> bool:
         """True the first time ``key`` is claimed within the TTL; False for a repeat, which
         is counted in ``suppressed``."""
-        if self._store is self._local:
-            first = self._local.claim(key, self.ttl)
-        else:
+        first: bool | None = None
+        if self._store is not self._local and self._standby.ready():
             try:
                 first = self._store.claim(key, self.ttl)
             except ValidationError:
                 raise
-            except Exception:  # the shared store is down: remember locally instead
+            except Exception:
+                self._standby.failed()
+        if first is None:
+            if self._store is not self._local:
                 with self._lock:
                     self.fallbacks += 1
-                first = self._local.claim(key, self.ttl)
+            first = self._local.claim(key, self.ttl)
+        elif first and self._local.holds(key):
+            first = False  # claimed here while the shared store was unwell
         if not first:
             with self._lock:
                 self.suppressed += 1
@@ -78,6 +92,7 @@ class IdempotencyGuard:
             try:
                 self._store.release(key)
             except Exception:
+                self._standby.failed()
                 with self._lock:
                     self.fallbacks += 1
 
@@ -88,7 +103,11 @@ class IdempotencyGuard:
 
 class SharedIdempotencyGuard(IdempotencyGuard):
     """The guard kept in Redis under ``prefix`` (``SET key NX PX ttl``, ``DEL`` to release),
-    so a retried job on another worker is recognised too."""
+    so a retried job on another worker is recognised too.
+
+    It runs on the caller's thread before the ``put``: ``redis_client`` must be bounded as
+    the put is (the Redis outbox's ``shared_state`` client waits at most ``queue_timeout``
+    and never retries inside redis-py)."""
 
     def __init__(self, redis_client: Any, prefix: str, ttl: float = 300.0,
                  max_entries: int = 100_000) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ..errors import ConfigurationError, ValidationError
 
-__all__ = ["KeyStore", "MemoryKeyStore", "RedisKeyStore"]
+__all__ = ["KeyStore", "MemoryKeyStore", "RedisKeyStore", "Standby"]
 
 _R = TypeVar("_R", bound="RedisKeyStore")
 
@@ -33,6 +33,30 @@ def _checked(key: object) -> str:
         raise ValidationError(f"a key must be a non-empty string, not {type(key).__name__}",
                               field="key")
     return key
+
+
+class Standby:
+    """How long to leave a shared store alone after it failed.
+
+    A paused or full Redis fails each call only after the client's timeout; asking it again
+    on every call would add that timeout to every call. After a failure the callers use
+    their local state for ``retry_after`` seconds, so an outage costs one timeout per
+    ``retry_after``, and the store is back in use within ``retry_after`` of recovering.
+    """
+
+    __slots__ = ("_clock", "_until", "retry_after")
+
+    def __init__(self, retry_after: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.retry_after = retry_after
+        self._clock = clock
+        self._until = 0.0
+
+    def ready(self) -> bool:
+        return self._clock() >= self._until
+
+    def failed(self) -> None:
+        self._until = self._clock() + self.retry_after
 
 
 @runtime_checkable
@@ -87,6 +111,12 @@ class MemoryKeyStore:
         with self._lock:
             self._expiry.pop(key, None)
 
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` is remembered, without claiming it."""
+        with self._lock:
+            expires = self._expiry.get(key)
+            return expires is not None and expires > self._clock()
+
     def _purge(self, now: float) -> None:
         # Insertion order is expiry order under one TTL, so the scan stops at the first live
         # key; a longer-lived key in front only delays purging.
@@ -109,7 +139,10 @@ class RedisKeyStore:
     process that uses the same server and prefix.
 
     ``redis`` is a ``redis.Redis`` client (or anything with its ``set(..., nx=, px=)`` and
-    ``delete``). Redis errors propagate: each caller decides whether to fail open.
+    ``delete``). Redis errors propagate: each caller decides whether to fail open. A claim
+    waits as long as the client's ``socket_timeout``: on a call path, give it a client whose
+    timeout that path can afford (the Redis outbox's ``shared_state`` is bounded by the
+    queue's ``queue_timeout``).
     """
 
     default_prefix = "opencdp:keys:"

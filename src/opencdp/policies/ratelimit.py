@@ -10,6 +10,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .. import clock
+from .keystore import Standby
+
 __all__ = ["SharedTokenBucket", "TokenBucket"]
 
 
@@ -84,36 +87,45 @@ class SharedTokenBucket(TokenBucket):
     """The same bucket kept in Redis, so every process delivering to a destination shares one
     budget (a pool of workers stays under Customer.io's 100 requests/s together).
 
-    Wall-clock time is used, since the processes may be on different hosts. If Redis fails,
-    the bucket falls back to this process's local state until it answers again.
+    Wall-clock time (the engine's clock) is used, since the processes may be on different
+    hosts. If Redis fails (down, paused, refusing writes at its memory limit), the bucket
+    uses this process's local state, and leaves Redis alone for ``retry_after`` seconds
+    before asking again, so a stalled server does not cost a client timeout per request.
+    The client should be bounded (the Redis outbox's ``shared_state`` client is).
     """
 
     def __init__(self, redis_client: Any, key: str, rate: float | None,
-                 burst: float | None = None) -> None:
-        super().__init__(rate, burst, clock=time.time)
+                 burst: float | None = None, retry_after: float = 1.0) -> None:
+        super().__init__(rate, burst, clock=clock.wall)
         self._redis = redis_client
         self.key = key
         self._take = redis_client.register_script(_SHARED_TAKE)
         self._pause = redis_client.register_script(_SHARED_PAUSE)
+        self._standby = Standby(retry_after, clock.monotonic)
         self.fallbacks = 0
 
+    def _shared(self, script: Any, args: list[str]) -> Any:
+        """The script's answer, or None when Redis is unwell (counted in ``fallbacks``)."""
+        if self._standby.ready():
+            try:
+                return script(keys=[self.key], args=args)
+            except Exception:
+                self._standby.failed()
+        self.fallbacks += 1
+        return None
+
     def pause(self, seconds: float) -> None:
-        super().pause(seconds)
-        try:
-            self._pause(keys=[self.key], args=[repr(time.time() + seconds)])
-        except Exception:  # redis down: the local pause still holds
-            self.fallbacks += 1
+        super().pause(seconds)  # the local pause holds whatever Redis does
+        self._shared(self._pause, [repr(clock.wall() + seconds)])
 
     def take(self) -> float:
         if self.rate is None:
             return super().take()
-        try:
-            wait = float(self._take(keys=[self.key],
-                                    args=[repr(self.rate), repr(self.capacity),
-                                          repr(time.time())]))
-        except Exception:
-            self.fallbacks += 1
+        answer = self._shared(self._take, [repr(self.rate), repr(self.capacity),
+                                           repr(clock.wall())])
+        if answer is None:
             return super().take()
+        wait = float(answer)
         if wait > 0:
             self.throttled += 1
         return wait

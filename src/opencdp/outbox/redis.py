@@ -41,11 +41,12 @@ transitions above.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
+import re
 import secrets
 import socket
-import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -56,6 +57,7 @@ import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .. import clock
 from ..errors import ConfigurationError, OutboxError
 from ..message import (
     DESTINATION_BITS,
@@ -65,7 +67,17 @@ from ..message import (
     loads_message,
     ulid_str,
 )
-from .base import DeadItem, DeadLetter, Leased, MaybeStoredError, Outbox, QueueStats, RetryItem
+from .base import (
+    MAX_AHEAD,
+    DeadItem,
+    DeadLetter,
+    Leased,
+    MaybeStoredError,
+    Outbox,
+    QueueStats,
+    RetryItem,
+    bound_due,
+)
 from .base import destination_bit as _bit
 from .buffer import PutBuffer
 
@@ -100,7 +112,13 @@ return 1
 """
 
 _PROMOTE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local limit = tonumber(ARGV[2])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit)
+if #due < limit then
+  local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[3], '+inf', 'LIMIT', 0,
+                           limit - #due)
+  for _, member in ipairs(stale) do due[#due + 1] = member end
+end
 for _, member in ipairs(due) do
   local item = cjson.decode(member)
   redis.call('XADD', KEYS[2], '*', 'm', item[1], 'd', item[2], 'a', item[3], 'e', item[4],
@@ -172,7 +190,11 @@ if #oldest > 0 then idle = oldest[1][3] end
 local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 local score = ''
 if #first > 0 then score = first[2] end
-return {out - leased - waiting, idle, score, redis.call('HGET', KEYS[4], 'lease:' .. ARGV[1])}
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+local latest = ''
+if #last > 0 then latest = last[2] end
+return {out - leased - waiting, idle, score, redis.call('HGET', KEYS[4], 'lease:' .. ARGV[1]),
+        latest}
 """
 
 _OLDEST = """
@@ -219,6 +241,33 @@ if keep == nil then return 0 end
 return redis.call('XTRIM', KEYS[1], 'MINID', keep)
 """
 
+_LEAVE = """
+local gone = 0
+for i = 2, #ARGV do
+  local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[i])
+  if type(consumers) == 'table' and not consumers.err then
+    for _, c in ipairs(consumers) do
+      local name, pending
+      for j = 1, #c, 2 do
+        if c[j] == 'name' then name = c[j + 1] end
+        if c[j] == 'pending' then pending = c[j + 1] end
+      end
+      if name == ARGV[1] and pending == 0 then
+        redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[i], ARGV[1])
+        gone = gone + 1
+      end
+    end
+  end
+end
+return gone
+"""
+
+_NO_WRITES = "#!lua flags=no-writes\n"
+"""Redis >= 7: a read-only script, answered while writes are paused or refused."""
+
+_CONTROL_TIMEOUT = 1.0
+"""The most ``stats`` waits for Redis: ``flush``, ``close`` and ``health`` poll it."""
+
 _BATCH_LIMIT = 5000
 _UNLESS_SCAN = 20_000  # entries searched for an earlier, timed-out write of the same message
 _TRIM_EVERY = 1.0
@@ -249,6 +298,68 @@ def _consumer_pending(summary: Any, consumer: str) -> int:
         if isinstance(entry, dict) and _text(entry.get("name", "")) == consumer:
             return int(entry.get("pending", 0))
     return 0
+
+def _probe(tag: str) -> list[tuple[str, tuple[Any, ...]]]:
+    """Every command the queue and what shares its connection run (in scripts too), each
+    once on keys of a probe under the queue's prefix (so ACL key patterns count), and the
+    probe's keys deleted at the end."""
+    key = f"{tag}:probe:{secrets.token_hex(4)}"
+    zset, table, flag = f"{key}:z", f"{key}:h", f"{key}:k"
+    flagged = _NO_WRITES + "return 1"
+    sha = hashlib.sha1(flagged.encode(), usedforsecurity=False).hexdigest()
+    return [
+        ("xgroup|create", ("XGROUP", "CREATE", key, "g", "0", "MKSTREAM")),
+        ("xadd", ("XADD", key, "*", "p", "1")),
+        ("xreadgroup", ("XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", key, ">")),
+        ("xautoclaim", ("XAUTOCLAIM", key, "g", "c", "0", "0-0", "COUNT", "1")),
+        ("xpending", ("XPENDING", key, "g")),
+        ("xinfo|groups", ("XINFO", "GROUPS", key)),
+        ("xinfo|consumers", ("XINFO", "CONSUMERS", key, "g")),
+        ("xack", ("XACK", key, "g", "0-1")),
+        ("xrange", ("XRANGE", key, "-", "+", "COUNT", "1")),
+        ("xrevrange", ("XREVRANGE", key, "+", "-", "COUNT", "1")),
+        ("xtrim", ("XTRIM", key, "MINID", "0")),
+        ("xdel", ("XDEL", key, "0-1")),
+        ("xgroup|delconsumer", ("XGROUP", "DELCONSUMER", key, "g", "c")),
+        ("zadd", ("ZADD", zset, "0", "m")),
+        ("zrangebyscore", ("ZRANGEBYSCORE", zset, "-inf", "0")),
+        ("zrange", ("ZRANGE", zset, "0", "0")),
+        ("zcard", ("ZCARD", zset)),
+        ("zrem", ("ZREM", zset, "m")),
+        ("hset", ("HSET", table, "f", "1")),
+        ("hincrby", ("HINCRBY", table, "f", "1")),
+        ("hget", ("HGET", table, "f")),
+        ("hmget", ("HMGET", table, "f")),
+        ("hgetall", ("HGETALL", table)),
+        ("expire", ("EXPIRE", table, "60")),
+        ("set", ("SET", flag, "1", "NX", "PX", "1000")),
+        ("script|load", ("SCRIPT", "LOAD", flagged)),
+        ("script|exists", ("SCRIPT", "EXISTS", sha)),
+        ("evalsha", ("EVALSHA", sha, "0")),
+        ("del", ("DEL", key, zset, table, flag)),
+    ]
+
+
+_REFUSALS = (
+    (redis.exceptions.OutOfMemoryError,
+     "Redis refuses writes: it is at its memory limit (maxmemory with the noeviction policy); "
+     "puts go to the local spill and retries wait until it has room again"),
+    (redis.exceptions.ReadOnlyError,
+     "Redis refuses writes: the server is a read-only replica; point the queue at the primary"),
+    (redis.exceptions.NoPermissionError,
+     "the Redis user may not run a command the queue needs"),
+    (redis.exceptions.TimeoutError,
+     "Redis did not answer in time (paused, stopped or overloaded)"),
+)
+
+
+def _describe(exc: BaseException) -> str:
+    """An operator's reading of a Redis error, with the server's own words after it."""
+    for kind, meaning in _REFUSALS:
+        if isinstance(exc, kind):
+            return f"{type(exc).__name__}: {meaning} ({exc})"
+    return f"{type(exc).__name__}: {exc}"
+
 
 class _InFlight:
     __slots__ = ("attempt", "body", "enqueued", "entry")
@@ -308,6 +419,7 @@ class RedisOutbox(Outbox):
         self._meta = f"{tag}:meta"
         self._delayed = {bit: f"{tag}:delayed:{name}" for bit, name in DESTINATION_NAMES.items()}
         self._closed = False
+        self._read_only = ""
         self._connect()
         self._put_args = {
             bits: [str(bits), *(n for b, n in DESTINATION_NAMES.items() if bits & b)]
@@ -315,28 +427,42 @@ class RedisOutbox(Outbox):
         }
         self._init_state()
         try:
+            self._check_rights()
             self._create_groups()
+        except ConfigurationError:
+            raise
+        except (redis.exceptions.OutOfMemoryError, redis.exceptions.TimeoutError) as exc:
+            raise OutboxError(self._scrub(f"the Redis outbox failed: {_describe(exc)}")) from None
         except (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError) as exc:
-            raise ConfigurationError(
-                f"the Redis server refused the queue: {type(exc).__name__}: {exc}") from None
+            raise ConfigurationError(self._scrub(
+                f"the Redis server refused the queue: {_describe(exc)}")) from None
         except redis.exceptions.RedisError as exc:
-            raise OutboxError(f"the Redis outbox failed: {type(exc).__name__}: {exc}") from None
+            raise OutboxError(self._scrub(f"the Redis outbox failed: {_describe(exc)}")) from None
         _instances.add(self)
 
+    def _client(self, timeout: float, *, retry: bool = True) -> Any:
+        options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        if not retry:
+            options.update(retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        return redis.Redis.from_url(self._url, **options)
+
     def _connect(self) -> None:
-        """Fresh clients and scripts (also in a forked child: nothing of the parent's)."""
+        """Fresh clients and scripts (also in a forked child: nothing of the parent's).
+
+        Three clients: the engine's own (``socket_timeout``, retried by redis-py); the
+        caller's (``put_timeout``, never retried), also lent to the idempotency guard and
+        the rate-limit buckets through ``shared_state``; and a short one for ``stats`` and
+        ``close``, which ``flush``, ``close`` and ``health`` wait on."""
         try:
-            self._redis = redis.Redis.from_url(
-                self._url, socket_timeout=self._socket_timeout,
-                socket_connect_timeout=self._socket_timeout,
-            )
-            self._put_redis = redis.Redis.from_url(
-                self._url, socket_timeout=self._put_timeout,
-                socket_connect_timeout=self._put_timeout, retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
-            )
+            self._redis = self._client(self._socket_timeout)
+            self._put_redis = self._client(self._put_timeout, retry=False)
+            self._quick_redis = self._client(min(self._socket_timeout, _CONTROL_TIMEOUT),
+                                             retry=False)
         except ValueError as exc:
             raise ConfigurationError(f"invalid Redis URL: {exc}") from None
+        self._register()
+
+    def _register(self) -> None:
         self._put_script = self._put_redis.register_script(_PUT)
         self._put_many = self._put_redis.register_script(_PUT_MANY)
         self._put_unless = self._put_redis.register_script(_PUT_UNLESS)
@@ -345,16 +471,69 @@ class RedisOutbox(Outbox):
         self._retry_script = self._redis.register_script(_RETRY)
         self._dead_script = self._redis.register_script(_DEAD)
         self._remove_dead_script = self._redis.register_script(_REMOVE_DEAD)
-        self._next_due_script = self._redis.register_script(_NEXT_DUE)
+        self._next_due_script = self._redis.register_script(self._read_only + _NEXT_DUE)
         self._trim_script = self._redis.register_script(_TRIM)
-        self._oldest_script = self._redis.register_script(_OLDEST)
+        self._oldest_script = self._redis.register_script(self._read_only + _OLDEST)
+        self._leave = self._put_redis.register_script(_LEAVE)
+
+    def _scrub(self, text: str) -> str:
+        password = self._redis.connection_pool.connection_kwargs.get("password")
+        return text.replace(password, "***") if password else text
+
+    def _check_rights(self) -> None:
+        """Refuse a server that would take no writes from this user, where the connection is
+        first checked: a user without the rights the queue needs (NOPERM) or a read-only
+        replica (READONLY). Otherwise every put would spill and nothing would ever be
+        delivered, with nothing but a log line per interval to say why. One round trip
+        (the probe), which also tells whether the server takes read-only scripts."""
+        commands = _probe("{" + self.prefix + "}")
+        pipe = self._redis.pipeline(transaction=False)
+        for _name, args in commands:
+            pipe.execute_command(*args)
+        replies = pipe.execute(raise_on_error=False)
+        missing: list[str] = []
+        keys = replica = False
+        flags = True
+        for (name, _args), reply in zip(commands, replies, strict=True):
+            if isinstance(reply, redis.exceptions.NoPermissionError):
+                keys = keys or "key" in str(reply).lower()
+                said = re.search(r"'([a-z|]+)' command", str(reply))
+                missing.append(said.group(1) if said else name)
+            elif isinstance(reply, redis.exceptions.ReadOnlyError):
+                replica = True
+            elif isinstance(reply, redis.exceptions.ResponseError) and name == "script|load":
+                flags = False  # before Redis 7: no script flags
+        user = self._redis.connection_pool.connection_kwargs.get("username") or "default"
+        if missing:
+            grant = " ".join(f"+{c}" for c in dict.fromkeys(missing))
+            where = f" on the keys {{{self.prefix}}}:*" if keys else ""
+            raise ConfigurationError(self._scrub(
+                f"the Redis user {user!r} may not run {', '.join(dict.fromkeys(missing))}"
+                f"{where}, which the queue needs (the server answered NOPERM); grant them "
+                f"(ACL SETUSER {user} {grant}{where and f' ~{{{self.prefix}}}:*'}) or use "
+                "a user that has them"))
+        if replica:
+            raise ConfigurationError(
+                "the Redis server is a read-only replica (it answered READONLY to the queue's "
+                "writes); point the queue at the primary")
+        self._read_only = _NO_WRITES if flags else ""
+        self._register()
 
     def _create_groups(self, client: Any = None) -> list[str]:
-        """Create the stream and whichever consumer groups are missing; returns their names."""
+        """Create the stream and whichever consumer groups are missing; returns their names.
+        Existing groups are read first: at its memory limit Redis refuses even an
+        ``XGROUP CREATE`` that would find the group there."""
+        client = client or self._redis
+        try:
+            have = {_text(g["name"]) for g in client.xinfo_groups(self._stream)}
+        except redis.exceptions.ResponseError:
+            have = set()  # no such key
         created = []
         for name in DESTINATION_NAMES.values():
+            if name in have:
+                continue
             try:
-                (client or self._redis).xgroup_create(self._stream, name, id="0", mkstream=True)
+                client.xgroup_create(self._stream, name, id="0", mkstream=True)
             except redis.exceptions.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -401,8 +580,10 @@ class RedisOutbox(Outbox):
 
     def shared_state(self) -> tuple[Any, str] | None:
         """The connection and key prefix other per-destination state can share (the rate
-        limit buckets and the idempotency guard), so every process sees the same."""
-        return self._redis, "{" + self.prefix + "}:"
+        limit buckets and the idempotency guard), so every process sees the same. It is the
+        put's connection: the guard's claim runs on the caller's path before the put, and
+        must cost no more than the put (``put_timeout``, no retries inside redis-py)."""
+        return self._put_redis, "{" + self.prefix + "}:"
 
     def _init_state(self) -> None:
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -412,7 +593,7 @@ class RedisOutbox(Outbox):
             log=self._log, limit=_BATCH_LIMIT, chunk=1000)
         self._claim_cursor = {bit: "0-0" for bit in DESTINATION_NAMES}
         self._next_claim = {bit: 0.0 for bit in DESTINATION_NAMES}  # wall clock
-        self._last_trim = time.monotonic()
+        self._last_trim = clock.monotonic()
         self._lease_seconds = -1.0  # as last recorded in Redis by this instance
         self._pid = os.getpid()
 
@@ -436,7 +617,7 @@ class RedisOutbox(Outbox):
                 isinstance(exc, redis.exceptions.ConnectionError) and "connecting" not in str(exc)
             ):
                 kind = MaybeStoredError  # sent, and maybe executed: no answer in time
-            raise kind(f"the Redis outbox failed: {type(exc).__name__}: {exc}") from None
+            raise kind(self._scrub(f"the Redis outbox failed: {_describe(exc)}")) from None
 
     def _recovering(self, call: Any, *args: Any) -> Any:
         """Run ``call``; if the groups are gone, recreate them and run it once more."""
@@ -504,16 +685,18 @@ class RedisOutbox(Outbox):
 
     def _lease(self, destination: str, limit: int, now: float, lease_seconds: float
                ) -> list[Leased]:
+        """Writes that only bring retries back or record the lease time are best-effort and
+        ride in the read's round trip: a server refusing writes (at its memory limit) still
+        hands out what it holds, since ``XREADGROUP``, ``XACK`` and ``XDEL`` free memory or
+        need none. The refusal is raised when the lease has nothing else to hand out."""
         bit = _bit(destination)
         if self._buffer:
             self._buffer.commit()
         entries: list[tuple[bytes, dict[bytes, bytes]]] = []
+        refused: BaseException | None = None
         with self._errors():
-            if lease_seconds != self._lease_seconds:
-                self._redis.hset(self._meta, f"lease:{destination}", repr(float(lease_seconds)))
-                self._lease_seconds = lease_seconds
-            if time.time() >= self._next_claim[bit]:
-                self._next_claim[bit] = time.time() + min(_CLAIM_EVERY, lease_seconds)
+            if clock.wall() >= self._next_claim[bit]:
+                self._next_claim[bit] = clock.wall() + min(_CLAIM_EVERY, lease_seconds)
                 cursor, claimed, *_ = self._redis.xautoclaim(
                     self._stream, destination, self.consumer,
                     min_idle_time=max(1, int(lease_seconds * 1000)),
@@ -529,11 +712,19 @@ class RedisOutbox(Outbox):
                 if wanted <= 0:
                     break
                 pipe = self._redis.pipeline(transaction=False)
+                record = round_ == 0 and lease_seconds != self._lease_seconds
+                if record:
+                    pipe.hset(self._meta, f"lease:{destination}", repr(float(lease_seconds)))
                 if round_ == 0:
-                    self._promote(keys=[self._delayed[bit], self._stream], args=[now, limit],
-                                  client=pipe)
+                    self._promote(keys=[self._delayed[bit], self._stream],
+                                  args=[now, limit, repr(now + MAX_AHEAD)], client=pipe)
                 pipe.xreadgroup(destination, self.consumer, {self._stream: ">"}, count=wanted)
-                read = pipe.execute()[-1]
+                *writes, read = pipe.execute(raise_on_error=False)
+                if isinstance(read, BaseException):
+                    raise read
+                refused = next((w for w in writes if isinstance(w, BaseException)), refused)
+                if record and not isinstance(writes[0], BaseException):
+                    self._lease_seconds = lease_seconds
                 fresh = [e for _stream, items in read or () for e in items]
                 entries.extend(fresh)
                 got = sum(1 for e in fresh if ours(e))
@@ -557,6 +748,8 @@ class RedisOutbox(Outbox):
                 out.append(Leased(message, attempt, _text(error) if error else None, enqueued))
             if skip:
                 self._redis.xack(self._stream, destination, *skip)
+            if refused is not None and not out:
+                raise refused
         return out
 
     def _take(self, bit: int, ids: Sequence[int]) -> list[tuple[int, _InFlight]]:
@@ -608,9 +801,9 @@ class RedisOutbox(Outbox):
                 self._dead_script(keys=[self._stream, self._counts, self._dead], args=args)
 
     def _maybe_trim(self) -> None:
-        if time.monotonic() - self._last_trim < _TRIM_EVERY:
+        if clock.monotonic() - self._last_trim < _TRIM_EVERY:
             return
-        self._last_trim = time.monotonic()
+        self._last_trim = clock.monotonic()
         with self._errors():
             self._trim_script(keys=[self._stream])
 
@@ -628,7 +821,7 @@ class RedisOutbox(Outbox):
         if self._buffer:
             return now
         with self._errors():
-            fresh, idle, score, shared_lease = self._next_due_script(
+            fresh, idle, score, shared_lease, latest = self._next_due_script(
                 keys=[self._stream, self._delayed[bit], self._counts, self._meta],
                 args=[destination],
             )
@@ -640,6 +833,8 @@ class RedisOutbox(Outbox):
             # expired lease is claimed at this instance's next claim, not sooner.
             lease_seconds = float(shared_lease) if shared_lease else 30.0
             due = max(now + max(0.0, lease_seconds - int(idle) / 1000), self._next_claim[bit])
+        if latest and bound_due(float(latest), now) == now:
+            return now  # a not-before time from before the clock stepped back
         if score:
             at = float(score)
             due = at if due is None else min(due, at)
@@ -656,13 +851,16 @@ class RedisOutbox(Outbox):
         if self._buffer:
             self._buffer.commit()
         with self._errors():
-            counts = {_text(k): int(v) for k, v in self._redis.hgetall(self._counts).items()}
-            pipe = self._redis.pipeline(transaction=False)
+            # One round trip on the short client, read-only (answered while writes are
+            # paused or refused): close() and flush() poll this.
+            pipe = self._quick_redis.pipeline(transaction=False)
+            pipe.hgetall(self._counts)
             for bit, name in DESTINATION_NAMES.items():
                 pipe.xpending(self._stream, name)
                 self._oldest_script(keys=[self._stream, self._delayed[bit]], args=[name],
                                     client=pipe)
-            replies = pipe.execute()
+            raw, *replies = pipe.execute()
+        counts = {_text(k): int(v) for k, v in raw.items()}
         out: dict[str, QueueStats] = {}
         for k, name in enumerate(DESTINATION_NAMES.values()):
             info, (oldest, parked) = replies[2 * k], replies[2 * k + 1]
@@ -769,15 +967,16 @@ class RedisOutbox(Outbox):
         if self._closed:
             return
         self._buffer.close()
+        # Tidying only (a consumer name with nothing pending): bounded by put_timeout, so a
+        # paused server does not hold the host's shutdown.
         with contextlib.suppress(redis.exceptions.RedisError):
-            for name in DESTINATION_NAMES.values():
-                for consumer in self._redis.xinfo_consumers(self._stream, name):
-                    if _text(consumer["name"]) == self.consumer and consumer["pending"] == 0:
-                        self._redis.xgroup_delconsumer(self._stream, name, self.consumer)
+            self._leave(keys=[self._stream],
+                        args=[self.consumer, *DESTINATION_NAMES.values()])
         self._closed = True
         _instances.discard(self)
-        with contextlib.suppress(redis.exceptions.RedisError):
-            self._redis.close()
+        for client in (self._redis, self._put_redis, self._quick_redis):
+            with contextlib.suppress(redis.exceptions.RedisError):
+                client.close()
 
     def __enter__(self) -> RedisOutbox:
         return self

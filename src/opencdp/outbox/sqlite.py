@@ -24,8 +24,20 @@ Why it is shaped this way:
 - ``durability="batched"`` returns before the commit: a background thread commits the
   buffered rows every ``batch_interval`` seconds (default 5 ms), so a SIGKILL can lose the
   calls of the last interval, and nothing else.
-- Checkpoints (the only fsyncs) run on the leasing thread every half second, off the caller's
-  path; SQLite's automatic checkpoint stays on as a backstop for a process that only writes.
+- Checkpoints (the only fsyncs) run on the engine's threads every half second, and at once
+  when the write-ahead log passes ``_WAL_LIMIT``, off the caller's path; SQLite's automatic
+  checkpoint stays on as a backstop for a process that only writes. ``journal_size_limit``
+  shrinks the log back after each checkpoint, so it never stays larger than the data.
+- A full disk must not wedge the queue. A checkpoint moves pages from the log into the file,
+  and the file may have to grow for it: if the log has taken the last free bytes, no
+  checkpoint can finish, the log can never be reused, and every write (even an ``ack`` that
+  would free rows) fails for good, even after the disk has space again. So ``put`` refuses
+  (``QueueFullError``, and the message goes to the spill) before the queue's own writes leave
+  less than ``_RESERVE`` bytes beyond what the pending checkpoint needs, counting the free
+  pages inside the file as room.
+- A write that fails leaves nothing half done in memory: leases are forgotten only once their
+  ``ack``/``retry``/``dead`` committed, and an ``ack`` that could not be written is owed and
+  written with the next write, so a message a destination took is not sent to it again.
 
 ``msgs`` uses plain rowids (not AUTOINCREMENT, which would write a second page per insert), so
 the row at the high-water mark is kept until a newer one exists: otherwise SQLite could hand
@@ -100,6 +112,16 @@ _DROP_DONE = (
     "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE dest IN (1, 2) AND seq = ?)"
 )
 _CHECKPOINT_EVERY = 0.5
+_WAL_LIMIT = 1 << 20
+"""Bytes of write-ahead log after which the engine checkpoints at once (and to which a
+checkpointed log is truncated); a quarter of the reserve when the disk is nearly full."""
+_AUTOCHECKPOINT = 4000  # pages (16 MiB): the backstop for a process whose engine never runs
+_RESERVE = 256 << 10
+"""Free bytes the queue's own writes leave on its disk beyond what the pending checkpoint
+needs: room for the engine's acks and leases to commit and be checkpointed."""
+_ROOM_CAP = 64 << 20  # bytes written between two measurements of the free space, at most
+_FAN_OUT_BYTES = 256  # a message's two delivery rows, their index entries and log frames
+_FAN_OUT_STEP = 1000  # messages fanned out per lease, at most
 _RECLAIM_EVERY = 1.0
 _BATCH_LIMIT = 5000
 
@@ -191,6 +213,9 @@ class SQLiteOutbox(Outbox):
             self._insert, interval=self.batch_interval, name="opencdp-sqlite-flush",
             log=self._log, limit=_BATCH_LIMIT)  # batched mode
         self._leased: dict[int, dict[int, int]] = {bit: {} for bit in DESTINATION_NAMES}
+        self._owed: dict[int, set[int]] = {bit: set() for bit in DESTINATION_NAMES}
+        self._room = 0  # bytes puts may still write before the free space is measured again
+        self._wal_limit = _WAL_LIMIT
         self._last_checkpoint = time.monotonic()
         self._pid = os.getpid()
         self._owner: int | None = None  # our row in ``owners``, written at the first lease
@@ -228,7 +253,9 @@ class SQLiteOutbox(Outbox):
                 raise ConfigurationError(f"{self.path}: SQLite refused WAL mode ({mode})")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-            db.execute("PRAGMA wal_autocheckpoint=4000")
+            db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
+            db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
+            self._page = int(db.execute("PRAGMA page_size").fetchone()[0])
         except sqlite3.Error as exc:
             raise ConfigurationError(f"cannot open the SQLite outbox {self.path}: {exc}") from None
         return db
@@ -241,12 +268,17 @@ class SQLiteOutbox(Outbox):
                 raise OutboxError(f"the SQLite outbox {self.path} is closed")
             db = self._db
             try:
+                if db.in_transaction:  # a failed COMMIT whose ROLLBACK failed too
+                    db.execute("ROLLBACK")
                 db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise _storage_error(exc, self.path) from None
             try:
                 yield db
+                paid = self._pay_owed(db)
                 db.execute("COMMIT")
+                for bit, seqs in paid:
+                    self._owed[bit].difference_update(seqs)
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
@@ -305,6 +337,7 @@ class SQLiteOutbox(Outbox):
         with self._lock:  # one statement is its own transaction: no BEGIN/COMMIT round trips
             if self._closed:
                 raise OutboxError(f"the SQLite outbox {self.path} is closed")
+            self._charge(self._page + len(row[2]) + _FAN_OUT_BYTES)
             try:
                 self._db.execute(_INSERT, row)
             except sqlite3.Error as exc:
@@ -317,12 +350,58 @@ class SQLiteOutbox(Outbox):
         packed = orjson.dumps([f"{d}{body.decode()}" for d, _, body in rows])
         oldest = min(created for _, created, _ in rows)
         with self._write() as db:
+            # the rows, in the file and the log, and the delivery rows they will fan out to
+            self._charge(2 * len(packed) + _FAN_OUT_BYTES * len(rows) + 4 * self._page)
             db.execute(_INSERT_MANY, (packed, oldest))
+
+    def _charge(self, cost: int) -> None:
+        """Count a put's bytes against the disk's room (see the module docstring); raises
+        QueueFullError, before anything is written, when they do not fit. The lock is held."""
+        self._room -= cost
+        if self._room >= 0:
+            return
+        room = self._measure_room()
+        if room < cost and self._wal_size():
+            self._checkpoint("TRUNCATE")  # the log's space back to the disk before refusing
+            room = self._measure_room()
+        self._room = min(room, _ROOM_CAP) - cost
+        if self._room < 0:
+            self._room = 0  # measured again at the next put
+            raise QueueFullError(
+                f"the SQLite outbox {self.path} is full: its disk has {max(room, 0) + _RESERVE} "
+                f"bytes left for it, and it keeps {_RESERVE} free to checkpoint"
+            )
+
+    def _measure_room(self) -> int:
+        """Bytes the queue can still write: free space on the disk (the log grows there),
+        less the reserve and the growth of the file that is not covered by its free pages:
+        what the pending checkpoint needs, and the delivery rows of the messages not fanned
+        out yet (rowids above the mark are dense)."""
+        db = self._db
+        try:
+            disk = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+            size = os.stat(self.path).st_size
+            pages = int(db.execute("PRAGMA page_count").fetchone()[0])
+            free_pages = int(db.execute("PRAGMA freelist_count").fetchone()[0])
+            unfanned = int(db.execute(
+                "SELECT coalesce(max(seq), 0) - (SELECT value FROM meta WHERE key = 'fanout') "
+                "FROM msgs").fetchone()[0])
+        except (OSError, sqlite3.Error):
+            return _ROOM_CAP  # not measurable here: SQLite reports a full disk itself
+        growth = max(0, pages * self._page - size) + max(0, unfanned) * _FAN_OUT_BYTES
+        free = disk.f_bavail * disk.f_frsize
+        # Many small transactions rewrite the same pages into the log: on a nearly full disk
+        # it is checkpointed long before it could eat the reserve.
+        self._wal_limit = _WAL_LIMIT if free > 16 * _WAL_LIMIT else _RESERVE // 4
+        return free - max(0, growth - free_pages * self._page) - _RESERVE
 
     def put_many(self, messages: Sequence[Message]) -> None:
         now = time.time()
         rows = [(m.destinations & 3, now, _dumps(m)) for m in messages if m.destinations & 3]
         if rows:
+            # The spill moving back, on the engine's thread, batch after batch: each one
+            # measures the disk's room afresh, with the log of the last one checkpointed.
+            self._checkpoint("PASSIVE")
             self._insert(rows)
 
     def flush(self) -> None:
@@ -333,8 +412,12 @@ class SQLiteOutbox(Outbox):
     def _fan_out(self, db: sqlite3.Connection, now: float) -> None:
         # A new message is due from its creation, and no later than this lease's ``now``
         # (a lane may read its clock just before a put lands).
+        # A bounded step: one transaction's growth (and log) stays small next to the reserve.
         mark = db.execute("SELECT value FROM meta WHERE key = 'fanout'").fetchone()[0]
-        top = db.execute("SELECT max(seq) FROM msgs").fetchone()[0]
+        top = db.execute(
+            "SELECT coalesce((SELECT seq FROM msgs WHERE seq > ?1 ORDER BY seq LIMIT 1 "
+            "OFFSET ?2), (SELECT max(seq) FROM msgs))", (mark, _FAN_OUT_STEP - 1),
+        ).fetchone()[0]
         if top is None or top <= mark:
             return
         for bit in DESTINATION_NAMES:
@@ -346,12 +429,39 @@ class SQLiteOutbox(Outbox):
         db.execute("UPDATE meta SET value = ? WHERE key = 'fanout'", (top,))
         db.execute(_DROP_DONE, (mark, mark))
 
+    def _wal_size(self) -> int:
+        try:
+            return os.stat(self.path + "-wal").st_size
+        except OSError:
+            return 0
+
     def _maybe_checkpoint(self) -> None:
-        if time.monotonic() - self._last_checkpoint < _CHECKPOINT_EVERY:
+        """Checkpoint on the engine's thread every half second, or now if the log is large."""
+        if (time.monotonic() - self._last_checkpoint < _CHECKPOINT_EVERY
+                and self._wal_size() <= self._wal_limit):
             return
+        self._checkpoint("PASSIVE")
+
+    def _checkpoint(self, mode: str) -> None:
+        """``PASSIVE`` copies what it can without waiting; ``TRUNCATE`` (in ``maintain``,
+        for a log left large by a full disk or an earlier version) waits briefly for other
+        processes' writers and gives the log's space back to the disk."""
         self._last_checkpoint = time.monotonic()
-        with self._lock, contextlib.suppress(sqlite3.Error):
-            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        with self._lock:
+            if self._closed:
+                return
+            db = self._db
+            try:
+                if mode == "TRUNCATE":
+                    db.execute("PRAGMA busy_timeout=200")
+                db.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+            except sqlite3.Error as exc:
+                self._log.debug("opencdp outbox: checkpoint of %s failed: %s", self.path, exc)
+            finally:
+                if mode == "TRUNCATE":
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            self._room = 0  # the free space changed: measure it again
 
     def _register(self, db: sqlite3.Connection) -> int:
         host, pid, started, token = process_identity()
@@ -429,7 +539,10 @@ class SQLiteOutbox(Outbox):
         except OpenCDPError as exc:
             self._log.debug("opencdp outbox: maintenance skipped: %s", exc)
         self._next_reclaim = time.monotonic() + _RECLAIM_EVERY
-        self._maybe_checkpoint()
+        self._checkpoint("TRUNCATE" if self._wal_size() > self._wal_limit else "PASSIVE")
+        with self._lock:
+            if not self._closed:
+                self._measure_room()  # the log's limit follows the disk
 
     def after_fork(self) -> None:
         if self._pid != os.getpid():
@@ -440,47 +553,75 @@ class SQLiteOutbox(Outbox):
 
     def _resolve(self, bit: int, ids: Sequence[int]) -> dict[int, int]:
         """Message id -> row of the messages this instance leased; other ids are ignored (as
-        the memory outbox does), so acking or retrying twice is harmless."""
+        the memory outbox does), so acking or retrying twice is harmless. They stay leased
+        here until ``_forget``, after the write committed, so a failed write can be redone."""
         leased = self._leased[bit]
-        return {i: seq for i in ids if (seq := leased.pop(i, None)) is not None}
+        return {i: seq for i in ids if (seq := leased.get(i)) is not None}
+
+    def _forget(self, bit: int, ids: Sequence[int]) -> None:
+        leased = self._leased[bit]
+        for i in ids:
+            leased.pop(i, None)
+
+    def _delete_delivered(self, db: sqlite3.Connection, bit: int, seqs: Sequence[int]) -> None:
+        done = 0
+        for seq in seqs:
+            done += db.execute(
+                "DELETE FROM deliveries WHERE dest = ? AND seq = ?", (bit, seq)
+            ).rowcount
+        if done:
+            db.execute(
+                "INSERT INTO delivered (dest, n) VALUES (?, ?) "
+                "ON CONFLICT (dest) DO UPDATE SET n = n + excluded.n",
+                (bit, done),
+            )
+        db.executemany(_DROP_DONE, [(seq, seq) for seq in seqs])
+
+    def _pay_owed(self, db: sqlite3.Connection) -> list[tuple[int, list[int]]]:
+        """Write the acks that failed earlier into the current transaction; returns them, to
+        be forgotten once it committed."""
+        paid = [(bit, sorted(owed)) for bit, owed in self._owed.items() if owed]
+        for bit, seqs in paid:
+            self._delete_delivered(db, bit, seqs)
+        return paid
 
     def ack(self, destination: str, ids: Sequence[int]) -> None:
         bit = _bit(destination)
         if not ids:
             return
-        with self._write() as db:
-            seqs = list(self._resolve(bit, ids).values())
-            done = 0
-            for seq in seqs:
-                done += db.execute(
-                    "DELETE FROM deliveries WHERE dest = ? AND seq = ?", (bit, seq)
-                ).rowcount
-            if done:
-                db.execute(
-                    "INSERT INTO delivered (dest, n) VALUES (?, ?) "
-                    "ON CONFLICT (dest) DO UPDATE SET n = n + excluded.n",
-                    (bit, done),
-                )
-            db.executemany(_DROP_DONE, [(seq, seq) for seq in seqs])
+        resolved = self._resolve(bit, ids)
+        try:
+            with self._write() as db:
+                self._delete_delivered(db, bit, list(resolved.values()))
+        except OpenCDPError:
+            # Delivered all the same: owed, so neither a retry of these ids nor a lease of
+            # ours sends them again before the delete is written.
+            self._owed[bit].update(resolved.values())
+            self._forget(bit, list(resolved))
+            raise
+        self._forget(bit, list(resolved))
+        self._maybe_checkpoint()
 
     def retry(self, destination: str, items: Sequence[RetryItem]) -> None:
         bit = _bit(destination)
         if not items:
             return
+        seqs = self._resolve(bit, [item.id for item in items])
         with self._write() as db:
-            seqs = self._resolve(bit, [item.id for item in items])
             db.executemany(
                 "UPDATE deliveries SET due = ?, leased = 0, attempt = attempt + 1, error = ? "
                 "WHERE dest = ? AND seq = ?",
                 [(it.not_before, it.error, bit, seqs[it.id]) for it in items if it.id in seqs],
             )
+        self._forget(bit, list(seqs))
+        self._maybe_checkpoint()
 
     def dead(self, destination: str, items: Sequence[DeadItem], now: float) -> None:
         bit = _bit(destination)
         if not items:
             return
+        seqs = self._resolve(bit, [item.id for item in items])
         with self._write() as db:
-            seqs = self._resolve(bit, [item.id for item in items])
             for item in items:
                 seq = seqs.get(item.id)
                 if seq is None:
@@ -494,6 +635,8 @@ class SQLiteOutbox(Outbox):
                 )
                 db.execute("DELETE FROM deliveries WHERE dest = ? AND seq = ?", (bit, seq))
             db.executemany(_DROP_DONE, [(seq, seq) for seq in seqs.values()])
+        self._forget(bit, list(seqs))
+        self._maybe_checkpoint()
 
     def next_due(self, destination: str, now: float) -> float | None:
         bit = _bit(destination)

@@ -1,0 +1,186 @@
+"""The SQLite outbox at the edges of its storage, with real files: a full disk (a small tmpfs)
+and space again, a bounded write-ahead log, the queue file deleted, replaced, corrupted or
+another program's, and processes in other PID namespaces sharing the file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opencdp.errors import OutboxError, QueueFullError
+from opencdp.message import CUSTOMERIO, OPENCDP, Message, new_ulid
+from opencdp.outbox.sqlite import SQLiteOutbox
+from support.stored import stored
+
+BOTH = OPENCDP | CUSTOMERIO
+
+
+def msg(n: int, destinations: int = BOTH, pad: int = 50) -> Message:
+    return Message(new_ulid(), "track", f"user-{n}", "viewed", {"seq": n, "pad": "x" * pad},
+                   None, destinations)
+
+
+@contextlib.contextmanager
+def small_disk(where: Path, size: str) -> Iterator[Path]:
+    """A real filesystem of ``size`` bytes (tmpfs), unmounted afterwards."""
+    where.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(disk: Path, name: str = "filler") -> Path:
+    """Take every free byte of ``disk``."""
+    path = disk / name
+    with open(path, "ab", buffering=0) as handle:
+        for _ in range(100_000):
+            try:
+                handle.write(b"\1" * 4096)
+            except OSError:
+                return path
+    raise AssertionError("the disk never filled up")
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+# -- a full disk, then space again ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("after", ["same client", "new client"])
+def test_a_full_disk_then_space_delivers_everything(tmp_path: Path, sandbox: Any,
+                                                    after: str) -> None:
+    """The tester's case: 4,000 calls onto a 1 MiB disk taken by a filler while Customer.io is
+    down; then the filler goes and Customer.io recovers. Everything arrives, once, whether
+    this client carries on or a new one opens the same file."""
+    from health.support import client_options
+    from opencdp import Client
+
+    count = 4000
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        options = client_options(sandbox, queue=f"sqlite:///{disk / 'q.db'}",
+                                 spill_path=str(tmp_path / "spill" / "spill.db"))
+        sandbox.set_faults({"customerio": {"down": True}})
+        client = Client(**options)
+        filler = disk / "filler"
+        filler.write_bytes(b"\1" * (700 << 10))
+        for seq in range(count):
+            client.track("u1", "viewed", {"seq": seq})  # every call returns
+        if after == "new client":
+            client.close(timeout=1)
+        os.unlink(filler)
+        sandbox.clear_faults()
+        if after == "new client":
+            client = Client(**options)
+        try:
+            assert client.flush(60)
+            wait_for(lambda: len(stored(sandbox, "opencdp")) == count, 30, "OpenCDP")
+            wal = os.path.getsize(str(disk / "q.db") + "-wal")
+        finally:
+            client.close(timeout=5)
+    assert sorted(stored(sandbox, "opencdp")) == list(range(count))
+    customerio = stored(sandbox, "customerio")
+    assert sorted(customerio) == list(range(count))
+    assert set(customerio.values()) == {1}, "Customer.io got a message twice"
+    assert wal <= 256 << 10
+
+
+def test_the_queue_refuses_puts_before_its_own_writes_wedge_it(tmp_path: Path) -> None:
+    """Puts stop (QueueFullError, for the spill) while the engine's writes still fit: after
+    the refusal every message is leased and acked, and puts are taken again in the space
+    the acks freed."""
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        box = SQLiteOutbox(disk / "q.db")
+        try:
+            taken = 0
+            with pytest.raises(QueueFullError, match="keeps"):
+                for n in range(100_000):
+                    box.put(msg(n))
+                    taken += 1
+            assert 1000 < taken < 100_000
+            for destination in ("opencdp", "customerio"):
+                got = 0
+                for _ in range(100):
+                    batch = box.lease(destination, 500, time.time(), 30)
+                    if not batch:
+                        break
+                    box.ack(destination, [x.message.id for x in batch])
+                    got += len(batch)
+                assert got == taken, destination
+            box.maintain(time.time())
+            for n in range(taken // 2):
+                box.put(msg(n))
+            stats = box.stats(time.time())
+            assert stats["opencdp"].delivered == taken
+            assert stats["opencdp"].pending == stats["customerio"].pending == taken // 2
+        finally:
+            box.close()
+
+
+def test_an_ack_that_cannot_be_written_is_owed_not_resent(tmp_path: Path) -> None:
+    """A destination took the messages but the disk refused the ack: a retry of the same ids
+    changes nothing, no lease hands them out again, and the next write records them."""
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        box = SQLiteOutbox(disk / "q.db")
+        try:
+            for n in range(20):
+                box.put(msg(n, OPENCDP))
+            batch = box.lease("opencdp", 10, time.time(), 30)
+            assert len(batch) == 10
+            box._checkpoint("TRUNCATE")  # the log holds no free space to reuse
+            filler = fill(disk)
+            ids = [x.message.id for x in batch]
+            with pytest.raises(OutboxError):
+                box.ack("opencdp", ids)
+            from opencdp.outbox.base import RetryItem
+
+            with contextlib.suppress(OutboxError):
+                box.retry("opencdp", [RetryItem(i, 0.0, "after a failed ack") for i in ids])
+            os.unlink(filler)
+            rest = box.lease("opencdp", 100, time.time(), 30)
+            assert sorted(x.message.data["seq"] for x in rest) == list(range(10, 20))
+            box.ack("opencdp", [x.message.id for x in rest])
+            assert box.lease("opencdp", 100, time.time() + 3600, 30) == []
+            assert box.stats(time.time())["opencdp"].delivered == 20
+        finally:
+            box.close()
+
+
+def test_the_write_ahead_log_stays_small_beside_the_data(tmp_path: Path) -> None:
+    """Thousands of small engine transactions (lease and ack ten at a time while puts land)
+    rewrite the same pages into the log; it is checkpointed and truncated as it goes."""
+    box = SQLiteOutbox(tmp_path / "q.db")
+    wal = str(tmp_path / "q.db") + "-wal"
+    largest = 0
+    try:
+        for n in range(6000):
+            box.put(msg(n))
+            if n % 10 == 9:
+                for destination in ("opencdp", "customerio"):
+                    batch = box.lease(destination, 10, time.time(), 30)
+                    box.ack(destination, [x.message.id for x in batch])
+                largest = max(largest, os.path.getsize(wal))
+        box.maintain(time.time())
+        after = os.path.getsize(wal)
+    finally:
+        box.close()
+    assert largest <= 2 << 20, f"the log reached {largest} bytes"
+    assert after <= 1 << 20

@@ -1,6 +1,12 @@
 """The admin API under ``/_sandbox``: inspection, reset, faults, and signed webhooks.
 
-It takes no credentials: the sandbox serves loopback only, and every test needs it.
+It takes no credentials, since every test needs it: the sandbox listens on loopback only
+(unless ``allow_remote``), and ``refusal`` keeps browsers out, which can reach loopback too.
+A page on another site may send a "simple" cross-site POST (``text/plain``, no preflight), and
+a DNS-rebound name points the page's own origin at 127.0.0.1; so every admin request must
+name a loopback host with the bound port (``Host``), come from no page or a loopback one
+(``Origin``), and a POST must be JSON, which a page can only send after a CORS preflight
+that the sandbox never grants.
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ import orjson
 from ..checks import is_loopback
 from ..errors import ConfigurationError
 from .config import SERVICES
-from .http import Reject, Request, Response, json_response
+from .http import Reject, Request, Response, Scope, json_response
 from .state import State
 from .store import Person, ServiceStore, event_id
 
-__all__ = ["ADMIN_PREFIX", "AdminAPI", "diff_people"]
+__all__ = ["ADMIN_PREFIX", "AdminAPI", "content_refusal", "diff_people", "refusal"]
 
 ADMIN_PREFIX: Final = "/_sandbox"
 _P: Final = len(ADMIN_PREFIX) + 1
@@ -40,6 +46,68 @@ def _sign(signing_key: str, timestamp: int | str, body: bytes) -> str:
 
 def _is_loopback(host: str | None) -> bool:
     return host is not None and is_loopback(host)
+
+
+def _host_port(value: str) -> tuple[str, int | None] | None:
+    """``("::1", 8080)`` for ``[::1]:8080``; None when ``value`` is no ``host[:port]``."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, bracket, rest = value[1:].partition("]")
+        if not bracket:
+            return None
+    else:
+        name, colon, port = value.partition(":")
+        rest = colon + port
+    if not rest:
+        return name, None
+    if rest[0] != ":" or not rest[1:].isascii() or not rest[1:].isdigit() or len(rest) > 6:
+        return None
+    return name, int(rest[1:])
+
+
+def _forbidden(message: str, reason: str) -> Reject:
+    return Reject(403, reason, message)
+
+
+def refusal(scope: Scope, allow_remote: bool) -> Reject | None:
+    """Why an admin request is refused before its body is read (see the module docstring),
+    or None. With ``allow_remote`` any ``Host`` is taken: the operator chose the network."""
+    host = origin = None
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value.decode("latin-1")
+        elif name == b"origin":
+            origin = value.decode("latin-1")
+    if not allow_remote:
+        named = _host_port(host) if host is not None else None
+        server = scope.get("server")
+        bound = server[1] if server else None
+        default = 443 if scope.get("scheme") == "https" else 80
+        if named is None or not is_loopback(named[0]) or (
+                bound is not None and (named[1] or default) != bound):
+            return _forbidden("the admin API answers only requests to a loopback host with "
+                              "the sandbox's port (Host header)", "forbidden_host")
+    if origin is not None:
+        parts = urlsplit(origin.strip())
+        if parts.scheme not in ("http", "https") or not _is_loopback(parts.hostname):
+            return _forbidden("the admin API refuses requests from web pages that are not on "
+                              "loopback (Origin header)", "forbidden_origin")
+    return None
+
+
+def content_refusal(scope: Scope, body: bytes) -> Reject | None:
+    """A POST must be JSON (``application/json`` or ``*+json``); one without a body may omit
+    the Content-Type."""
+    if scope["method"] != "POST":
+        return None
+    kind = next((v for k, v in scope["headers"] if k == b"content-type"), None)
+    if kind is None and not body:
+        return None
+    media = (kind or b"").split(b";", 1)[0].strip().lower()
+    if media == b"application/json" or (media.startswith(b"application/")
+                                        and media.endswith(b"+json")):
+        return None
+    return Reject(415, "unsupported_media_type", "admin POSTs take application/json bodies")
 
 
 def _service(name: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..serving import lifespan
-from .admin import ADMIN_PREFIX, AdminAPI
+from .admin import ADMIN_PREFIX, AdminAPI, content_refusal, refusal
 from .app_api import AppAPI
 from .config import SandboxConfig
 from .faults import FaultMiddleware
@@ -63,8 +63,13 @@ class SandboxApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.state
         path: str = scope["path"]
+        admin = path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
         try:
+            if admin:
+                _raise(refusal(scope, state.config.allow_remote))
             req = Request(scope, await read_body(receive, scope))
+            if admin:
+                _raise(content_refusal(scope, req.body))
         except Reject as r:
             if path.startswith(ADMIN_PREFIX):
                 response = json_response(r.status, {"error": r.message, "reason": r.reason})
@@ -85,7 +90,7 @@ class SandboxApp:
         elif path.startswith("/v1/"):
             response = self.app_api.handle(req)
             st = state.store.customerio
-        elif path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+        elif admin:
             await send_response(send, await self.admin.handle(req))
             return
         else:
@@ -104,6 +109,11 @@ class SandboxApp:
             base = f"{scope.get('scheme', 'http')}://{host}:{port}"
             self.state.base_url = base
             self.state.urls = urls_for(base, None)
+
+
+def _raise(refused: Reject | None) -> None:
+    if refused is not None:
+        raise refused
 
 
 def create_app(config: SandboxConfig | None = None) -> FaultMiddleware:

@@ -36,7 +36,11 @@ def _faults(value: str | None) -> dict[str, Any] | None:
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; loopback unless --allow-remote.")
+@click.option("--allow-remote", is_flag=True,
+              help="Allow a non-loopback --host: the admin API (/_sandbox) has no "
+                   "credentials, so anyone who reaches the port can read and change it.")
 @click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
               help="Port; 0 picks a free one.")
 @click.option("--tls", is_flag=True, help="Serve https with a throw-away CA (path printed).")
@@ -59,17 +63,23 @@ def _faults(value: str | None) -> dict[str, Any] | None:
               help="Seconds to wait for a request's headers or body before answering 408.")
 @click.option("--faults", "faults_json", default=None, metavar="JSON|@FILE",
               help='Start-up faults, e.g. \'{"customerio": {"error_rate": 0.2}}\'.')
-def sandbox(host: str, port: int, tls: bool, cdp_key: str, site_id: str, track_key: str,
-            app_key: str, rate_limit_rps: float | None, strict: bool, read_timeout: float,
-            faults_json: str | None) -> None:
+def sandbox(host: str, allow_remote: bool, port: int, tls: bool, cdp_key: str, site_id: str,
+            track_key: str, app_key: str, rate_limit_rps: float | None, strict: bool,
+            read_timeout: float, faults_json: str | None) -> None:
     """Emulate the OpenCDP gateway and Customer.io (Track v1/v2, App API) on one port."""
     try:
         config = SandboxConfig(host=host, port=port, tls=tls, cdp_key=cdp_key, site_id=site_id,
                                track_key=track_key, app_key=app_key,
                                faults=_faults(faults_json), rate_limit_rps=rate_limit_rps,
-                               strict=strict, read_timeout=read_timeout)
+                               strict=strict, read_timeout=read_timeout,
+                               allow_remote=allow_remote)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None
+    if allow_remote:
+        click.echo(f"WARNING: --allow-remote: the sandbox listens on {host}; its admin API "
+                   "(/_sandbox) has no credentials, and anyone who reaches the port can read "
+                   "every stored person and change the faults. Use it on a trusted network "
+                   "only.", err=True)
     holder: list[SandboxServer] = []
 
     def announce() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..checks import is_loopback
 from ..config import redact
 from ..errors import ConfigurationError
 
@@ -198,7 +199,12 @@ def parse_faults(
 
 @dataclass(frozen=True, kw_only=True)
 class SandboxConfig:
-    """Everything ``create_app`` needs. Credentials never appear in the repr."""
+    """Everything ``create_app`` needs. Credentials never appear in the repr.
+
+    ``host`` must be a loopback address unless ``allow_remote``: the admin API takes no
+    credentials, so on another interface anyone who reaches the port can read every stored
+    person and change the faults.
+    """
 
     host: str = "127.0.0.1"
     port: int = 0
@@ -213,6 +219,7 @@ class SandboxConfig:
     read_timeout: float = 30.0
     service_token: str = field(default="sa_live_sandbox", repr=False)
     workspace_id: int = 1
+    allow_remote: bool = False
 
     @property
     def effective_rate_limit(self) -> float:
@@ -227,6 +234,13 @@ class SandboxConfig:
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
                 raise ConfigurationError(f"sandbox: {name} must be a non-empty string")
+        if not isinstance(self.allow_remote, bool):
+            raise ConfigurationError("sandbox: allow_remote must be true or false")
+        if not isinstance(self.host, str) or not (self.allow_remote or is_loopback(self.host)):
+            raise ConfigurationError(
+                f"sandbox: host {self.host!r} is not a loopback address, and the admin API "
+                "(/_sandbox) takes no credentials; listen on 127.0.0.1, ::1 or localhost, or "
+                "pass --allow-remote (Sandbox(allow_remote=True)) to serve it to the network")
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigurationError("sandbox: port must be an integer from 0 to 65535")
         rps = self.rate_limit_rps

@@ -141,11 +141,13 @@ class Sandbox:
         read_timeout: float = 30.0,
         process: bool = False,
         startup_timeout: float = 20.0,
+        allow_remote: bool = False,
     ) -> None:
+        """``host`` must be loopback unless ``allow_remote`` (see ``SandboxConfig``)."""
         self.config = SandboxConfig(
             host=host, port=port, tls=tls, cdp_key=cdp_key, site_id=site_id,
             track_key=track_key, app_key=app_key, faults=faults, rate_limit_rps=rate_limit_rps,
-            strict=strict, read_timeout=read_timeout,
+            strict=strict, read_timeout=read_timeout, allow_remote=allow_remote,
         )
         self.process = process
         self.startup_timeout = startup_timeout
@@ -202,6 +204,8 @@ class Sandbox:
             args += ["--rate-limit-rps", str(cfg.rate_limit_rps)]
         if cfg.strict:
             args.append("--strict")
+        if cfg.allow_remote:
+            args.append("--allow-remote")
         if cfg.tls:
             args.append("--tls")
         if cfg.faults:

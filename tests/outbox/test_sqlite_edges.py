@@ -184,3 +184,122 @@ def test_the_write_ahead_log_stays_small_beside_the_data(tmp_path: Path) -> None
         box.close()
     assert largest <= 2 << 20, f"the log reached {largest} bytes"
     assert after <= 1 << 20
+
+
+# -- processes in other PID namespaces --------------------------------------------------------
+
+_SIDECAR = """
+import json, sys, time
+from opencdp.message import Message, new_ulid
+from opencdp.outbox.sqlite import SQLiteOutbox
+box = SQLiteOutbox(sys.argv[1])
+for n in range(4):
+    box.put(Message(new_ulid(), "track", "sidecar", "viewed", {"seq": 100 + n}, None, 1))
+box.maintain(time.time())
+held = box.lease("opencdp", 100, time.time(), float(sys.argv[2]))
+print(json.dumps({"pid": __import__("os").getpid(),
+                  "held": sorted(x.message.data["seq"] for x in held)}), flush=True)
+sys.stdin.readline()  # hold the leases until told
+"""
+
+
+def _sidecar(path: Path, lease_seconds: float) -> subprocess.Popen[str]:
+    import sys
+
+    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
+                           capture_output=True, text=True, check=False)
+    if probe.returncode:
+        pytest.skip(f"cannot make a PID namespace here: {probe.stderr.strip()}")
+    return subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", _SIDECAR,
+         str(path), str(lease_seconds)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_live_process_in_another_pid_namespace_keeps_its_leases(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sidecar containers on one volume and one hostname: neither reclaims the other's
+    leases or deletes its owner row while it runs, and a killed one's leases come back at
+    their expiry (nobody here can prove it dead)."""
+    import json
+
+    path = tmp_path / "q.db"
+    box = SQLiteOutbox(path)
+    try:
+        for n in range(4):
+            box.put(msg(n, OPENCDP))
+        mine = box.lease("opencdp", 100, time.time(), 60)
+        assert len(mine) == 4
+        sidecar = _sidecar(path, 3.0)
+        try:
+            assert sidecar.stdout is not None
+            line = sidecar.stdout.readline()
+            assert line, sidecar.stderr.read() if sidecar.stderr else ""
+            report = json.loads(line)
+            assert report["pid"] <= 5  # it really runs in a PID namespace of its own
+            assert report["held"] == [100, 101, 102, 103]  # ours were not taken
+            box._next_reclaim = 0.0
+            box.maintain(time.time())
+            assert box.lease("opencdp", 100, time.time(), 60) == []  # nor theirs by us
+            owners = box._db.execute("SELECT count(*) FROM owners").fetchone()[0]
+            assert owners == 2
+        finally:
+            sidecar.kill()
+            sidecar.communicate(timeout=10)  # reaps it and closes the pipes
+        box.maintain(time.time())
+        assert box._db.execute("SELECT count(*) FROM owners").fetchone()[0] == 2
+        assert box.lease("opencdp", 100, time.time(), 60) == []
+        back: list[Any] = []
+        deadline = time.monotonic() + 10
+        while not back and time.monotonic() < deadline:
+            time.sleep(0.2)
+            back = box.lease("opencdp", 100, time.time(), 60)
+        assert sorted(x.message.data["seq"] for x in back) == [100, 101, 102, 103]
+        box.ack("opencdp", [x.message.id for x in mine + back])
+        assert box.stats(time.time())["opencdp"].delivered == 8
+    finally:
+        box.close()
+    assert not [r for r in caplog.records if "OCDP324" in r.getMessage()]
+
+
+def test_owner_rows_of_an_earlier_schema_and_of_other_boots(tmp_path: Path) -> None:
+    """Rows without a namespace are this namespace's (as the earlier version read them); a
+    row from another boot is dead; a dead pid in another namespace is left alone."""
+    import sqlite3
+
+    from opencdp.outbox.owners import process_identity, process_namespace
+
+    path = tmp_path / "q.db"
+    SQLiteOutbox(path).close()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript("""
+        ALTER TABLE owners RENAME TO owners_new;
+        CREATE TABLE owners (id INTEGER PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,
+                             started TEXT NOT NULL, token TEXT NOT NULL);
+        DROP TABLE owners_new;
+    """)
+    host = process_identity()[0]
+    namespace, boot = process_namespace()
+    gone = 2**22 + 7  # above pid_max: no such process
+    db.execute("INSERT INTO owners VALUES (1, ?, ?, '1', 'old')", (host, gone))
+    db.close()
+    box = SQLiteOutbox(path)
+    try:
+        rows = [(11, 1), (12, 2), (13, 3)]
+        box._db.executemany(
+            "INSERT INTO owners (id, host, pid, started, token, pidns, boot) "
+            "VALUES (?, ?, ?, '1', 't', ?, ?)",
+            [(2, host, gone, namespace, "another-boot"),
+             (3, host, gone, namespace + "0", boot)])
+        for n, (seq, owner) in enumerate(rows):
+            box.put(msg(n, OPENCDP))
+            box._db.execute("INSERT INTO deliveries (dest, seq, due, leased, owner) "
+                            "VALUES (1, ?, ?, 1, ?)", (seq - 10, time.time() + 600, owner))
+        box._db.execute("UPDATE meta SET value = 3 WHERE key = 'fanout'")
+        got = box.lease("opencdp", 10, time.time(), 60)
+        assert sorted(x.message.data["seq"] for x in got) == [0, 1]
+        left = [r[0] for r in box._db.execute("SELECT id FROM owners ORDER BY id")]
+        assert 1 not in left and 2 not in left and 3 in left
+    finally:
+        box.close()

@@ -70,7 +70,7 @@ from ..message import dumps_message as _dumps
 from .base import DeadItem, DeadLetter, Leased, Outbox, QueueStats, RetryItem
 from .base import destination_bit as _bit
 from .buffer import PutBuffer
-from .owners import process_alive, process_identity
+from .owners import process_identity, process_namespace, provably_dead
 
 __all__ = ["SQLiteOutbox"]
 
@@ -86,7 +86,7 @@ _SCHEMA = (
         owner INTEGER, PRIMARY KEY (dest, seq)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS owners (
         id INTEGER PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,
-        started TEXT NOT NULL, token TEXT NOT NULL)""",
+        started TEXT NOT NULL, token TEXT NOT NULL, pidns TEXT, boot TEXT)""",
     "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (dest, due)",
     """CREATE TABLE IF NOT EXISTS dead (
         rowid INTEGER PRIMARY KEY, dest INTEGER NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL,
@@ -98,6 +98,8 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS delivered (dest INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('fanout', 0), ('schema', 1)",
 )
+_ADDED_COLUMNS = (("deliveries", "owner", "INTEGER"), ("owners", "pidns", "TEXT"),
+                  ("owners", "boot", "TEXT"))
 _INSERT = "INSERT INTO msgs (dests, created, body) VALUES (?, ?, ?)"
 # Many rows in one statement: the loop runs inside SQLite with the GIL released, so callers
 # keep running while a batch commits. Each row travels as one JSON string, its destination
@@ -195,9 +197,10 @@ class SQLiteOutbox(Outbox):
         with self._write():
             for statement in _SCHEMA:
                 self._db.execute(statement)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(deliveries)")}
-            if "owner" not in columns:  # a file written by an earlier version
-                self._db.execute("ALTER TABLE deliveries ADD COLUMN owner INTEGER")
+            for table, column, kind in _ADDED_COLUMNS:  # a file written by an earlier version
+                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         _instances.add(self)
 
     def __repr__(self) -> str:
@@ -466,21 +469,23 @@ class SQLiteOutbox(Outbox):
     def _register(self, db: sqlite3.Connection) -> int:
         host, pid, started, token = process_identity()
         cursor = db.execute(
-            "INSERT INTO owners (host, pid, started, token) VALUES (?, ?, ?, ?)",
-            (host, pid, started, token),
+            "INSERT INTO owners (host, pid, started, token, pidns, boot) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (host, pid, started, token, *process_namespace()),
         )
         return int(cursor.lastrowid or 0)
 
     def _reclaim(self, db: sqlite3.Connection, now: float) -> int:
-        """Hand back at once the leases of processes on this host that are no longer alive
-        (a crash or kill -9), instead of waiting for the leases to expire."""
+        """Hand back at once the leases of processes on this host that are provably gone (a
+        crash or kill -9 in this PID namespace, or any before a reboot), instead of waiting
+        for the leases to expire. An owner it cannot prove gone keeps its row and leases."""
         host = process_identity()[0]
         dead_owners = [
-            owner for owner, pid, started in db.execute(
-                "SELECT id, pid, started FROM owners WHERE host = ? AND id IS NOT ?",
+            owner for owner, pid, started, namespace, boot in db.execute(
+                "SELECT id, pid, started, pidns, boot FROM owners WHERE host = ? AND id IS NOT ?",
                 (host, self._owner),
             ).fetchall()
-            if not process_alive(pid, started)
+            if provably_dead(pid, started, namespace, boot)
         ]
         freed = 0
         for owner in dead_owners:

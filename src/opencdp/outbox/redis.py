@@ -198,6 +198,18 @@ return {out - leased - waiting, idle, score, redis.call('HGET', KEYS[4], 'lease:
 """
 
 _OLDEST = """
+local function since(id, first)
+  if first and first ~= '' then return first end
+  return tostring(tonumber(string.match(id, '^(%d+)')) / 1000)
+end
+local function born(id)
+  local f = redis.call('XRANGE', KEYS[1], id, id)[1]
+  if f then
+    f = f[2]
+    for i = 1, #f, 2 do if f[i] == 't' then return since(id, f[i + 1]) end end
+  end
+  return since(id)
+end
 local oldest = ''
 local pel = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1)
 if #pel > 0 then oldest = pel[1][1] end
@@ -212,9 +224,13 @@ for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
     if #unread > 0 and (oldest == '' or #pel == 0) then oldest = unread[1][1] end
   end
 end
+if oldest ~= '' then oldest = born(oldest) end
 local first = redis.call('ZRANGE', KEYS[2], 0, 0)
 local parked = ''
-if #first > 0 then parked = cjson.decode(first[1])[5] end
+if #first > 0 then
+  local item = cjson.decode(first[1])
+  parked = since(item[5], item[6])
+end
 return {oldest, parked}
 """
 
@@ -518,6 +534,11 @@ class RedisOutbox(Outbox):
                 "writes); point the queue at the primary")
         self._read_only = _NO_WRITES if flags else ""
         self._register()
+        # Loaded now: loading a script is itself refused while writes are paused.
+        pipe = self._redis.pipeline(transaction=False)
+        for script in (self._next_due_script, self._oldest_script):
+            pipe.script_load(script.script)
+        pipe.execute(raise_on_error=False)
 
     def _create_groups(self, client: Any = None) -> list[str]:
         """Create the stream and whichever consumer groups are missing; returns their names.
@@ -867,8 +888,10 @@ class RedisOutbox(Outbox):
             in_flight = int(info.get("pending", 0)) if isinstance(info, dict) else 0
             outstanding = counts.get(f"out:{name}", 0)
             pending = max(0, outstanding - in_flight)
-            # Approximate: entry ids carry the time the entry was added (or re-added).
-            stamps = [_stream_id(x)[0] / 1000 for x in (oldest, parked) if x]
+            # When the oldest entry, and the earliest-due retry, first entered the queue
+            # (a retried entry carries it): approximate, as a retried entry may be older
+            # than the oldest entry id.
+            stamps = [float(x) for x in (oldest, parked) if x]
             out[name] = QueueStats(
                 pending=pending,
                 in_flight=in_flight,

@@ -89,17 +89,24 @@ class ManualClock:
 
     def __init__(self, start: float | None = None) -> None:
         self._offset = (time.time() if start is None else start) - time.monotonic()
+        self._elapsed = 0.0
         self._lock = threading.Lock()
 
     def step(self, seconds: float) -> None:
+        """The wall clock jumps; monotonic time does not."""
         with self._lock:
             self._offset += seconds
 
+    def advance(self, seconds: float) -> None:
+        """Time passes: both clocks move (waits already running still end in real time)."""
+        with self._lock:
+            self._elapsed += seconds
+
     def time(self) -> float:
-        return self._offset + time.monotonic()
+        return self._offset + self._elapsed + time.monotonic()
 
     def monotonic(self) -> float:
-        return time.monotonic()
+        return self._elapsed + time.monotonic()
 
 
 _clocks: list[Clock] = [SteadyClock()]

@@ -146,6 +146,8 @@ class Dispatcher:
                 self.restarts += 1
                 self.log.error("[CDP] OCDP310 the delivery thread had stopped; restarted")
             preimport()
+            for pool in (self._housekeeping, self._probe):
+                pool.prestart()
             ready = threading.Event()
             self._thread = threading.Thread(
                 target=self._run, args=(ready,), name="opencdp-dispatcher", daemon=True
@@ -156,7 +158,6 @@ class Dispatcher:
 
     def _run(self, ready: threading.Event) -> None:
         loop = new_loop(plain=self._plain_loop)
-        loop.set_default_executor(self._lookups)
         self.loop = loop
         asyncio.set_event_loop(loop)
         rates = self.config.rate_limits

@@ -53,12 +53,37 @@ class DaemonExecutor(concurrent.futures.Executor):
         if self._stopped:
             raise RuntimeError(f"{self._name} is shut down")
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._work.put((future, fn, args, kwargs))
         if self._idle <= 0 and len(self._threads) < self._workers:
             thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-            self._threads.append(thread)
-            thread.start()
+            try:
+                thread.start()
+            except RuntimeError:
+                # Python 3.12+ starts no thread once the interpreter is exiting: with none of
+                # ours alive, the work runs here rather than never.
+                if not any(t.is_alive() for t in self._threads):
+                    self._call(future, fn, args, kwargs)
+                    return future
+            else:
+                self._threads.append(thread)
+        self._work.put((future, fn, args, kwargs))
         return future
+
+    def prestart(self) -> None:
+        """Start the first thread now (the engine does at its start, while it still can)."""
+        if not self._threads:
+            self.submit(int).result()
+
+    @staticmethod
+    def _call(future: concurrent.futures.Future[Any], fn: Callable[..., Any],
+              args: Any, kwargs: Any) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
 
     def _run(self) -> None:
         work = self._work
@@ -68,15 +93,7 @@ class DaemonExecutor(concurrent.futures.Executor):
             self._idle -= 1
             if item is _STOP:
                 return
-            future, fn, args, kwargs = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+            self._call(*item)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._stopped = True

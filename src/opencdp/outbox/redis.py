@@ -26,7 +26,17 @@ one cluster slot and the Lua scripts may touch them together):
   ``maintain``, logged once per recovery with OCDP323) and carries on.
 - ``put`` runs on a connection of its own whose every wait (connect, send, reply) is bounded
   by ``put_timeout`` and never retried inside redis-py, so a paused or unreachable server
-  costs a caller at most about that long; the caller's spill takes the message instead.
+  costs a caller at most about that long; the caller's spill takes the message instead. The
+  idempotency guard and the rate-limit buckets share that connection (``shared_state``):
+  the guard's claim is on the caller's path too. ``stats`` (which ``flush``, ``close`` and
+  ``health`` poll) waits at most a second, and ``close`` at most ``put_timeout``.
+- A server that takes no writes from this user (an ACL user without the commands the queue
+  runs, a read-only replica) is refused at construction with a ConfigurationError naming
+  what is missing, rather than spilling every put for ever. A server that refuses writes
+  for a while (``maxmemory`` with ``noeviction``) is an OutboxError on the writes it refuses,
+  with the reason; acknowledgements still go through (``XACK`` is allowed at the memory
+  limit, and the scripts' later writes run once it has acted), and a lease still hands out
+  what the stream holds.
 
 Every state change is one Lua script, so two workers never both act on an entry:
 ``XACK`` returns whether this call was the one that finished it. "Durable on return" means

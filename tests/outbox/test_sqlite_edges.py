@@ -303,3 +303,194 @@ def test_owner_rows_of_an_earlier_schema_and_of_other_boots(tmp_path: Path) -> N
         assert 1 not in left and 2 not in left and 3 in left
     finally:
         box.close()
+
+
+# -- the queue file itself ------------------------------------------------------------------
+
+
+def _unlink_queue(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(str(path) + suffix)
+
+
+def _drain(box: SQLiteOutbox, destination: str) -> list[int]:
+    seqs: list[int] = []
+    for _ in range(100):
+        batch = box.lease(destination, 100, time.time(), 30)
+        if not batch:
+            return sorted(seqs)
+        seqs.extend(x.message.data["seq"] for x in batch)
+        box.ack(destination, [x.message.id for x in batch])
+    raise AssertionError("the queue did not drain")
+
+
+def test_a_deleted_queue_file_is_reopened_with_everything_it_held(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleted under a running process: what the old file held (pending messages, this
+    process's leases, dead letters) and what was put after the deletion are in the new file
+    at the path, logged once, and survive a restart."""
+    from opencdp.outbox.base import DeadItem
+
+    path = tmp_path / "q.db"
+    box = SQLiteOutbox(path)
+    try:
+        for n in range(10):
+            box.put(msg(n))
+        flying = box.lease("opencdp", 2, time.time(), 30)
+        gone = box.lease("customerio", 1, time.time(), 30)
+        box.dead("customerio", [DeadItem(gone[0].message.id, "refused", 400)], time.time())
+        box.ack("opencdp", [flying[0].message.id])
+        _unlink_queue(path)
+        for n in range(10, 15):
+            box.put(msg(n))  # into the unlinked file, until maintain notices
+        box.maintain(time.time())
+        box.maintain(time.time())
+        assert path.exists()
+        box.ack("opencdp", [flying[1].message.id])  # the lease carried over
+        assert _drain(box, "opencdp") == list(range(2, 15))
+        assert _drain(box, "customerio") == list(range(1, 15))
+        assert [d.message.data["seq"] for d in box.dead_letters()] == [0]
+    finally:
+        box.close()
+    again = SQLiteOutbox(path)
+    try:
+        stats = again.stats(time.time())
+        assert stats["opencdp"].pending == stats["customerio"].pending == 0
+        assert stats["customerio"].dead == 1
+    finally:
+        again.close()
+    logged = [r.getMessage() for r in caplog.records if "OCDP325" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].startswith("[CDP] OCDP325")
+    assert "carried over 14 pending message(s) and 1 dead letter(s)" in logged[0]
+
+
+def test_a_queue_file_replaced_by_another_queue_is_merged_without_duplicates(
+    tmp_path: Path,
+) -> None:
+    """A copy restored over the file (``mv backup.db q.db``): the messages it has are kept
+    once, the ones only the running process had are added."""
+    import shutil
+
+    path = tmp_path / "q.db"
+    box = SQLiteOutbox(path)
+    try:
+        for n in range(5):
+            box.put(msg(n, OPENCDP))
+        box._checkpoint("TRUNCATE")
+        shutil.copy(path, tmp_path / "backup.db")
+        for n in range(5, 8):
+            box.put(msg(n, OPENCDP))
+        os.rename(tmp_path / "backup.db", path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(str(path) + "-shm")
+        box.maintain(time.time())
+        assert _drain(box, "opencdp") == list(range(8))
+    finally:
+        box.close()
+
+
+def test_a_queue_file_replaced_by_something_else_fails_loudly(tmp_path: Path) -> None:
+    """Recovery impossible: every call raises OutboxError, and the old content is kept."""
+    import sqlite3
+
+    path = tmp_path / "q.db"
+    box = SQLiteOutbox(path)
+    try:
+        for n in range(3):
+            box.put(msg(n))
+        _unlink_queue(path)
+        other = sqlite3.connect(path)
+        other.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+        other.close()
+        with pytest.raises(OutboxError, match="not an opencdp queue"):
+            box.maintain(time.time())
+        with pytest.raises(OutboxError, match="not an opencdp queue"):
+            box.put(msg(3))
+        with pytest.raises(OutboxError, match="kept in"):
+            box.lease("opencdp", 10, time.time(), 30)
+        kept = [p for p in tmp_path.iterdir() if ".carried-" in p.name]
+        assert len(kept) == 1
+        copy = sqlite3.connect(kept[0])
+        assert copy.execute("SELECT count(*) FROM msgs").fetchone()[0] == 3
+        copy.close()
+    finally:
+        box.close()
+
+
+def _corrupt_page(path: Path, page: int) -> None:
+    with open(path, "r+b") as handle:
+        handle.seek(page * 4096)
+        handle.write(os.urandom(4096))
+
+
+def test_a_corrupted_queue_file_is_refused_at_construction(tmp_path: Path) -> None:
+    from opencdp.errors import ConfigurationError
+
+    path = tmp_path / "q.db"
+    box = SQLiteOutbox(path)
+    for n in range(2000):
+        box.put(msg(n))
+    box.close()
+    _corrupt_page(path, 20)
+    with pytest.raises(ConfigurationError, match=r"q\.db is corrupted"):
+        SQLiteOutbox(path)
+
+
+def test_a_page_corrupted_while_running_raises_outbox_errors(tmp_path: Path) -> None:
+    """The calls raise OutboxError saying what is wrong (the engine counts it), never a raw
+    sqlite3 error, and maintain reports it instead of waiting quietly."""
+    path = tmp_path / "q.db"
+    box = SQLiteOutbox(path)
+    try:
+        for n in range(3000):
+            box.put(msg(n))
+        box._checkpoint("TRUNCATE")
+        box._db.execute("PRAGMA cache_size=1")
+        size = os.path.getsize(path) // 4096
+        for page in range(2, size):
+            _corrupt_page(path, page)
+        for call in (lambda: box.lease("opencdp", 100, time.time(), 30),
+                     lambda: box.stats(time.time()),
+                     lambda: box.maintain(time.time())):
+            with pytest.raises(OutboxError, match=r"is corrupted .*malformed"):
+                call()
+    finally:
+        box.close()
+
+
+@pytest.mark.parametrize("content", ["another app", "random bytes", "truncated"])
+def test_a_file_that_is_not_a_queue_is_refused_and_left_unchanged(tmp_path: Path,
+                                                                   content: str) -> None:
+    import hashlib
+    import sqlite3
+
+    from opencdp.errors import ConfigurationError
+
+    path = tmp_path / "app.db"
+    if content == "another app":
+        db = sqlite3.connect(path)
+        db.executescript("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT);"
+                         "CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL);"
+                         "INSERT INTO users (email) VALUES ('a@example.com');")
+        db.close()
+    elif content == "random bytes":
+        path.write_bytes(os.urandom(64 << 10))
+    else:
+        queue = SQLiteOutbox(path)
+        for n in range(500):
+            queue.put(msg(n))
+        queue.close()
+        path.write_bytes(path.read_bytes()[:3000])
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    match = "is not an opencdp queue" if content == "another app" else "SQLite outbox"
+    with pytest.raises(ConfigurationError, match=match) as info:
+        SQLiteOutbox(path)
+    assert str(path) in str(info.value)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert not os.path.exists(str(path) + "-wal")
+    if content == "another app":
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        db.close()

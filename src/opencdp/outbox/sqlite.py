@@ -39,6 +39,18 @@ Why it is shaped this way:
   ``ack``/``retry``/``dead`` committed, and an ``ack`` that could not be written is owed and
   written with the next write, so a message a destination took is not sent to it again.
 
+- The file is checked before anything is written to it: a file that holds tables of another
+  application, or that SQLite cannot read, is refused with a ConfigurationError and left
+  as it was (no table added, no switch to WAL); an opencdp file also passes ``quick_check``
+  (about 0.1 s for 90 MB on a warm cache; skipped above ``_CHECK_LIMIT``). A corrupted page
+  found later makes every call raise ``OutboxError`` saying so, never a raw sqlite3 error.
+- The file can be deleted or replaced under a running process, which would go on writing
+  into the unlinked file and lose it all at the next start. ``maintain`` compares the path's
+  (device, inode) with the opened file's, and if they differ reopens the path and carries
+  over what the old file still holds (pending messages, its own leases, dead letters), once,
+  logged as OCDP325. If the path now holds something that is not a queue, every call raises
+  ``OutboxError``, and the old file's content is kept beside it.
+
 ``msgs`` uses plain rowids (not AUTOINCREMENT, which would write a second page per insert), so
 the row at the high-water mark is kept until a newer one exists: otherwise SQLite could hand
 its rowid to the next insert, below the mark, and that message would never be fanned out.
@@ -49,6 +61,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -59,11 +72,13 @@ from typing import Any
 
 import orjson
 
+from .. import clock
 from ..errors import ConfigurationError, OpenCDPError, OutboxError, QueueFullError
 from ..message import (
     DESTINATION_NAMES,
     Message,
     loads_message,
+    parse_ulid,
     ulid_str,
 )
 from ..message import dumps_message as _dumps
@@ -98,8 +113,30 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS delivered (dest INTEGER PRIMARY KEY, n INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('fanout', 0), ('schema', 1)",
 )
+_MINE = (
+    "SELECT json_extract(CAST(body AS TEXT), '$[0]'), seq FROM main.msgs WHERE seq > ? AND "
+    "json_extract(CAST(body AS TEXT), '$[0]') IN (SELECT value FROM json_each(?))"
+)
+_TABLES = frozenset({"msgs", "deliveries", "owners", "dead", "meta", "delivered"})
+_CHECK_LIMIT = 256 << 20  # bytes; a larger file is checked by its first lease instead
+_CORRUPT = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
 _ADDED_COLUMNS = (("deliveries", "owner", "INTEGER"), ("owners", "pidns", "TEXT"),
                   ("owners", "boot", "TEXT"))
+# What a lost file still owes: each message for the destinations it is pending for (not yet
+# fanned out: all of its own), unless the open file has it already. The destinations this
+# instance holds a lease for (ids in ?1 for OpenCDP, ?2 for Customer.io) get their delivery
+# row from ``_merge`` instead of the fan-out, so an ack deletes it for good.
+_CARRY_MESSAGES = (
+    "INSERT INTO main.msgs (dests, created, body) SELECT dests & ~("
+    "(CASE WHEN id IN (SELECT value FROM json_each(?1)) THEN 1 ELSE 0 END) | "
+    "(CASE WHEN id IN (SELECT value FROM json_each(?2)) THEN 2 ELSE 0 END)), created, body "
+    "FROM (SELECT CASE WHEN m.seq > (SELECT value FROM carried.meta WHERE key = 'fanout') "
+    "THEN m.dests ELSE (SELECT coalesce(sum(d.dest), 0) FROM carried.deliveries d "
+    "WHERE d.seq = m.seq) END AS dests, m.created, m.body, m.seq, "
+    "json_extract(CAST(m.body AS TEXT), '$[0]') AS id FROM carried.msgs m) "
+    "WHERE dests != 0 AND id NOT IN "
+    "(SELECT json_extract(CAST(body AS TEXT), '$[0]') FROM main.msgs) ORDER BY seq"
+)
 _INSERT = "INSERT INTO msgs (dests, created, body) VALUES (?, ?, ?)"
 # Many rows in one statement: the loop runs inside SQLite with the GIL released, so callers
 # keep running while a batch commits. Each row travels as one JSON string, its destination
@@ -142,8 +179,29 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
+def _file_identity(path: str) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+class _CorruptError(OutboxError):
+    """The file is damaged: no retry will help, and ``maintain`` says so instead of waiting."""
+
+
+def _is_corrupt(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _CORRUPT
+
+
 def _storage_error(exc: sqlite3.Error, path: str) -> OpenCDPError:
     text = str(exc)
+    if _is_corrupt(exc):
+        return _CorruptError(
+            f"the SQLite outbox {path} is corrupted ({text}): stop the processes that use it, "
+            f"move it aside with its -wal file and restart; `sqlite3 {path} .recover` "
+            "salvages what it can")
     if "full" in text.lower():
         return QueueFullError(f"the SQLite outbox {path} is full: {text}")
     return OutboxError(f"the SQLite outbox {path} failed: {text}")
@@ -191,16 +249,10 @@ class SQLiteOutbox(Outbox):
         self.delete_on_close = delete_on_close
         self._log = logger or _log
         self._closed = False
+        self._broken: str | None = None  # why the file at the path cannot be used any more
         self._init_state()
         self._create_file()
-        self._db = self._connect()
-        with self._write():
-            for statement in _SCHEMA:
-                self._db.execute(statement)
-            for table, column, kind in _ADDED_COLUMNS:  # a file written by an earlier version
-                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                if column not in columns:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        self._db = self._connect(check=True)
         _instances.add(self)
 
     def __repr__(self) -> str:
@@ -245,12 +297,68 @@ class SQLiteOutbox(Outbox):
             ) from None
         os.close(fd)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, check: bool = False) -> sqlite3.Connection:
+        """A configured connection; with ``check``, the file is vetted first (and the schema
+        created or brought up to date), as at construction."""
         try:
             db = sqlite3.connect(
                 self.path, timeout=self.busy_timeout, isolation_level=None,
                 check_same_thread=False,
             )
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot open the SQLite outbox {self.path}: {exc}") from None
+        try:
+            if check:
+                self._check_file(db)
+            self._configure(db)
+            if check:
+                self._create_schema(db)
+        except BaseException:
+            db.close()
+            raise
+        self._file = _file_identity(self.path)
+        return db
+
+    def _check_file(self, db: sqlite3.Connection) -> None:
+        """Refuse, before anything is written, a file that is not an opencdp queue or is
+        damaged (read-only queries: the file is left exactly as it was)."""
+        try:
+            tables = {row[0] for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'")}
+            if tables and ("msgs" not in tables or tables - _TABLES):
+                raise ConfigurationError(
+                    f"{self.path} is not an opencdp queue: it holds the table(s) "
+                    f"{', '.join(sorted(tables - _TABLES)[:5])} of another application. It was "
+                    "left unchanged; point the queue at a file of its own")
+            if tables and os.path.getsize(self.path) <= _CHECK_LIMIT:
+                found = db.execute("PRAGMA quick_check(1)").fetchone()
+                if found is None or found[0] != "ok":
+                    raise ConfigurationError(
+                        f"the SQLite outbox {self.path} is corrupted ({found and found[0]}): "
+                        f"move it aside with its -wal file; `sqlite3 {self.path} .recover` "
+                        "salvages what it can")
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigurationError(
+                f"cannot open the SQLite outbox {self.path}: {exc} (is it an SQLite file?)"
+            ) from None
+
+    def _create_schema(self, db: sqlite3.Connection) -> None:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            for table, column, kind in _ADDED_COLUMNS:  # a file written by an earlier version
+                columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise ConfigurationError(f"cannot open the SQLite outbox {self.path}: {exc}") from None
+
+    def _configure(self, db: sqlite3.Connection) -> None:
+        try:
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise ConfigurationError(f"{self.path}: SQLite refused WAL mode ({mode})")
@@ -261,14 +369,12 @@ class SQLiteOutbox(Outbox):
             self._page = int(db.execute("PRAGMA page_size").fetchone()[0])
         except sqlite3.Error as exc:
             raise ConfigurationError(f"cannot open the SQLite outbox {self.path}: {exc}") from None
-        return db
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction on the shared connection."""
         with self._lock:
-            if self._closed:
-                raise OutboxError(f"the SQLite outbox {self.path} is closed")
+            self._usable()
             db = self._db
             try:
                 if db.in_transaction:  # a failed COMMIT whose ROLLBACK failed too
@@ -288,6 +394,109 @@ class SQLiteOutbox(Outbox):
                 if isinstance(exc, sqlite3.Error):
                     raise _storage_error(exc, self.path) from None
                 raise
+
+    def _usable(self) -> None:
+        if self._closed:
+            raise OutboxError(f"the SQLite outbox {self.path} is closed")
+        if self._broken is not None:
+            raise OutboxError(self._broken)
+
+    # the file under the path -------------------------------------------------------------
+    def _watch_file(self) -> None:
+        """Reopen the path if the file under it is not the one this process writes to."""
+        if self._broken is not None or self._closed:
+            return
+        found = _file_identity(self.path)
+        if found is not None and found == self._file:
+            return
+        with self._lock:
+            if not self._closed and _file_identity(self.path) != self._file:
+                self._recover("deleted" if found is None else "replaced")
+
+    def _recover(self, how: str) -> None:
+        """Carry what the old file holds into the file now at the path (the lock is held)."""
+        old = self._db
+        carry = f"{self.path}.carried-{os.getpid()}-{secrets.token_hex(4)}"
+        mine = {bit: {ulid_str(i) for i in leased} for bit, leased in self._leased.items()}
+        try:
+            with contextlib.suppress(sqlite3.Error):
+                old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            Path(carry).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            copy = sqlite3.connect(carry)
+            try:
+                old.backup(copy)
+            finally:
+                copy.close()
+        except (OSError, sqlite3.Error) as exc:
+            self._fail(f"the SQLite outbox {self.path} was {how} while in use, and what the old "
+                       f"file holds could not be copied out ({exc}); restart to reopen it")
+            return
+        old.close()
+        if how == "deleted":  # its log and index are the lost file's, never the new one's
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path + suffix)
+        try:
+            self._create_file()
+            self._db = self._connect(check=True)
+            carried = self._merge(carry, mine)
+        except OpenCDPError as exc:
+            self._fail(f"the SQLite outbox {self.path} was {how} while in use and cannot be "
+                       f"reopened ({exc}); what the old file held is kept in {carry}")
+            return
+        for suffix in ("", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(carry + suffix)
+        self._log.warning(
+            "[CDP] OCDP325 the SQLite outbox %s was %s while in use; reopened it at its path "
+            "and carried over %d pending message(s) and %d dead letter(s) from the old file",
+            self.path, how, *carried)
+
+    def _fail(self, reason: str) -> None:
+        self._broken = reason
+        self._log.error("[CDP] OCDP325 %s", reason)
+
+    def _merge(self, carry: str, mine: dict[int, set[str]]) -> tuple[int, int]:
+        """Copy what ``carry`` (the lost file) still owes into the open file, skipping
+        messages it already has; this instance's leases stay its own. Returns the counts of
+        messages and dead letters carried."""
+        db = self._db
+        db.execute("ATTACH DATABASE ? AS carried", (carry,))
+        try:
+            self._owner = None
+            with self._write() as db:
+                self._owner = self._register(db)
+                before = db.execute("SELECT coalesce(max(seq), 0) FROM main.msgs").fetchone()[0]
+                held = [orjson.dumps(sorted(mine.get(bit, ()))).decode() for bit in (1, 2)]
+                messages = db.execute(_CARRY_MESSAGES, held).rowcount
+                until = db.execute(
+                    "SELECT max(due) FROM carried.deliveries WHERE leased = 1").fetchone()[0]
+                for bit, ids in mine.items():
+                    if not ids:
+                        continue
+                    packed = orjson.dumps(sorted(ids)).decode()
+                    db.execute(
+                        "INSERT OR IGNORE INTO deliveries (dest, seq, due, leased, owner) "
+                        "SELECT ?, seq, ?, 1, ? FROM main.msgs WHERE seq > ? AND "
+                        "json_extract(CAST(body AS TEXT), '$[0]') IN "
+                        "(SELECT value FROM json_each(?))",
+                        (bit, until or clock.wall(), self._owner, before, packed))
+                    self._leased[bit] = {
+                        parse_ulid(ulid): seq
+                        for ulid, seq in db.execute(_MINE, (before, packed))}
+                dead = db.execute(
+                    "INSERT INTO main.dead (dest, id, body, reason, status, attempts, created, "
+                    "dead_at) SELECT dest, id, body, reason, status, attempts, created, dead_at "
+                    "FROM carried.dead c WHERE NOT EXISTS "
+                    "(SELECT 1 FROM main.dead d WHERE d.id = c.id AND d.dest = c.dest) "
+                    "ORDER BY rowid").rowcount
+                db.execute(
+                    "INSERT INTO main.delivered (dest, n) SELECT dest, n FROM carried.delivered "
+                    "WHERE NOT EXISTS (SELECT 1 FROM main.delivered)")
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("DETACH DATABASE carried")
+        return messages, dead
 
     # caller's thread -------------------------------------------------------------------
     def put(self, message: Message) -> None:
@@ -338,8 +547,7 @@ class SQLiteOutbox(Outbox):
 
     def _insert_one(self, row: _Row) -> None:
         with self._lock:  # one statement is its own transaction: no BEGIN/COMMIT round trips
-            if self._closed:
-                raise OutboxError(f"the SQLite outbox {self.path} is closed")
+            self._usable()
             self._charge(self._page + len(row[2]) + _FAN_OUT_BYTES)
             try:
                 self._db.execute(_INSERT, row)
@@ -537,11 +745,17 @@ class SQLiteOutbox(Outbox):
         return out
 
     def maintain(self, now: float) -> None:
-        """Reclaim dead processes' leases and checkpoint; a failure waits for the next call."""
+        """Follow the file at the path, reclaim dead processes' leases and checkpoint; a
+        failure waits for the next call, but a damaged or lost file raises, to be counted."""
+        self._watch_file()
         try:
             with self._write() as db:
                 self._reclaim(db, now)
+        except _CorruptError:
+            raise
         except OpenCDPError as exc:
+            if self._broken is not None:
+                raise
             self._log.debug("opencdp outbox: maintenance skipped: %s", exc)
         self._next_reclaim = time.monotonic() + _RECLAIM_EVERY
         self._checkpoint("TRUNCATE" if self._wal_size() > self._wal_limit else "PASSIVE")
@@ -648,6 +862,7 @@ class SQLiteOutbox(Outbox):
         if self._buffer:
             return now
         with self._lock:
+            self._usable()
             db = self._db
             try:
                 fresh = db.execute(
@@ -672,6 +887,7 @@ class SQLiteOutbox(Outbox):
             self._buffer.commit()
         out: dict[str, QueueStats] = {}
         with self._lock:
+            self._usable()
             db = self._db
             try:
                 mark = db.execute("SELECT value FROM meta WHERE key = 'fanout'").fetchone()[0]

@@ -26,8 +26,17 @@ _CODE = re.compile(r"OCDP\d{3}")
 QUEUE_SCHEMES = ("memory", "sqlite", "redis", "rediss", "unix")
 
 
+def could_be_secret(text: str) -> bool:
+    """A string an error must not echo: long and unbroken with a digit (a key, a token), or
+    with a user part (``KEY@host``)."""
+    return "@" in text or (len(text) >= 16 and not any(c.isspace() for c in text)
+                           and any(c.isdigit() for c in text))
+
+
 def shown(value: object) -> str:
     if isinstance(value, str):
+        if could_be_secret(value):
+            return f"a string of {len(value)} characters (not shown: it could be a secret)"
         return f"the string {value[:60]!r}"
     text = repr(value)
     return f"{type(value).__name__} {text[:60]}" if len(text) <= 60 else type(value).__name__

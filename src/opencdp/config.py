@@ -107,7 +107,10 @@ class CustomerIO:
                                                              app_api_key)
         if not isinstance(region, str) or region.strip().lower() not in _REGION_HOSTS:
             raise ConfigurationError(
-                f"CustomerIO region must be 'us' or 'eu', got {checks.shown(region)}",
+                "CustomerIO region must be 'us' or 'eu', got "
+                + (f"a string of {len(region)} characters (not shown: the third positional "
+                   "argument is the region, so it may be a key; pass app_api_key= by name)"
+                   if isinstance(region, str) else checks.shown(region)),
                 option="customer_io")
         region = region.strip().lower()
         track, app = _REGION_HOSTS[region]

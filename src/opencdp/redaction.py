@@ -27,6 +27,9 @@ def redact(secret: str | None) -> str:
     return f"<{len(secret)} chars>"
 
 
+_USER_PART = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://)?)[^/?#]*@")
+
+
 def redact_url(url: str | None) -> str | None:
     """The URL with the password of its user part masked (``redis://:***@host``)."""
     if url is None:
@@ -37,24 +40,26 @@ def redact_url(url: str | None) -> str | None:
     except ValueError:
         return "<unparseable URL>"
     if password is None:
-        return url
+        # A user part alone can be a key (``https://KEY@host``, ``KEY@host``): hide it whole.
+        return _USER_PART.sub(r"\1***@", url)
     userinfo, _, hostport = parts.netloc.rpartition("@")
     user = userinfo.partition(":")[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
 
 
 def url_secrets(url: str | None) -> tuple[str, ...]:
-    """The password inside a URL, as written and percent-decoded, for ``scrub``."""
+    """The password inside a URL (or its user part, when it has no password: it may be a
+    key), as written and percent-decoded, for ``scrub``."""
     if not url:
         return ()
     try:
         parts = urlsplit(url)
-        password = parts.password
+        secret = parts.password if parts.password is not None else parts.username
     except ValueError:
         return ()
-    if not password:
+    if not secret:
         return ()
-    return tuple(dict.fromkeys((password, unquote(password))))
+    return tuple(dict.fromkeys((secret, unquote(secret))))
 
 
 def scrub(text: str | None, secrets: Iterable[str | None]) -> str | None:

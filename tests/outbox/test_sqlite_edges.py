@@ -494,3 +494,57 @@ def test_a_file_that_is_not_a_queue_is_refused_and_left_unchanged(tmp_path: Path
         db = sqlite3.connect(path)
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
         db.close()
+
+
+# -- time -----------------------------------------------------------------------------------
+
+
+def test_not_before_times_from_another_clock_are_bounded_and_leases_are_not(
+    tmp_path: Path,
+) -> None:
+    """A retry stored an hour ahead (a process whose clock was stepped) is due now; one
+    within MAX_AHEAD waits; a lease longer than MAX_AHEAD stays another process's."""
+    from opencdp.outbox.base import MAX_AHEAD, RetryItem
+
+    box = SQLiteOutbox(tmp_path / "q.db")
+    try:
+        for n in range(3):
+            box.put(msg(n, OPENCDP))
+        now = time.time()
+        first = box.lease("opencdp", 3, now, 30)
+        by_seq = {x.message.data["seq"]: x.message.id for x in first}
+        box.retry("opencdp", [RetryItem(by_seq[0], now + 3600, "stepped", attempt=4),
+                              RetryItem(by_seq[1], now + 60, "waits")])
+        assert box.next_due("opencdp", now) == now
+        again = box.lease("opencdp", 10, now, MAX_AHEAD * 4)
+        assert [(x.message.data["seq"], x.attempt) for x in again] == [(0, 4)]
+        assert box.next_due("opencdp", now) == pytest.approx(now + 30)
+        assert box.lease("opencdp", 10, now, 30) == []  # a long lease is not bounded
+        later = box.lease("opencdp", 10, now + 61, 30)  # 2's lease expired, 1's retry due
+        assert sorted(x.message.data["seq"] for x in later) == [1, 2]
+    finally:
+        box.close()
+
+
+def test_ages_are_stamped_by_the_engine_clock_and_never_negative(tmp_path: Path) -> None:
+    from opencdp import clock
+    from opencdp.outbox.spill import SpilledOutbox, SpillFile
+
+    start = 2_000_000_000.0
+    box = SpilledOutbox(SQLiteOutbox(tmp_path / "q.db"), SpillFile(tmp_path / "spill.db"))
+    try:
+        with clock.use(clock.ManualClock(start)):
+            box.put(msg(0))
+            box.spill.put(msg(1))
+            box.spill.put(msg(2, CUSTOMERIO))
+        stats = box.stats(start + 30)
+        assert stats["opencdp"].spilled == 1 and stats["customerio"].spilled == 2
+        assert stats["opencdp"].pending == 2 and stats["customerio"].pending == 3
+        assert stats["customerio"].spilled_oldest_age == pytest.approx(30, abs=1)
+        assert stats["opencdp"].oldest_pending_age == pytest.approx(30, abs=1)
+        back = box.stats(start - 3600)  # the clock read before the stamps
+        assert back["customerio"].spilled_oldest_age == 0.0
+        assert back["opencdp"].oldest_pending_age == 0.0
+        assert box.stats(start)["opencdp"].to_dict()["spilled"] == 1
+    finally:
+        box.close()

@@ -23,12 +23,12 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import clock
 from ..errors import OpenCDPError, OutboxError
 from ..message import DESTINATION_NAMES, Message, dumps_message, loads_message
 from .base import DeadItem, DeadLetter, Leased, MaybeStoredError, Outbox, QueueStats, RetryItem
@@ -75,8 +75,11 @@ class SpillFile:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS spill (seq INTEGER PRIMARY KEY, "
-                "dests INTEGER NOT NULL, body BLOB NOT NULL, since REAL)"
+                "dests INTEGER NOT NULL, body BLOB NOT NULL, since REAL, created REAL)"
             )
+            columns = {row[1] for row in db.execute("PRAGMA table_info(spill)")}
+            if "created" not in columns:  # a file written by an earlier version
+                db.execute("ALTER TABLE spill ADD COLUMN created REAL")
         except sqlite3.Error:
             db.close()
             raise
@@ -89,23 +92,31 @@ class SpillFile:
         try:
             body = dumps_message(message)
             with self._lock:
-                self._open().execute("INSERT INTO spill (dests, body, since) VALUES (?, ?, ?)",
-                                     (message.destinations & 3, body, since))
+                self._open().execute(
+                    "INSERT INTO spill (dests, body, since, created) VALUES (?, ?, ?, ?)",
+                    (message.destinations & 3, body, since, clock.wall()))
         except (OSError, sqlite3.Error) as exc:
             raise OutboxError(f"the spill file {self.path} failed: {exc}") from None
 
     def counts(self) -> dict[int, int]:
         """Messages waiting, per destination bit (empty when no file exists)."""
+        return {bit: count for bit, (count, _) in self.census().items()}
+
+    def census(self) -> dict[int, tuple[int, float | None]]:
+        """Messages waiting and when the oldest of them was spilled (None for rows of an
+        earlier version, which did not record it), per destination bit; 0 is all of them."""
         if not self.exists():
             return {}
         try:
             with self._lock:
                 row = self._open().execute(
-                    "SELECT count(*), sum(dests & 1 != 0), sum(dests & 2 != 0) FROM spill"
+                    "SELECT count(*), min(created), sum(dests & 1 != 0), "
+                    "min(CASE WHEN dests & 1 THEN created END), sum(dests & 2 != 0), "
+                    "min(CASE WHEN dests & 2 THEN created END) FROM spill"
                 ).fetchone()
         except (OSError, sqlite3.Error):
             return {}
-        return {0: int(row[0] or 0), 1: int(row[1] or 0), 2: int(row[2] or 0)}
+        return {bit: (int(row[2 * bit] or 0), row[2 * bit + 1]) for bit in (0, 1, 2)}
 
     def drain(self, into: Outbox, limit: int = _DRAIN_BATCH) -> tuple[int, int]:
         """Move up to ``limit`` of the oldest messages into ``into``, in order, deleting each
@@ -130,7 +141,7 @@ class SpillFile:
                     except OpenCDPError as exc:
                         if isinstance(exc, MaybeStoredError) and run[0][2] is None:
                             db.executemany("UPDATE spill SET since = ? WHERE seq = ?",
-                                           [(time.time(), seq) for seq, _, _ in run])
+                                           [(clock.wall(), seq) for seq, _, _ in run])
                         failure = exc
                         break
                     moved.extend(seq for seq, _, _ in run)
@@ -249,7 +260,7 @@ class SpilledOutbox(Outbox):
                       f"the queue did not take a message ({exc}); spilling to "
                       f"{self.spill.path} until it recovers")
             self._spilling = True
-            return time.time() if isinstance(exc, MaybeStoredError) else 0.0
+            return clock.wall() if isinstance(exc, MaybeStoredError) else 0.0
 
     # engine's thread ---------------------------------------------------------------------
     def maintain(self, now: float) -> None:
@@ -268,7 +279,7 @@ class SpilledOutbox(Outbox):
             return 0
         total = 0
         try:
-            stop = time.monotonic() + deadline
+            stop = clock.monotonic() + deadline
             while True:
                 moved, left = self._drain_step()
                 total += moved
@@ -288,7 +299,7 @@ class SpilledOutbox(Outbox):
                                       f"message(s) back into it")
                             self._log.reset("OCDP321", "recovered")
                         return total
-                if left < 0 or not moved or time.monotonic() >= stop:
+                if left < 0 or not moved or clock.monotonic() >= stop:
                     return total
         finally:
             self._drain_lock.release()
@@ -323,12 +334,18 @@ class SpilledOutbox(Outbox):
 
     def stats(self, now: float) -> dict[str, QueueStats]:
         out = self.primary.stats(now)
-        waiting = self.spill.counts()
+        waiting = self.spill.census()
         for bit, name in DESTINATION_NAMES.items():
-            spilled = waiting.get(bit, 0)
-            if spilled and name in out:
-                out[name].pending += spilled
-                out[name].spilled = spilled
+            spilled, oldest = waiting.get(bit, (0, None))
+            stats = out.get(name)
+            if not spilled or stats is None:
+                continue
+            stats.pending += spilled
+            stats.spilled = spilled
+            if oldest is not None:
+                age = max(0.0, now - oldest)
+                stats.spilled_oldest_age = age
+                stats.oldest_pending_age = max(age, stats.oldest_pending_age or 0.0)
         return out
 
     def dead_letters(

@@ -64,7 +64,6 @@ import os
 import secrets
 import sqlite3
 import threading
-import time
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -82,7 +81,7 @@ from ..message import (
     ulid_str,
 )
 from ..message import dumps_message as _dumps
-from .base import DeadItem, DeadLetter, Leased, Outbox, QueueStats, RetryItem
+from .base import MAX_AHEAD, DeadItem, DeadLetter, Leased, Outbox, QueueStats, RetryItem
 from .base import destination_bit as _bit
 from .buffer import PutBuffer
 from .owners import process_identity, process_namespace, provably_dead
@@ -136,6 +135,15 @@ _CARRY_MESSAGES = (
     "json_extract(CAST(m.body AS TEXT), '$[0]') AS id FROM carried.msgs m) "
     "WHERE dests != 0 AND id NOT IN "
     "(SELECT json_extract(CAST(body AS TEXT), '$[0]') FROM main.msgs) ORDER BY seq"
+)
+_LEASE_DUE = (
+    "SELECT d.seq, d.attempt, d.error, m.body, m.created FROM deliveries d "
+    "JOIN msgs m ON m.seq = d.seq WHERE d.dest = ? AND d.due <= ? ORDER BY d.due LIMIT ?"
+)
+_LEASE_AHEAD = (
+    "SELECT d.seq, d.attempt, d.error, m.body, m.created FROM deliveries d "
+    "JOIN msgs m ON m.seq = d.seq WHERE d.dest = ? AND d.due > ? AND d.leased = 0 "
+    "ORDER BY d.due LIMIT ?"
 )
 _INSERT = "INSERT INTO msgs (dests, created, body) VALUES (?, ?, ?)"
 # Many rows in one statement: the loop runs inside SQLite with the GIL released, so callers
@@ -271,7 +279,7 @@ class SQLiteOutbox(Outbox):
         self._owed: dict[int, set[int]] = {bit: set() for bit in DESTINATION_NAMES}
         self._room = 0  # bytes puts may still write before the free space is measured again
         self._wal_limit = _WAL_LIMIT
-        self._last_checkpoint = time.monotonic()
+        self._last_checkpoint = clock.monotonic()
         self._pid = os.getpid()
         self._owner: int | None = None  # our row in ``owners``, written at the first lease
         self._next_reclaim = 0.0  # monotonic
@@ -503,7 +511,7 @@ class SQLiteOutbox(Outbox):
         dests = message.destinations & 3
         if not dests:
             return
-        row = (dests, time.time(), _dumps(message))
+        row = (dests, clock.wall(), _dumps(message))
         if self._batched:
             self._buffer.add(row)
             return
@@ -607,7 +615,7 @@ class SQLiteOutbox(Outbox):
         return free - max(0, growth - free_pages * self._page) - _RESERVE
 
     def put_many(self, messages: Sequence[Message]) -> None:
-        now = time.time()
+        now = clock.wall()
         rows = [(m.destinations & 3, now, _dumps(m)) for m in messages if m.destinations & 3]
         if rows:
             # The spill moving back, on the engine's thread, batch after batch: each one
@@ -648,7 +656,7 @@ class SQLiteOutbox(Outbox):
 
     def _maybe_checkpoint(self) -> None:
         """Checkpoint on the engine's thread every half second, or now if the log is large."""
-        if (time.monotonic() - self._last_checkpoint < _CHECKPOINT_EVERY
+        if (clock.monotonic() - self._last_checkpoint < _CHECKPOINT_EVERY
                 and self._wal_size() <= self._wal_limit):
             return
         self._checkpoint("PASSIVE")
@@ -657,7 +665,7 @@ class SQLiteOutbox(Outbox):
         """``PASSIVE`` copies what it can without waiting; ``TRUNCATE`` (in ``maintain``,
         for a log left large by a full disk or an earlier version) waits briefly for other
         processes' writers and gives the log's space back to the disk."""
-        self._last_checkpoint = time.monotonic()
+        self._last_checkpoint = clock.monotonic()
         with self._lock:
             if self._closed:
                 return
@@ -718,16 +726,16 @@ class SQLiteOutbox(Outbox):
         with self._write() as db:
             if self._owner is None:
                 self._owner = self._register(db)
-            if time.monotonic() >= self._next_reclaim:
-                self._next_reclaim = time.monotonic() + _RECLAIM_EVERY
+            if clock.monotonic() >= self._next_reclaim:
+                self._next_reclaim = clock.monotonic() + _RECLAIM_EVERY
                 self._reclaim(db, now)
             self._fan_out(db, now)
-            rows = db.execute(
-                "SELECT d.seq, d.attempt, d.error, m.body, m.created FROM deliveries d "
-                "JOIN msgs m ON m.seq = d.seq WHERE d.dest = ? AND d.due <= ? "
-                "ORDER BY d.due LIMIT ?",
-                (bit, now, limit),
-            ).fetchall()
+            rows = db.execute(_LEASE_DUE, (bit, now, limit)).fetchall()
+            if len(rows) < limit:
+                # Not-before times written under another clock (see ``bound_due``), after the
+                # due ones: two index range scans, never a scan of the waiting retries.
+                rows += db.execute(
+                    _LEASE_AHEAD, (bit, now + MAX_AHEAD, limit - len(rows))).fetchall()
             if rows:
                 until = now + lease_seconds
                 owner = self._owner
@@ -757,7 +765,7 @@ class SQLiteOutbox(Outbox):
             if self._broken is not None:
                 raise
             self._log.debug("opencdp outbox: maintenance skipped: %s", exc)
-        self._next_reclaim = time.monotonic() + _RECLAIM_EVERY
+        self._next_reclaim = clock.monotonic() + _RECLAIM_EVERY
         self._checkpoint("TRUNCATE" if self._wal_size() > self._wal_limit else "PASSIVE")
         with self._lock:
             if not self._closed:
@@ -828,9 +836,10 @@ class SQLiteOutbox(Outbox):
         seqs = self._resolve(bit, [item.id for item in items])
         with self._write() as db:
             db.executemany(
-                "UPDATE deliveries SET due = ?, leased = 0, attempt = attempt + 1, error = ? "
-                "WHERE dest = ? AND seq = ?",
-                [(it.not_before, it.error, bit, seqs[it.id]) for it in items if it.id in seqs],
+                "UPDATE deliveries SET due = ?, leased = 0, attempt = coalesce(?, attempt + 1), "
+                "error = ? WHERE dest = ? AND seq = ?",
+                [(it.not_before, it.attempt, it.error, bit, seqs[it.id])
+                 for it in items if it.id in seqs],
             )
         self._forget(bit, list(seqs))
         self._maybe_checkpoint()
@@ -872,14 +881,16 @@ class SQLiteOutbox(Outbox):
                 ).fetchone()
                 if fresh is not None:
                     return now
-                due = db.execute(
-                    "SELECT min(due) FROM deliveries WHERE dest = ?", (bit,)
-                ).fetchone()[0]
+                due, ahead = db.execute(
+                    "SELECT min(due), EXISTS (SELECT 1 FROM deliveries WHERE dest = ?1 "
+                    "AND due > ?2 AND leased = 0) FROM deliveries WHERE dest = ?1",
+                    (bit, now + MAX_AHEAD),
+                ).fetchone()
             except sqlite3.Error as exc:
                 raise _storage_error(exc, self.path) from None
         if due is None:
             return None
-        return now if due <= now else float(due)
+        return now if ahead or due <= now else float(due)
 
     # inspection and dead letters ---------------------------------------------------------
     def stats(self, now: float) -> dict[str, QueueStats]:
@@ -977,7 +988,7 @@ class SQLiteOutbox(Outbox):
                 "WHERE (?1 IS NULL OR dest = ?1) AND (?2 IS NULL OR dead_at >= ?2) ORDER BY rowid",
                 args,
             ).fetchall()
-            now = time.time()
+            now = clock.wall()
             db.executemany(_INSERT, [(dest, now, body) for _, dest, _id, _created, body in rows])
             db.executemany("DELETE FROM dead WHERE rowid = ?", [(row[0],) for row in rows])
         return len(rows)

@@ -1,8 +1,10 @@
 """A stateful property test of the promise "nothing lost, nothing wrong, never raised".
 
 Random interleavings of valid and invalid calls, faults on each platform, forked children
-that track and flush, close-and-reopen of a durable queue, and (with Redis) the server
-stopped, paused and restarted with or without its data. Invariant, per destination, after a
+that track and flush, processes that exit without close(), calls from SIGALRM handlers, wall
+clock steps of hours and days, close-and-reopen of a durable queue, and (with Redis) the
+server stopped, paused, refusing writes at its memory limit, and restarted with or without
+its data. Invariant, per destination, after a
 final flush: every accepted call was stored (exactly once in Customer.io, at least once in
 OpenCDP, whose resends carry the same Idempotency-Key) or dead-lettered with a reason;
 nothing else was stored; no call raised anything but ``ValidationError`` for bad input.
@@ -12,9 +14,14 @@ nothing else was stored; no call raised anything but ``ValidationError`` for bad
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import tempfile
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -25,7 +32,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from opencdp import Client
+from opencdp import Client, clock
+from opencdp.clock import ManualClock, SteadyClock
 from opencdp.config import BreakerConfig, RetryConfig
 from opencdp.errors import ValidationError
 from opencdp.sandbox import Sandbox
@@ -64,6 +72,10 @@ class Delivery(RuleBasedStateMachine):
         self.accepted: set[int] = set()
         self.maybe: set[int] = set()
         self.clients: list[Client] = []
+        self.wall = ManualClock()  # the machine's clock, as the tests step it
+        self._clock = clock.use(SteadyClock(self.wall))
+        self._clock.__enter__()
+        self.handler_seqs = itertools.count(1_000_000)
         self.client = self._open()
 
     def _queue(self) -> str:
@@ -129,6 +141,60 @@ class Delivery(RuleBasedStateMachine):
             # (a platform was down): what it had not delivered is gone with the process.
             self.maybe.update(seqs)
 
+    @rule(count=st.integers(5, 40))
+    def track_from_signal_handlers(self, count: int) -> None:
+        """SIGALRM handlers track while the main thread does: none waits on the main
+        thread's own locks, and every call counts."""
+        from_handlers: list[int] = []
+
+        def handler(signum: int, frame: Any) -> None:
+            seq = next(self.handler_seqs)
+            self.client.track("u1", "Stateful", {"seq": seq})
+            from_handlers.append(seq)
+
+        previous = signal.signal(signal.SIGALRM, handler)
+        signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
+        try:
+            self.track(count)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0, 0)
+            signal.signal(signal.SIGALRM, previous)
+        self.accepted.update(from_handlers)
+
+    @rule(hours=st.sampled_from([-1.0, 1.0, 25.0, -25.0]))
+    def clock_step(self, hours: float) -> None:
+        self.wall.step(hours * 3600)
+        self.track(3)
+
+    @rule(count=st.integers(1, 10))
+    def exit_without_close(self, count: int) -> None:
+        """Another process on the same queue that exits without close(): its atexit drain
+        delivers (a memory queue's too)."""
+        seqs = [self._next() for _ in range(count)]
+        queue = self._queue()
+        script = textwrap.dedent(f"""
+            from opencdp import Client
+            from opencdp.config import RetryConfig
+            from opencdp.testing import sandbox_options
+            class S:
+                opencdp_url = {self.sandbox.opencdp_url!r}
+                track_url = {self.sandbox.track_url!r}
+                app_url = {self.sandbox.app_url!r}
+            client = Client(**sandbox_options(
+                S(), queue={queue!r}, register_atexit=True, shutdown_timeout=20.0,
+                retry=RetryConfig(base_delay=0.01, max_delay=0.2, max_attempts=50),
+                spill_path={str(Path(self.tmp.name) / "exit-spill.db")!r}))
+            for seq in {seqs!r}:
+                client.track("exiting", "Stateful", {{"seq": seq}})
+        """)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=90, check=False)
+        assert done.returncode == 0, done.stderr
+        if queue == "memory" and "OCDP302" in done.stderr:
+            self.maybe.update(seqs)  # a platform was down for the whole drain: counted loss
+        else:
+            self.accepted.update(seqs)
+
     @precondition(lambda self: self.queue_kind != "memory")
     @rule()
     def reopen(self) -> None:
@@ -136,9 +202,20 @@ class Delivery(RuleBasedStateMachine):
         self.client = self._open()
 
     @precondition(lambda self: self.queue_kind == "redis")
-    @rule(how=st.sampled_from(["restart", "pause"]))
+    @rule(how=st.sampled_from(["restart", "pause", "refuse_writes"]))
     def redis_trouble(self, how: str) -> None:
-        if how == "pause":
+        if how == "refuse_writes":  # maxmemory with noeviction: every write refused
+            import redis
+
+            server = redis.Redis.from_url(self.redis.url)
+            server.config_set("maxmemory-policy", "noeviction")
+            server.config_set("maxmemory", "1")
+            try:
+                self.track(5)
+            finally:
+                server.config_set("maxmemory", "0")
+                server.close()
+        elif how == "pause":
             self.redis.pause()
             self.track(5)
             self.redis.resume()
@@ -185,6 +262,7 @@ class Delivery(RuleBasedStateMachine):
         finally:
             for client in self.clients:
                 client.close(0.5)
+            self._clock.__exit__(None, None, None)
             self.tmp.cleanup()
 
 

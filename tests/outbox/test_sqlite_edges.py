@@ -548,3 +548,139 @@ def test_ages_are_stamped_by_the_engine_clock_and_never_negative(tmp_path: Path)
         assert box.stats(start)["opencdp"].to_dict()["spilled"] == 1
     finally:
         box.close()
+
+
+# -- forked children ------------------------------------------------------------------------
+
+
+def _child(body: Any) -> int:
+    """Fork; the child runs ``body`` and exits with its result (never returns into pytest);
+    the parent waits for it, bounded, and returns the exit code."""
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            code = int(body())
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError("the forked child hung")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_child_forked_while_a_parent_thread_holds_the_locks_works(tmp_path: Path) -> None:
+    """Batched mode: the flusher thread does not exist in the child, and the connection,
+    commit and buffer locks a parent thread holds at the fork are not the child's."""
+    import threading
+
+    box = SQLiteOutbox(tmp_path / "q.db", durability="batched")
+    try:
+        for n in range(5):
+            box.put(msg(n, OPENCDP))
+        holding, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with box._lock, box._commit_lock, box._buffer._lock:
+                holding.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert holding.wait(5)
+
+        def child() -> int:
+            for n in range(100, 110):
+                box.put(msg(n, OPENCDP))
+            box.flush()
+            return box.stats(time.time())["opencdp"].pending
+
+        try:
+            started = time.monotonic()
+            code = _child(child)
+            assert time.monotonic() - started < 5
+        finally:
+            release.set()
+            holder.join(10)
+        box.flush()
+        assert code == 10  # its own: the parent's buffered five are the parent's to commit
+        got = _drain(box, "opencdp")
+        assert got == [*range(5), *range(100, 110)]
+    finally:
+        box.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_children_forked_mid_batch_lose_and_double_nothing(tmp_path: Path) -> None:
+    """Forks at any instant while a parent thread puts in batched mode: every put of the
+    parent and of each child is stored once."""
+    import threading
+
+    box = SQLiteOutbox(tmp_path / "q.db", durability="batched")
+    stop = threading.Event()
+    put: list[int] = []
+
+    def produce() -> None:
+        for n in range(1_000_000):
+            if stop.is_set():
+                return
+            box.put(msg(n, OPENCDP))
+            put.append(n)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        for k in range(8):
+            time.sleep(0.02)
+
+            def child(k: int = k) -> int:
+                for n in range(5):
+                    box.put(msg(10_000_000 + 10 * k + n, OPENCDP))
+                box.flush()
+                return 0
+
+            assert _child(child) == 0
+    finally:
+        stop.set()
+        producer.join(10)
+    box.flush()
+    try:
+        got = _drain(box, "opencdp") if len(put) < 9000 else None
+        if got is None:  # a fast machine: count instead of listing
+            stats = box.stats(time.time())["opencdp"]
+            assert stats.pending == len(put) + 40
+        else:
+            children = sorted(10_000_000 + 10 * k + n for k in range(8) for n in range(5))
+            assert got == sorted(put + children)
+    finally:
+        box.close()
+
+
+def test_a_put_refused_by_a_full_buffer_leaves_no_copy_behind() -> None:
+    """Batched mode on a full disk: the put that finds the buffer full and cannot commit it
+    raises without keeping its row, so the spill that takes it holds the only copy."""
+    import logging
+
+    from opencdp.outbox.buffer import PutBuffer
+
+    def refuse(rows: Any) -> None:
+        raise QueueFullError("the disk is full")
+
+    buffer: PutBuffer[int] = PutBuffer(refuse, interval=60, name="t", limit=3,
+                                       log=logging.getLogger("t"))
+    try:
+        for row in range(3):
+            buffer.add(row)
+        with pytest.raises(QueueFullError):
+            buffer.add(3)
+        assert list(buffer._rows) == [0, 1, 2]
+    finally:
+        buffer._stop.set()

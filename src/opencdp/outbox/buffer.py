@@ -1,7 +1,8 @@
 """Buffered puts for ``durability="batched"``, shared by the SQLite and Redis outboxes.
 
 Callers append rows and return at once; a daemon thread commits what arrived every
-``interval`` seconds, and a caller commits at once when ``limit`` rows are waiting. A commit
+``interval`` seconds, and a caller commits at once when ``limit`` rows are waiting. In a
+forked child the owner calls ``reset``: the thread is the parent's, and so are the rows. A commit
 writes in chunks; when one fails, the rows not yet written go back to the front of the
 buffer (so nothing is lost or written twice) and the error propagates.
 """
@@ -51,11 +52,14 @@ class PutBuffer(Generic[Row]):
         return len(self._rows)
 
     def add(self, row: Row) -> None:
+        """Take ``row``, or raise (the commit's error) without having taken it: a full
+        buffer is committed first, so a caller that sends a refused row elsewhere (the
+        spill) never leaves a copy behind here."""
+        if len(self._rows) >= self.limit:
+            self.commit()
         self._rows.append(row)
         if self._thread is None:
             self._start()
-        if len(self._rows) >= self.limit:
-            self.commit()
 
     def commit(self) -> None:
         rows_left = self._rows

@@ -453,23 +453,38 @@ class RedisOutbox(Outbox):
         }
         self._init_state()
         try:
+            self._open()
+        except BaseException:
+            self._disconnect()
+            raise
+        _instances.add(self)
+
+    def _open(self) -> None:
+        try:
             self._check_rights()
             self._create_groups()
-        except ConfigurationError:
-            raise
-        except (redis.exceptions.OutOfMemoryError, redis.exceptions.TimeoutError) as exc:
+        except redis.exceptions.OutOfMemoryError as exc:
             raise OutboxError(self._scrub(f"the Redis outbox failed: {_describe(exc)}")) from None
         except (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError) as exc:
             raise ConfigurationError(self._scrub(
                 f"the Redis server refused the queue: {_describe(exc)}")) from None
         except redis.exceptions.RedisError as exc:
             raise OutboxError(self._scrub(f"the Redis outbox failed: {_describe(exc)}")) from None
-        _instances.add(self)
 
-    def _client(self, timeout: float, *, retry: bool = True) -> Any:
+    def _disconnect(self) -> None:
+        for client in (self._redis, self._put_redis, self._quick_redis):
+            with contextlib.suppress(redis.exceptions.RedisError):
+                client.close()
+
+    def _client(self, timeout: float, retries: int | None = None) -> Any:
+        """A client whose every wait is ``timeout``; ``retries`` (when given) replaces
+        redis-py's retrying with that many immediate retries of a dropped connection, never
+        of a timeout, so one call waits about ``timeout``, not a multiple of it."""
         options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-        if not retry:
-            options.update(retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        if retries is not None:
+            options.update(retry=Retry(NoBackoff(), retries,
+                                       supported_errors=(redis.exceptions.ConnectionError,)),
+                           health_check_interval=0)
         return redis.Redis.from_url(self._url, **options)
 
     def _connect(self) -> None:
@@ -481,9 +496,10 @@ class RedisOutbox(Outbox):
         ``close``, which ``flush``, ``close`` and ``health`` wait on."""
         try:
             self._redis = self._client(self._socket_timeout)
-            self._put_redis = self._client(self._put_timeout, retry=False)
+            self._put_redis = self._client(self._put_timeout, retries=0)
+            # Reads and idempotent tidying: a connection dropped since (a restart) is retried.
             self._quick_redis = self._client(min(self._socket_timeout, _CONTROL_TIMEOUT),
-                                             retry=False)
+                                             retries=1)
         except ValueError as exc:
             raise ConfigurationError(f"invalid Redis URL: {exc}") from None
         self._register()
@@ -518,6 +534,7 @@ class RedisOutbox(Outbox):
             pipe.execute_command(*args)
         replies = pipe.execute(raise_on_error=False)
         missing: list[str] = []
+        unknown: list[str] = []
         keys = replica = False
         flags = True
         for (name, _args), reply in zip(commands, replies, strict=True):
@@ -529,6 +546,8 @@ class RedisOutbox(Outbox):
                 replica = True
             elif isinstance(reply, redis.exceptions.ResponseError) and name == "script|load":
                 flags = False  # before Redis 7: no script flags
+            elif isinstance(reply, redis.exceptions.ResponseError) and "unknown" in str(reply):
+                unknown.append(name)
         user = self._redis.connection_pool.connection_kwargs.get("username") or "default"
         if missing:
             grant = " ".join(f"+{c}" for c in dict.fromkeys(missing))
@@ -538,6 +557,10 @@ class RedisOutbox(Outbox):
                 f"{where}, which the queue needs (the server answered NOPERM); grant them "
                 f"(ACL SETUSER {user} {grant}{where and f' ~{{{self.prefix}}}:*'}) or use "
                 "a user that has them"))
+        if unknown:
+            raise ConfigurationError(
+                f"the Redis server does not know {', '.join(unknown)}, which the queue needs "
+                "(Redis 6.2 or later)")
         if replica:
             raise ConfigurationError(
                 "the Redis server is a read-only replica (it answered READONLY to the queue's "
@@ -1007,9 +1030,7 @@ class RedisOutbox(Outbox):
                         args=[self.consumer, *DESTINATION_NAMES.values()])
         self._closed = True
         _instances.discard(self)
-        for client in (self._redis, self._put_redis, self._quick_redis):
-            with contextlib.suppress(redis.exceptions.RedisError):
-                client.close()
+        self._disconnect()
 
     def __enter__(self) -> RedisOutbox:
         return self

@@ -119,8 +119,8 @@ class MemoryOutbox(Outbox):
                 with reentry.region():
                     self._put_full(message, targets, 0)
                 return
-        now = clock.wall()
-        if abs(now - (message.id >> 80) / 1000) > _LATE:
+        if abs(time.time() - (message.id >> 80) / 1000) > _LATE:  # the id's own clock
+            now = clock.wall()
             for _, lane in targets:
                 lane.late[message.id] = now
         for _, lane in targets:
@@ -142,8 +142,8 @@ class MemoryOutbox(Outbox):
 
     def _append(self, message: Message, targets: tuple[tuple[str, _Lane], ...],
                 size: int) -> None:
-        now = clock.wall()
-        late = abs(now - (message.id >> 80) / 1000) > _LATE
+        late = abs(time.time() - (message.id >> 80) / 1000) > _LATE
+        now = clock.wall() if late else 0.0
         for _, lane in targets:
             if late:
                 lane.late[message.id] = now

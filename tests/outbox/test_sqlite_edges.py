@@ -314,7 +314,7 @@ def _unlink_queue(path: Path) -> None:
             os.unlink(str(path) + suffix)
 
 
-def _drain(box: SQLiteOutbox, destination: str) -> list[int]:
+def _drain(box: Any, destination: str) -> list[int]:
     seqs: list[int] = []
     for _ in range(100):
         batch = box.lease(destination, 100, time.time(), 30)
@@ -684,3 +684,39 @@ def test_a_put_refused_by_a_full_buffer_leaves_no_copy_behind() -> None:
         assert list(buffer._rows) == [0, 1, 2]
     finally:
         buffer._stop.set()
+
+
+# -- the spill file -------------------------------------------------------------------------
+
+
+def test_a_deleted_spill_file_keeps_what_it_held(tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """The queue's disk is full, so calls spill; the spill file is deleted under the
+    process. Maintain moves what the open file held into a new one at the path (logged),
+    which a restart finds; once the disk has room everything reaches the queue, once, and
+    the spill's log is given back."""
+    from opencdp.outbox.spill import SpilledOutbox, SpillFile
+
+    spill_path = tmp_path / "spill" / "spill.db"
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        box = SpilledOutbox(SQLiteOutbox(disk / "q.db"), SpillFile(spill_path))
+        try:
+            filler = fill(disk)
+            for n in range(5):
+                box.put(msg(n, OPENCDP))
+            assert box.spilling
+            _unlink_queue(spill_path)
+            for n in range(5, 8):
+                box.put(msg(n, OPENCDP))
+            box.maintain(time.time())
+            assert spill_path.exists()
+            again = SpillFile(spill_path)
+            assert again.counts() == {0: 8, 1: 8, 2: 0}  # what a restart would find
+            again.close()
+            os.unlink(filler)
+            wait_for(lambda: (box.maintain(time.time()), not box.spilling)[1], 10, "the drain")
+            assert _drain(box.primary, "opencdp") == list(range(8))
+            assert os.path.getsize(str(spill_path) + "-wal") == 0
+        finally:
+            box.close()
+    assert any("moved the 8 message(s)" in r.getMessage() for r in caplog.records)

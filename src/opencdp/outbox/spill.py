@@ -14,6 +14,10 @@ never lose it.
 
 The spill file is created on the first spill (a process whose queue never fails writes
 nothing), and one left by an earlier process is drained when the next one opens the queue.
+Its write-ahead log is truncated back to ``_WAL_LIMIT`` after each checkpoint and to nothing
+once the file is empty. A spill file deleted or replaced while open would take what it holds
+with it at the next start, so ``maintain`` follows the path (device and inode) and moves the
+open file's messages into the file now there (OCDP325).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 import weakref
@@ -39,6 +44,7 @@ __all__ = ["SpillFile", "SpilledOutbox"]
 _files: weakref.WeakSet[SpillFile] = weakref.WeakSet()
 _wrappers: weakref.WeakSet[SpilledOutbox] = weakref.WeakSet()
 _DRAIN_BATCH = 200  # one write into the queue: a put waits for at most that
+_WAL_LIMIT = 1 << 20
 
 
 class SpillFile:
@@ -50,6 +56,7 @@ class SpillFile:
         self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._file: tuple[int, int] | None = None  # (device, inode) of the open file
         self._pid = os.getpid()
         self._closed = False
         _files.add(self)
@@ -73,6 +80,7 @@ class SpillFile:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS spill (seq INTEGER PRIMARY KEY, "
                 "dests INTEGER NOT NULL, body BLOB NOT NULL, since REAL, created REAL)"
@@ -84,7 +92,51 @@ class SpillFile:
             db.close()
             raise
         self._db = db
+        self._file = _identity(self.path)
         return db
+
+    def follow(self) -> int:
+        """If the file at the path is not the open one (deleted or replaced), move what the
+        open one holds into the file at the path; returns how many messages moved. A copy
+        is written beside it first, and kept (named in the error) if the move fails."""
+        with self._lock:
+            old = self._db
+            if old is None or self._pid != os.getpid() or _identity(self.path) == self._file:
+                return 0
+            carry = f"{self.path}.carried-{os.getpid()}-{secrets.token_hex(4)}"
+            try:
+                rows = old.execute(
+                    "SELECT dests, body, since, created FROM spill ORDER BY seq").fetchall()
+                copy = sqlite3.connect(carry)
+                try:
+                    old.backup(copy)
+                finally:
+                    copy.close()
+            except (OSError, sqlite3.Error) as exc:
+                raise OutboxError(f"the spill file {self.path} was deleted or replaced, and "
+                                  f"what it held cannot be copied out: {exc}") from None
+            old.close()  # before the path is opened again: its log and index are the old file's
+            self._db = None
+            if not os.path.exists(self.path):
+                for suffix in ("-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.path + suffix)
+            try:
+                new = self._open()
+                new.execute("BEGIN IMMEDIATE")
+                new.executemany("INSERT INTO spill (dests, body, since, created) "
+                                "VALUES (?, ?, ?, ?)", rows)
+                new.execute("COMMIT")
+            except (OSError, sqlite3.Error) as exc:
+                if self._db is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                raise OutboxError(f"the spill file {self.path} was deleted or replaced, and "
+                                  f"what it held is kept in {carry}: {exc}") from None
+            for suffix in ("", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(carry + suffix)
+            return len(rows)
 
     def put(self, message: Message, since: float | None = None) -> None:
         """Insert one message; raises OutboxError when the file cannot take it. ``since``:
@@ -153,6 +205,9 @@ class SpillFile:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
                 raise
+            if moved and not left:  # empty: give the log's space back to the disk
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if failure is not None:
             raise failure
         return len(moved), left
@@ -171,6 +226,14 @@ class SpillFile:
                     self._db.close()
             self._db = None
             self._closed = True
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _runs(rows: Sequence[tuple[int, bytes, float | None]]
@@ -286,6 +349,15 @@ class SpilledOutbox(Outbox):
             self.primary.maintain(now)
         except OpenCDPError as exc:
             self._log(logging.WARNING, "OCDP325", "maintain", f"queue maintenance failed: {exc}")
+        try:
+            followed = self.spill.follow()
+        except OutboxError as exc:
+            self._log(logging.ERROR, "OCDP325", "spill-file", str(exc))
+        else:
+            if followed:
+                self._log(logging.WARNING, "OCDP325", "spill-file",
+                          f"the spill file {self.spill.path} was deleted or replaced while in "
+                          f"use; moved the {followed} message(s) it held into a new one")
         self.drain()
 
     def drain(self, deadline: float = 0.5) -> int:

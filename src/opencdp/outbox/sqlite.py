@@ -219,7 +219,10 @@ class _CorruptError(OutboxError):
 
 
 def _is_corrupt(exc: sqlite3.Error) -> bool:
-    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _CORRUPT
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return (code & 0xFF) in _CORRUPT
+    return any(text in str(exc) for text in ("malformed", "not a database"))
 
 
 def _storage_error(exc: sqlite3.Error, path: str) -> OpenCDPError:

@@ -103,30 +103,29 @@ def paused(server: Any) -> Iterator[Pause]:
         pause.resume()
 
 
-@pytest.fixture
-def full(server: Any) -> Iterator[Any]:
-    """``fill()`` puts the server at its memory limit (``noeviction``), ``free()`` lifts it;
-    lifted at the end whatever happened."""
-    control = admin(server)
+class Full:
+    """``fill()`` puts the server at its memory limit (``noeviction``), ``free()`` lifts it."""
 
-    def fill() -> None:
-        control.config_set("maxmemory-policy", "noeviction")
+    def __init__(self, server: Any) -> None:
+        self.control = admin(server)
+
+    def fill(self) -> None:
+        self.control.config_set("maxmemory-policy", "noeviction")
         # Well under what is used: memory freed by acks must not lift the limit by itself.
-        control.config_set("maxmemory", int(control.info("memory")["used_memory"]) // 2)
+        self.control.config_set("maxmemory", int(self.control.info("memory")["used_memory"]) // 2)
 
-    def free() -> None:
-        control.config_set("maxmemory", 0)
+    def free(self) -> None:
+        self.control.config_set("maxmemory", 0)
 
-    class Full:
-        pass
 
-    handle = Full()
-    handle.fill = fill  # type: ignore[attr-defined]
-    handle.free = free  # type: ignore[attr-defined]
+@pytest.fixture
+def full(server: Any) -> Iterator[Full]:
+    """Lifted at the end whatever happened."""
+    limit = Full(server)
     try:
-        yield handle
+        yield limit
     finally:
-        free()
+        limit.free()
 
 
 # -- 2. a server that would take no writes from this user is refused at construction --------

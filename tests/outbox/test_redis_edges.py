@@ -340,7 +340,7 @@ def test_memory_limit_with_retries_waiting_then_freed_delivers_all_exactly_once(
         sandbox.set_faults({"customerio": None})
         for seq in range(40, 50):
             client.track(f"user-{seq % 7}", "edge", {"seq": seq})  # accepted: spilled
-        engine = client._engine  # type: ignore[attr-defined]
+        engine = client._engine
         _wait(lambda: engine.dispatcher.internal_errors.get("OCDP307", 0) >= 2, 20,
               "the refused promotion is raised as OCDP307")
         assert len(stored(sandbox, "customerio")) < 40, "nothing parked can come back yet"
@@ -379,7 +379,7 @@ def test_twenty_tracks_with_event_ids_while_redis_is_paused_take_under_two_secon
         assert time.monotonic() - again < 0.5
         paused.resume()
         assert client.flush(20), client.health().to_dict()
-        guard = client._engine.idempotency  # type: ignore[attr-defined]
+        guard = client._engine.idempotency
         assert (guard.fallbacks >= 21, guard.suppressed) == (True, 1), guard
         _all_once(sandbox, 21)
     finally:
@@ -392,7 +392,7 @@ def test_close_returns_within_its_timeout_while_redis_is_paused(
     sandbox: Any, server: Any, paused: Any, tmp_path: Path, mode: str
 ) -> None:
     client = _client(sandbox, server, tmp_path)
-    queue = client._engine.config.queue  # type: ignore[attr-defined]
+    queue = client._engine.config.queue
     client.track("warm", "edge", {"seq": 0})
     assert client.flush(10)
     paused(Pause.LENGTH[mode], mode)

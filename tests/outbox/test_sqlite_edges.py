@@ -166,7 +166,8 @@ def test_an_ack_that_cannot_be_written_is_owed_not_resent(tmp_path: Path) -> Non
 
 def test_the_write_ahead_log_stays_small_beside_the_data(tmp_path: Path) -> None:
     """Thousands of small engine transactions (lease and ack ten at a time while puts land)
-    rewrite the same pages into the log; it is checkpointed and truncated as it goes."""
+    rewrite the same pages into the log; it is checkpointed as it goes, and maintain gives
+    its space back."""
     box = SQLiteOutbox(tmp_path / "q.db")
     wal = str(tmp_path / "q.db") + "-wal"
     largest = 0
@@ -180,10 +181,11 @@ def test_the_write_ahead_log_stays_small_beside_the_data(tmp_path: Path) -> None
                 largest = max(largest, os.path.getsize(wal))
         box.maintain(time.time())
         after = os.path.getsize(wal)
+        data = os.path.getsize(tmp_path / "q.db")
     finally:
         box.close()
-    assert largest <= 2 << 20, f"the log reached {largest} bytes"
-    assert after <= 1 << 20
+    assert largest <= (4 << 20) * 1.25, f"the log reached {largest} bytes"
+    assert after <= data, f"the log holds {after} bytes beside {data} bytes of data"
 
 
 # -- processes in other PID namespaces --------------------------------------------------------

@@ -26,8 +26,10 @@ Why it is shaped this way:
   calls of the last interval, and nothing else.
 - Checkpoints (the only fsyncs) run on the engine's threads every half second, and at once
   when the write-ahead log passes ``_WAL_LIMIT``, off the caller's path; SQLite's automatic
-  checkpoint stays on as a backstop for a process that only writes. ``journal_size_limit``
-  shrinks the log back after each checkpoint, so it never stays larger than the data.
+  checkpoint stays on as a backstop for a process that only writes. ``maintain`` truncates a
+  log still larger than the limit, so it does not stay larger than the data. (Not
+  ``journal_size_limit``: truncating at every reset makes the log grow again by appends,
+  which cost a put-only process a fifth of its rate.)
 - A full disk must not wedge the queue. A checkpoint moves pages from the log into the file,
   and the file may have to grow for it: if the log has taken the last free bytes, no
   checkpoint can finish, the log can never be reused, and every write (even an ``ack`` that
@@ -159,9 +161,9 @@ _DROP_DONE = (
     "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE dest IN (1, 2) AND seq = ?)"
 )
 _CHECKPOINT_EVERY = 0.5
-_WAL_LIMIT = 1 << 20
-"""Bytes of write-ahead log after which the engine checkpoints at once (and to which a
-checkpointed log is truncated); a quarter of the reserve when the disk is nearly full."""
+_WAL_LIMIT = 4 << 20
+"""Bytes of write-ahead log after which the engine checkpoints at once (and ``maintain``
+truncates it); a quarter of the reserve when the disk is nearly full."""
 _AUTOCHECKPOINT = 4000  # pages (16 MiB): the backstop for a process whose engine never runs
 _RESERVE = 256 << 10
 """Free bytes the queue's own writes leave on its disk beyond what the pending checkpoint
@@ -395,7 +397,6 @@ class SQLiteOutbox(Outbox):
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
-            db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}")
             self._page = int(db.execute("PRAGMA page_size").fetchone()[0])
         except sqlite3.Error as exc:
             raise ConfigurationError(f"cannot open the SQLite outbox {self.path}: {exc}") from None

@@ -368,6 +368,45 @@ def test_a_deleted_queue_file_is_reopened_with_everything_it_held(
     assert "carried over 14 pending message(s) and 1 dead letter(s)" in logged[0]
 
 
+def test_a_client_whose_queue_file_is_deleted_delivers_everything_once(
+    tmp_path: Path, sandbox: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """End to end: calls before and after the deletion all arrive, once, and a restart on
+    the same file finds nothing left to send."""
+    from health.support import client_options
+    from opencdp import Client
+
+    path = tmp_path / "q.db"
+    options = client_options(sandbox, queue=f"sqlite:///{path}",
+                             spill_path=str(tmp_path / "spill.db"))
+    sandbox.set_faults({"customerio": {"down": True}})
+    client = Client(**options)
+    try:
+        for seq in range(100):
+            client.track("u1", "viewed", {"seq": seq})
+        wait_for(lambda: len(stored(sandbox, "opencdp")) >= 50, 20, "some deliveries")
+        _unlink_queue(path)
+        for seq in range(100, 200):
+            client.track("u1", "viewed", {"seq": seq})
+        wait_for(lambda: any("OCDP325" in r.getMessage() for r in caplog.records), 10,
+                 "the upkeep to notice")
+        sandbox.clear_faults()
+        assert client.flush(30)
+    finally:
+        client.close(timeout=5)
+    again = Client(**options)
+    try:
+        assert again.flush(10)
+        stats = again.engine.outbox.stats(time.time())
+        assert stats["opencdp"].pending == stats["customerio"].pending == 0
+    finally:
+        again.close(timeout=5)
+    for service in ("opencdp", "customerio"):
+        seen = stored(sandbox, service)
+        assert sorted(seen) == list(range(200)), service
+        assert set(seen.values()) == {1}, service
+
+
 def test_a_queue_file_replaced_by_another_queue_is_merged_without_duplicates(
     tmp_path: Path,
 ) -> None:
@@ -385,8 +424,6 @@ def test_a_queue_file_replaced_by_another_queue_is_merged_without_duplicates(
         for n in range(5, 8):
             box.put(msg(n, OPENCDP))
         os.rename(tmp_path / "backup.db", path)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(str(path) + "-shm")
         box.maintain(time.time())
         assert _drain(box, "opencdp") == list(range(8))
     finally:

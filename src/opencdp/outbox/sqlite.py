@@ -449,6 +449,10 @@ class SQLiteOutbox(Outbox):
         old = self._db
         carry = f"{self.path}.carried-{os.getpid()}-{secrets.token_hex(4)}"
         mine = {bit: {ulid_str(i) for i in leased} for bit, leased in self._leased.items()}
+        with contextlib.suppress(OpenCDPError), self._write():
+            pass  # writes the acks still owed, into the old file: its rows are what is copied
+        for owed in self._owed.values():
+            owed.clear()  # rows of the old file
         try:
             with contextlib.suppress(sqlite3.Error):
                 old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -471,7 +475,7 @@ class SQLiteOutbox(Outbox):
             self._create_file()
             self._db = self._connect(check=True)
             carried = self._merge(carry, mine)
-        except OpenCDPError as exc:
+        except (OpenCDPError, sqlite3.Error) as exc:
             self._fail(f"the SQLite outbox {self.path} was {how} while in use and cannot be "
                        f"reopened ({exc}); what the old file held is kept in {carry}")
             return

@@ -759,3 +759,19 @@ def test_a_deleted_spill_file_keeps_what_it_held(tmp_path: Path,
         finally:
             box.close()
     assert any("moved the 8 message(s)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_transaction_left_open_is_rolled_back_before_the_next_put(tmp_path: Path) -> None:
+    """A COMMIT that failed and whose ROLLBACK failed too leaves the connection inside a
+    transaction: the next put must still be committed when it returns."""
+    import sqlite3
+
+    box = SQLiteOutbox(tmp_path / "q.db")
+    try:
+        box._db.execute("BEGIN IMMEDIATE")  # as a failed COMMIT leaves it
+        box.put(msg(0))
+        other = sqlite3.connect(tmp_path / "q.db")
+        assert other.execute("SELECT count(*) FROM msgs").fetchone()[0] == 1
+        other.close()
+    finally:
+        box.close()

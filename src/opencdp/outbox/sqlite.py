@@ -408,8 +408,6 @@ class SQLiteOutbox(Outbox):
             self._usable()
             db = self._db
             try:
-                if db.in_transaction:  # a failed COMMIT whose ROLLBACK failed too
-                    db.execute("ROLLBACK")
                 db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise _storage_error(exc, self.path) from None
@@ -427,10 +425,18 @@ class SQLiteOutbox(Outbox):
                 raise
 
     def _usable(self) -> None:
+        """Raise unless the connection can be used now (the lock is held). A transaction
+        left open (a COMMIT that failed, and its ROLLBACK too) is rolled back first: a put
+        would land in it uncommitted, and its snapshot would hold every checkpoint back."""
         if self._closed:
             raise OutboxError(f"the SQLite outbox {self.path} is closed")
         if self._broken is not None:
             raise OutboxError(self._broken)
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise _storage_error(exc, self.path) from None
 
     # the file under the path -------------------------------------------------------------
     def _watch_file(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ctypes
 import os
 import threading
 import time
@@ -48,9 +49,14 @@ _MAINTAIN_EVERY = 1.0
 _CHECK_THREAD_EVERY = 1024
 _LOG_INTERVAL = 60.0
 _engines: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
-_inherited: list[object] = []
-"""What a forked child inherited from its parent's engine (session, loop, lanes): kept, never
-used, so that nothing of it is finalised in the child (no "Unclosed client session")."""
+
+
+def _keep_forever(obj: object) -> None:
+    """Never finalise ``obj`` in this process: what a forked child inherited from its
+    parent's engine (session, loop, lanes) belongs to a thread that does not exist here.
+    Finalising it warns ("Unclosed client session") or, for a uvloop loop, aborts the child
+    at exit. A reference that is never released costs a few kilobytes per fork."""
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
 
 
 def _after_fork_in_child() -> None:
@@ -95,7 +101,6 @@ class Dispatcher:
         self.housework: Callable[[], None] | None = None
         """Run after each ``outbox.maintain`` on the housekeeping thread (the engine moves
         calls made from signal handlers into the outbox there)."""
-        self._plain_loop = False
         self.restarts = 0
         self.internal_errors: dict[str, int] = {}
         self.transport: Transport = config.transport or AiohttpTransport(config, self._lookups)
@@ -157,7 +162,7 @@ class Dispatcher:
             self._started = True
 
     def _run(self, ready: threading.Event) -> None:
-        loop = new_loop(plain=self._plain_loop)
+        loop = new_loop()
         self.loop = loop
         asyncio.set_event_loop(loop)
         rates = self.config.rate_limits
@@ -218,20 +223,14 @@ class Dispatcher:
 
     def on_fork(self) -> None:
         """In a forked child, right after ``fork``: the parent's thread is gone and its
-        in-memory messages are the parent's to deliver; start afresh on next use.
-
-        A parent whose engine ran on uvloop hands its child the standard loop: libuv's
-        process-wide state (its thread pool, its signal pipe) may be caught mid-use by the
-        fork, and a child that inherits it can wait for ever on its first connection."""
+        in-memory messages are the parent's to deliver; start afresh on next use."""
         self._forked = True
         self._start_lock = threading.Lock()
         self._waiters_lock = threading.Lock()
         self._waiters.clear()
         self._pending_callbacks = set()
         self.log.after_fork()
-        if self.loop is not None:
-            self._plain_loop = self._plain_loop or "uvloop" in type(self.loop).__module__
-        _inherited.append((self.transport, self.loop, self._lanes))
+        _keep_forever((self.transport, self.loop, self._lanes))
         self.loop = None
         self._thread = None
         self._lane_list = ()

@@ -24,12 +24,9 @@ def preimport() -> None:
     "opencdp.invalid".encode("idna")
 
 
-def new_loop(plain: bool = False) -> asyncio.AbstractEventLoop:
+def new_loop() -> asyncio.AbstractEventLoop:
     """uvloop when it is installed (``opencdp[speed]``): it roughly halves the engine's
-    per-request cost; the standard loop otherwise, or when ``plain`` (a forked child of a
-    process that ran uvloop: see ``Dispatcher.on_fork``)."""
-    if plain:
-        return asyncio.new_event_loop()
+    per-request cost; the standard loop otherwise."""
     try:
         import uvloop
     except ImportError:

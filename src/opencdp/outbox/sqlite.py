@@ -640,6 +640,8 @@ class SQLiteOutbox(Outbox):
                 "FROM msgs").fetchone()[0])
         except (OSError, sqlite3.Error):
             return _ROOM_CAP  # not measurable here: SQLite reports a full disk itself
+        if not disk.f_blocks:
+            return _ROOM_CAP  # a filesystem that reports no sizes
         growth = max(0, pages * self._page - size) + max(0, unfanned) * _FAN_OUT_BYTES
         free = disk.f_bavail * disk.f_frsize
         # Many small transactions rewrite the same pages into the log: on a nearly full disk

@@ -430,6 +430,36 @@ def test_a_queue_file_replaced_by_another_queue_is_merged_without_duplicates(
         box.close()
 
 
+def test_a_file_replaced_while_another_process_writes_the_old_one_stays_apart(
+    tmp_path: Path,
+) -> None:
+    """Another process still holds (and writes) the old file, so its log and index keep
+    their names: the new file at the path gets its own, and what the other process writes
+    afterwards goes to the old file only."""
+    import sqlite3
+
+    path = tmp_path / "q.db"
+    box = SQLiteOutbox(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        for n in range(3):
+            box.put(msg(n, OPENCDP))
+        assert other.execute("SELECT count(*) FROM msgs").fetchone()[0] == 3  # log open
+        copy = sqlite3.connect(tmp_path / "backup.db")
+        box._db.backup(copy)
+        copy.close()
+        box.maintain(time.time())
+        os.rename(tmp_path / "backup.db", path)
+        box.maintain(time.time())
+        other.execute("INSERT INTO msgs (dests, created, body) SELECT dests, created, body "
+                      "FROM msgs")  # into the old file, through its open log
+        assert box._db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        assert _drain(box, "opencdp") == [0, 1, 2]
+    finally:
+        other.close()
+        box.close()
+
+
 def test_a_queue_file_replaced_by_something_else_fails_loudly(tmp_path: Path) -> None:
     """Recovery impossible: every call raises OutboxError, and the old content is kept."""
     import sqlite3

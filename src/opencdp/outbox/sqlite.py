@@ -349,6 +349,7 @@ class SQLiteOutbox(Outbox):
             db.close()
             raise
         self._file = _file_identity(self.path)
+        self._wal_file = _file_identity(self.path + "-wal")
         return db
 
     def _check_file(self, db: sqlite3.Connection) -> None:
@@ -445,6 +446,7 @@ class SQLiteOutbox(Outbox):
             return
         found = _file_identity(self.path)
         if found is not None and found == self._file:
+            self._wal_file = _file_identity(self.path + "-wal")
             return
         with self._lock:
             if not self._closed and _file_identity(self.path) != self._file:
@@ -473,7 +475,10 @@ class SQLiteOutbox(Outbox):
                        f"file holds could not be copied out ({exc}); restart to reopen it")
             return
         old.close()
-        if how == "deleted":  # its log and index are the lost file's, never the new one's
+        # A log still at its name (another process holds the old file) is the old file's,
+        # and so is the index beside it: never the new file's. Unlinking the names leaves
+        # that process its open handles.
+        if how == "deleted" or _file_identity(self.path + "-wal") == self._wal_file:
             for suffix in ("-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path + suffix)

@@ -18,6 +18,7 @@ from opencdp.destinations.opencdp import Gateway
 from opencdp.message import Message, new_ulid
 from opencdp.outbox.base import Leased
 from support.openapi import SPEC_PATH
+from support.shared import require
 
 
 def test_page_and_screen_views_reach_both_platforms(make: Any, sandbox: Any) -> None:
@@ -259,7 +260,7 @@ def _coverage_tables() -> tuple[dict[str, str], dict[str, str]]:
 
 
 def test_every_track_operation_is_reachable_or_deliberately_not_exposed() -> None:
-    spec = json.loads(SPEC_PATH.read_text())
+    spec = json.loads(require(SPEC_PATH).read_text())
     operations = {f"{op['operationId']} {method.upper()} {path}"
                   for path, item in spec["paths"].items()
                   for method, op in item.items() if method in ("get", "put", "post", "delete")}

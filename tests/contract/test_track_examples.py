@@ -17,7 +17,10 @@ import httpx
 import pytest
 
 from opencdp.sandbox import Sandbox
-from support.openapi import spec
+from support.openapi import SPEC_PATH, spec
+from support.shared import require
+
+require(SPEC_PATH, module=True)
 
 SITE, TRACK_KEY = "sandbox-site", "sandbox-track-key"
 

@@ -26,7 +26,10 @@ import requests
 from hypothesis import HealthCheck, given, settings
 
 from opencdp.sandbox import Sandbox
-from support.openapi import pointer, spec, validator
+from support.openapi import SPEC_PATH, pointer, spec, validator
+from support.shared import require
+
+require(SPEC_PATH, module=True)
 
 schemathesis = pytest.importorskip("schemathesis")
 

@@ -24,7 +24,10 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from support.openapi import body_ref, spec, validator
+from support.openapi import SPEC_PATH, body_ref, spec, validator
+from support.shared import require
+
+require(SPEC_PATH, module=True)
 
 WRONG_SCALAR: Any = ["wrong-type"]
 WRONG_CONTAINER = "wrong-type"

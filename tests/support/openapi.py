@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "customerio" / \
-    "track-api.openapi.json"
+from .shared import SPEC, require
+
+SPEC_PATH = SPEC / "track-api.openapi.json"
 URI = "urn:customerio:track"
 
 
@@ -29,7 +29,7 @@ def _unions(node: Any) -> Any:
 
 @cache
 def spec() -> dict[str, Any]:
-    loaded: dict[str, Any] = _unions(json.loads(SPEC_PATH.read_text()))
+    loaded: dict[str, Any] = _unions(json.loads(require(SPEC_PATH).read_text()))
     return loaded
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,15 +18,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from opencdp.webhooks import METRICS, parse_event
+from support.shared import SPEC, require
 
-
-def _repo_root() -> Path:
-    here = Path(__file__).resolve()
-    return next(p for p in here.parents if (p / "pyproject.toml").is_file())
-
-
-SPEC_DIR = _repo_root().parent / "shared" / "spec" / "customerio"
-SPEC_PATH = SPEC_DIR / "reporting-webhooks.openapi.json"
+SPEC_PATH = require(SPEC / "reporting-webhooks.openapi.json", module=True)
 URI = "urn:customerio:reporting-webhooks"
 
 

@@ -38,7 +38,7 @@ from .health import Health, snapshot
 from .logs import Log
 from .message import CUSTOMERIO, OPENCDP, Message
 from .outbox.base import Outbox
-from .outbox.url import open_outbox
+from .outbox.url import open_outbox, safe_url
 from .policies.idempotency import IdempotencyGuard, SharedIdempotencyGuard
 from .snapshot import EngineSnapshot
 from .threads import DaemonExecutor
@@ -368,7 +368,7 @@ class Engine:
                                  "(sqlite:/// or redis://) to keep them across restarts, or "
                                  "raise shutdown_timeout.")
         # Bounded: a paused Redis or a long checkpoint must not hold the caller past its time.
-        done = self._closer.submit(self._close_outbox)
+        done = self._closer.submit(self._close_outbox, drained)
         try:
             done.result(max(0.5, deadline - clock.monotonic()))
         except concurrent.futures.TimeoutError:
@@ -379,9 +379,20 @@ class Engine:
             self._closer.shutdown(wait=False)
         return drained
 
-    def _close_outbox(self) -> None:
+    def _report_left(self) -> None:
+        """What a durable queue keeps at close, so a shutdown never ends in silence."""
+        left = {name: stats.pending + stats.in_flight_here
+                for name, stats in self.outbox.stats(clock.wall()).items()}
+        if any(left.values()):
+            counts = ", ".join(f"{n} for {name}" for name, n in left.items() if n)
+            self.log.info(f"[CDP] OCDP342 closed with {counts} pending in "
+                          f"{safe_url(self.config.queue)}; delivered at the next start")
+
+    def _close_outbox(self, drained: bool) -> None:
         try:
             with reentry.region():
+                if not drained and self.outbox.durable:
+                    self._report_left()
                 self.outbox.close()
         except OpenCDPError as exc:
             self.log.error(f"[CDP] OCDP307 closing the outbox failed: {self.scrub(str(exc))}")

@@ -32,6 +32,7 @@ class Log:
         if logger is None:
             logger = logging.getLogger("opencdp")
         self._debug = _method(logger, "debug")
+        self._info = _method(logger, "info", "debug")
         self._warning = _method(logger, "warning", "warn")
         self._error = _method(logger, "error")
         self._once: dict[str, float] = {}
@@ -48,6 +49,9 @@ class Log:
     def info_debug(self, message: str) -> None:
         """Always passed to the logger's debug method (the logger decides)."""
         self._call(self._debug, message)
+
+    def info(self, message: str) -> None:
+        self._call(self._info, message)
 
     def warning(self, message: str) -> None:
         self._call(self._warning, message)

@@ -283,3 +283,28 @@ def test_forks_at_the_first_connection_all_deliver(sandbox: Any, tmp_path: Path,
         f"{r}-{i}" for r in range(rounds) for i in range(5)}
     for service in ("opencdp", "customerio"):
         assert set(stored(sandbox, service)) == expected, service
+
+
+def test_a_durable_close_says_what_it_left(sandbox: Any, tmp_path: Path, caplog: Any) -> None:
+    import logging
+
+    sandbox.set_faults({"opencdp": {"down": True}})
+    client = Client(**_options(sandbox, queue=f"sqlite:///{tmp_path / 'q.db'}",
+                               spill_path=str(tmp_path / "s.db")))
+    for seq in range(5):
+        client.track("u1", "viewed", {"seq": seq})
+    assert _wait_for(lambda: sorted(stored(sandbox, "customerio")) == list(range(5)))
+    with caplog.at_level(logging.INFO, logger="opencdp"):
+        assert client.close(0.5) is False
+    lines = [r.getMessage() for r in caplog.records if "OCDP342" in r.getMessage()]
+    assert lines == [f"[CDP] OCDP342 closed with 5 for opencdp pending in "
+                     f"sqlite:///{tmp_path / 'q.db'}; delivered at the next start"]
+
+
+def _wait_for(predicate: Any, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False

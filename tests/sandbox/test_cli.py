@@ -177,3 +177,30 @@ def test_strict_flag_on_the_command_and_in_process_mode() -> None:
     assert runner.invoke(main, ["sandbox", "--read-timeout", "0"]).exit_code == 2
     help_text = runner.invoke(main, ["sandbox", "--help"]).output
     assert "--strict" in help_text and "--read-timeout" in help_text
+
+
+def test_print_env_points_an_app_at_the_sandbox() -> None:
+    """The printed export lines are all an app needs: Client.from_env in a process started
+    with them dual-writes into this sandbox."""
+    with _command("--port", "0", "--print-env") as (proc, urls):
+        assert proc.stdout is not None
+        env: dict[str, str] = {}
+        for _ in range(7):
+            line = proc.stdout.readline().decode().strip()
+            assert line.startswith("export "), line
+            name, _, value = line[len("export "):].partition("=")
+            env[name] = value
+        assert env["OPENCDP_ENDPOINT"] == urls["opencdp"]
+        assert env["CUSTOMERIO_TRACK_URL"] == urls["customerio_track"]
+        script = ("from opencdp import Client\n"
+                  "c = Client.from_env(register_atexit=False)\n"
+                  "c.identify('env-user', {'plan': 'pro'})\n"
+                  "assert c.flush(10)\n"
+                  "c.close(5)\n")
+        done = subprocess.run([sys.executable, "-c", script], env={**os.environ, **env},
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        stats = httpx.get(f"{urls['admin']}/stats").json()
+        assert stats["opencdp"]["people"] == 1 and stats["customerio"]["people"] == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0

@@ -8,6 +8,7 @@ accepts connections, so scripts can read it and go.
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -20,6 +21,22 @@ from .config import SandboxConfig
 from .runner import ENV_KEYS, SandboxServer
 
 __all__ = ["sandbox"]
+
+
+def environment(urls: dict[str, Any], config: SandboxConfig) -> dict[str, str]:
+    """The variables ``ClientConfig.from_env`` reads, pointing at a sandbox serving ``urls``."""
+    env = {
+        "CDP_API_KEY": config.cdp_key,
+        "OPENCDP_ENDPOINT": urls["opencdp"],
+        "CUSTOMERIO_SITE_ID": config.site_id,
+        "CUSTOMERIO_TRACK_API_KEY": config.track_key,
+        "CUSTOMERIO_APP_API_KEY": config.app_key,
+        "CUSTOMERIO_TRACK_URL": urls["customerio_track"],
+        "CUSTOMERIO_APP_URL": urls["customerio_app"],
+    }
+    if urls.get("ca_file"):
+        env["OPENCDP_TLS_CA_FILE"] = urls["ca_file"]
+    return env
 
 
 def _faults(value: str | None) -> dict[str, Any] | None:
@@ -63,9 +80,13 @@ def _faults(value: str | None) -> dict[str, Any] | None:
               help="Seconds to wait for a request's headers or body before answering 408.")
 @click.option("--faults", "faults_json", default=None, metavar="JSON|@FILE",
               help='Start-up faults, e.g. \'{"customerio": {"error_rate": 0.2}}\'.')
+@click.option("--print-env", is_flag=True,
+              help="After the JSON line, print the environment variables that point an app "
+                   "(Client.from_env, the framework integrations) at this sandbox, as export "
+                   "lines.")
 def sandbox(host: str, allow_remote: bool, port: int, tls: bool, cdp_key: str, site_id: str,
             track_key: str, app_key: str, rate_limit_rps: float | None, strict: bool,
-            read_timeout: float, faults_json: str | None) -> None:
+            read_timeout: float, faults_json: str | None, print_env: bool) -> None:
     """Emulate the OpenCDP gateway and Customer.io (Track v1/v2, App API) on one port."""
     try:
         config = SandboxConfig(host=host, port=port, tls=tls, cdp_key=cdp_key, site_id=site_id,
@@ -83,7 +104,11 @@ def sandbox(host: str, allow_remote: bool, port: int, tls: bool, cdp_key: str, s
     holder: list[SandboxServer] = []
 
     def announce() -> None:
-        sys.stdout.write(json.dumps(holder[0].urls) + "\n")
+        urls = holder[0].urls
+        sys.stdout.write(json.dumps(urls) + "\n")
+        if print_env:
+            sys.stdout.writelines(f"export {name}={shlex.quote(value)}\n"
+                                  for name, value in environment(urls, config).items())
         sys.stdout.flush()
 
     try:

@@ -415,10 +415,11 @@ def test_close_returns_within_its_timeout_while_redis_is_paused(
         after.close(timeout=2)
 
 
-def test_guard_and_bucket_on_the_shared_client_are_bounded_while_paused(
+def test_every_client_of_the_queue_is_bounded_while_paused(
     server: Any, paused: Any
 ) -> None:
-    box = RedisOutbox(server.url, prefix="t" + secrets.token_hex(4), put_timeout=0.05)
+    box = RedisOutbox(server.url, prefix="t" + secrets.token_hex(4), put_timeout=0.05,
+                      socket_timeout=0.5)
     try:
         shared, prefix = box.shared_state()  # type: ignore[misc]
         guard = SharedIdempotencyGuard(shared, f"{prefix}idem:", ttl=60)
@@ -439,6 +440,10 @@ def test_guard_and_bucket_on_the_shared_client_are_bounded_while_paused(
         with pytest.raises(OutboxError, match="did not answer in time"):
             box.stats(time.time())
         assert time.monotonic() - started < 1.5, "stats waits at most a second"
+        started = time.monotonic()
+        with pytest.raises(OutboxError, match="did not answer in time"):
+            box.next_due("opencdp", time.time())
+        assert time.monotonic() - started < 1.0, "one socket_timeout, no retries by redis-py"
         started = time.monotonic()
         box.close()
         assert time.monotonic() - started < 0.5, "close waits at most put_timeout"

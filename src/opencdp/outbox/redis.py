@@ -476,28 +476,29 @@ class RedisOutbox(Outbox):
             with contextlib.suppress(redis.exceptions.RedisError):
                 client.close()
 
-    def _client(self, timeout: float, retries: int | None = None) -> Any:
-        """A client whose every wait is ``timeout``; ``retries`` (when given) replaces
-        redis-py's retrying with that many immediate retries of a dropped connection, never
-        of a timeout, so one call waits about ``timeout``, not a multiple of it."""
-        options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-        if retries is not None:
-            options.update(retry=Retry(NoBackoff(), retries,
-                                       supported_errors=(redis.exceptions.ConnectionError,)),
-                           health_check_interval=0)
-        return redis.Redis.from_url(self._url, **options)
+    def _client(self, timeout: float, retries: int) -> Any:
+        """A client whose every wait is ``timeout``, retrying a dropped connection (a
+        restart) ``retries`` times at once and a timeout never, so one call waits about
+        ``timeout``, not a multiple of it. The scripts are safe to run twice (each acts only
+        on what ``XACK``/``ZREM``/``XDEL`` says it still holds); a put is not retried."""
+        return redis.Redis.from_url(
+            self._url, socket_timeout=timeout, socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), retries,
+                        supported_errors=(redis.exceptions.ConnectionError,)),
+            health_check_interval=0)
 
     def _connect(self) -> None:
         """Fresh clients and scripts (also in a forked child: nothing of the parent's).
 
-        Three clients: the engine's own (``socket_timeout``, retried by redis-py); the
-        caller's (``put_timeout``, never retried), also lent to the idempotency guard and
-        the rate-limit buckets through ``shared_state``; and a short one for ``stats`` and
-        ``close``, which ``flush``, ``close`` and ``health`` wait on."""
+        Three clients: the engine's own (``socket_timeout``); the caller's (``put_timeout``,
+        never retried), also lent to the idempotency guard and the rate-limit buckets
+        through ``shared_state``; and a short one for ``stats`` and ``close``, which
+        ``flush``, ``close`` and ``health`` wait on. None lets redis-py retry a timeout
+        (its default since 6.0 is three retries with backoff: a paused server would hold
+        a lane for half a minute instead of ``socket_timeout``)."""
         try:
-            self._redis = self._client(self._socket_timeout)
+            self._redis = self._client(self._socket_timeout, retries=1)
             self._put_redis = self._client(self._put_timeout, retries=0)
-            # Reads and idempotent tidying: a connection dropped since (a restart) is retried.
             self._quick_redis = self._client(min(self._socket_timeout, _CONTROL_TIMEOUT),
                                              retries=1)
         except ValueError as exc:

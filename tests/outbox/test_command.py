@@ -127,7 +127,7 @@ def test_replay_then_purge(queue_url: str) -> None:
     refused = run("purge", "--queue", queue_url, input="n\n")
     assert refused.exit_code == 1  # aborted at the prompt
     result = run("purge", "--queue", queue_url, "--yes")
-    assert result.exit_code == 0 and "purged 1 dead letter(s) of every destination of any age" \
+    assert result.exit_code == 0 and "purged 1 dead letter(s) of any age" \
         in result.output
     assert json.loads(run("list", "--queue", queue_url, "--json").output) == []
 
@@ -149,16 +149,16 @@ def test_purge_confirmation_shows_the_count_and_the_window(queue_url: str) -> No
     seed(queue_url)
     asked = run("purge", "--queue", queue_url, "--older-than", "1h", input="n\n")
     assert asked.exit_code == 1
-    assert "Delete 1 dead letter(s) of every destination that died before " in asked.output
+    assert "Delete 1 dead letter(s) that died before " in asked.output
     assert "(older than 1h)?" in asked.output
     asked = run("purge", "--queue", queue_url, "--destination", "customerio", input="n\n")
-    assert "Delete 1 dead letter(s) of customerio of any age?" in asked.output
+    assert "Delete 1 dead letter(s) for customerio of any age?" in asked.output
     asked = run("purge", "--queue", queue_url, input="n\n")
-    assert "Delete 2 dead letter(s) of every destination of any age?" in asked.output
+    assert "Delete 2 dead letter(s) of any age?" in asked.output
     assert remaining(queue_url) == ["customerio", "opencdp"]
     nothing = run("purge", "--queue", queue_url, "--older-than", "30d")
     assert nothing.exit_code == 0, "no prompt when nothing matches"
-    assert "no dead letters of every destination that died before" in nothing.output
+    assert "nothing to purge: no dead letter that died before" in nothing.output
 
 
 def test_purge_newer_than_deletes_only_the_recent_window(queue_url: str) -> None:
@@ -174,7 +174,7 @@ def test_purge_older_than_is_the_retention_clean_up(queue_url: str) -> None:
     seed(queue_url)
     result = run("purge", "--queue", queue_url, "--older-than", "1h", "--yes")
     assert result.exit_code == 0, result.output
-    assert "purged 1 dead letter(s) of every destination that died before" in result.output
+    assert "purged 1 dead letter(s) that died before" in result.output
     assert remaining(queue_url) == ["customerio"], "the recent dead letter must stay"
 
 

@@ -354,7 +354,7 @@ def purge(queue_url: str, destination: str | None, older_than: str | None,
     if older is not None and newer is not None and newer >= older:
         raise click.UsageError("--newer-than must be a longer age than --older-than, or the "
                                "window is empty")
-    scope = destination or "every destination"
+    scope = f" for {destination}" if destination else ""
     window = _window_text(newer, older, newer_than, older_than)
     with _opened(queue_url) as box:
         matching = _matching(box, destination, newer, older)
@@ -362,7 +362,7 @@ def purge(queue_url: str, destination: str | None, older_than: str | None,
             count = 0
         else:
             if not yes:
-                click.confirm(f"Delete {matching} dead letter(s) of {scope} {window}?",
+                click.confirm(f"Delete {matching} dead letter(s){scope} {window}?",
                               abort=True, err=True)
             count = box.purge(destination, newer, before=older)
     if as_json:
@@ -370,6 +370,6 @@ def purge(queue_url: str, destination: str | None, older_than: str | None,
                      "dead_since": None if newer is None else _iso(newer),
                      "dead_before": None if older is None else _iso(older)})
     elif count == 0 and matching == 0:
-        click.echo(f"no dead letters of {scope} {window}")
+        click.echo(f"nothing to purge: no dead letter{scope} {window}")
     else:
-        click.echo(f"purged {count} dead letter(s) of {scope} {window}")
+        click.echo(f"purged {count} dead letter(s){scope} {window}")

@@ -120,6 +120,8 @@ class Lane:
         self.progress_at = clock.monotonic()
         self.errors_since_progress = 0
         self.last_error: str | None = None
+        self._dead_reasons: dict[str, list[Any]] = {}
+        """Per reason: dead-lettered so far, how many of them the log has told, the reason."""
         self.inflight = 0
         self.idle = False
         self.last_work = 0.0
@@ -414,12 +416,19 @@ class Lane:
             self.progressed()
             self.counters.dead += len(items)
             self.counters.count("dead", items)
-            engine.log.warning_once(
-                f"dead:{name}:{outcome.status}:{reason[:60]}",
+            key = f"dead:{name}:{outcome.status}:{reason[:60]}"
+            seen = self._dead_reasons
+            if key in seen or len(seen) < 1000:
+                entry = seen.setdefault(key, [0, 0, reason])
+                entry[0] += len(items)
+            if engine.log.warning_once(
+                key,
                 f"{self.prefix} OCDP303 dead-lettered {len(items)} message(s): {reason} "
-                "(further dead letters with this reason are counted, not logged; "
-                "see `opencdp queue list`)",
-            )
+                "(more with this reason are logged at most once a minute, and counted at "
+                "close; see `opencdp queue list`)",
+                interval=60.0,
+            ) and key in seen:
+                seen[key][1] = seen[key][0]
             engine.finished(name, items, False, reason, outcome.status)
 
     def _breaker_changed(self, old: State, new: State, breaker: CircuitBreaker) -> None:
@@ -441,5 +450,10 @@ class Lane:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def shutdown(self) -> None:
+        for total, told, reason in self._dead_reasons.values():
+            if total > told:
+                self.engine.log.warning(
+                    f"{self.prefix} OCDP303 dead-lettered {total} message(s) in all: {reason} "
+                    "(see `opencdp queue list`)")
         if self._pool is not None:
             self._pool.shutdown(wait=False)

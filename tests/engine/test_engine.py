@@ -271,3 +271,31 @@ def test_keys_echoed_by_an_upstream_never_reach_letters_logs_or_errors(engine_cl
     for text in texts:
         for secret in secrets:
             assert secret not in text
+
+
+def test_the_dead_letter_line_says_how_many_share_its_reason(engine_client, recorder, caplog):
+    """Dead letters with one reason are logged once a minute; the line counts them all so far,
+    so "dead-lettered 4" never hides the other six."""
+    import logging
+
+    def handler(request: Request) -> Response:
+        if request.path == "/api/v2/batch":
+            return Response(400, b'{"meta": {"error": "bad"}}', {})
+        return _ok(request)
+
+    recorder.handler = handler
+    client = engine_client(batch_size=1)
+    with caplog.at_level(logging.WARNING, logger="opencdp"):
+        for i in range(4):
+            client.track("u1", "viewed", {"n": i})
+        assert client.flush(10)
+        for i in range(4, 10):
+            client.track("u1", "viewed", {"n": i})
+        assert client.flush(10)
+        assert len(client.dead_letters("customerio")) == 10
+        assert client.health().destinations["customerio"].failed == 10
+        client.close(5)
+    lines = [r.getMessage() for r in caplog.records if "OCDP303" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert "dead-lettered 1 message(s)" in lines[0]
+    assert "dead-lettered 10 message(s) in all" in lines[1]

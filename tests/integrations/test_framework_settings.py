@@ -48,3 +48,26 @@ def test_no_key_anywhere_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("CDP_API_KEY", raising=False)
     with pytest.raises(ConfigurationError, match="CDP_API_KEY"):
         config_from_mapping(None, "settings.OPENCDP")
+
+
+def test_track_before_identify_is_silenced_unless_the_settings_or_environment_say(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDP_API_KEY", "k")
+    monkeypatch.delenv("OPENCDP_SILENCE", raising=False)
+    assert config_from_mapping(None, "x").silence == {"OCDP115"}
+    assert config_from_mapping({"silence": set()}, "x").silence == frozenset()
+    monkeypatch.setenv("OPENCDP_SILENCE", "")
+    assert config_from_mapping(None, "x").silence == frozenset()
+    monkeypatch.setenv("OPENCDP_SILENCE", "OCDP111")
+    assert config_from_mapping({}, "x").silence == {"OCDP111"}
+
+
+def test_lifespan_and_celery_take_options_or_a_factory_not_both() -> None:
+    from opencdp import AsyncClient, Client
+    from opencdp.integrations.celery import OpenCDP
+    from opencdp.integrations.fastapi import lifespan
+
+    with pytest.raises(ConfigurationError, match="not both"):
+        lifespan(lambda: AsyncClient(cdp_api_key="k"), queue="memory")
+    with pytest.raises(ConfigurationError, match="not both"):
+        OpenCDP(None, lambda: Client(cdp_api_key="k"), queue="memory")

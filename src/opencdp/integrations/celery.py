@@ -6,7 +6,7 @@
     from opencdp.integrations.celery import OpenCDP
 
     app = Celery("tasks", broker="redis://localhost:6379/0")
-    cdp = OpenCDP(app)           # connects the worker signals; options from the environment
+    cdp = OpenCDP(app, queue="sqlite:///opencdp-outbox.db")  # options over the environment
 
     @app.task
     def welcome(user_id):
@@ -18,11 +18,14 @@ client there loses what it had not sent. ``OpenCDP`` connects ``worker_process_i
 with ``close(timeout=client.config.shutdown_timeout)``), which Celery sends in each child
 before it exits, at warm shutdown and when ``--max-tasks-per-child`` recycles it; and
 ``worker_shutdown`` for the solo and thread pools. With a durable queue
-(``sqlite:///``, ``redis://``) a task's ``track()`` is on disk before the task acks.
+(``sqlite:///``, ``redis://``) a task's ``track()`` is on disk before the task acks, and
+what a stopped worker had not delivered waits there for the next one; with the memory queue
+a worker stopped under gateway latency loses it (counted in OCDP302).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -30,7 +33,15 @@ from typing import Any
 from celery import signals
 
 from ..client import Client
+from ..errors import ConfigurationError
+from ..options import ClientOptions
 from ._process import ProcessClient, close_all, forget_all
+from ._settings import config_from_mapping
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:
+    from typing_extensions import Unpack
 
 __all__ = ["OpenCDP"]
 
@@ -44,12 +55,18 @@ def _on_shutdown(**kwargs: Any) -> None:
 
 
 class OpenCDP:
-    """Holds the client of each Celery process; ``factory`` defaults to
-    ``Client.from_env``."""
+    """Holds the client of each Celery process. ``options`` are ``Client`` options over the
+    environment, read when a process first uses the client (so a web app that only imports
+    the tasks to call ``.delay()`` needs none), with the integrations' defaults
+    (``_settings.PROCESS_SILENCE``); or ``factory`` builds the client exactly as it says."""
 
-    def __init__(self, app: Any = None, factory: Callable[[], Client] | None = None) -> None:
+    def __init__(self, app: Any = None, factory: Callable[[], Client] | None = None,
+                 **options: Unpack[ClientOptions]) -> None:
+        if factory is not None and options:
+            raise ConfigurationError("OpenCDP() takes a factory or options, not both")
         self.app = app
-        self._holder: ProcessClient[Client] = ProcessClient(factory or Client.from_env)
+        self._holder: ProcessClient[Client] = ProcessClient(
+            factory or (lambda: Client(config_from_mapping(options, "OpenCDP(app, ...)"))))
         signals.worker_process_init.connect(_on_process_init, weak=False,
                                             dispatch_uid="opencdp.process_init")
         signals.worker_process_shutdown.connect(_on_shutdown, weak=False,

@@ -21,12 +21,12 @@ def options() -> dict[str, Any]:
         "timeout": 1.5,
         "retry": {"base_delay": 0.05, "max_delay": 0.2},
         "breaker": {"failure_threshold": 1000},
-        "silence": ["OCDP115"],
     }
 
 
 def client_options() -> dict[str, Any]:
-    """``options()`` with the nested values built, for ``Client(**...)`` directly."""
+    """``options()`` with the nested values built, for ``Client(**...)`` directly (a factory
+    of one's own gets none of the integrations' defaults, hence ``silence``)."""
     from opencdp import CustomerIO
     from opencdp.config import BreakerConfig, RetryConfig
 
@@ -34,4 +34,5 @@ def client_options() -> dict[str, Any]:
     built["customer_io"] = CustomerIO(**built["customer_io"])
     built["retry"] = RetryConfig(**built["retry"])
     built["breaker"] = BreakerConfig(**built["breaker"])
+    built["silence"] = {"OCDP115"}
     return built

@@ -24,7 +24,7 @@ def test_starlette_lifespan_dependency_and_health() -> None:
     from starlette.routing import Mount, Route
     from starlette.testclient import TestClient
 
-    from opencdp.integrations.fastapi import get_client, health_app, lifespan
+    from opencdp.integrations.fastapi import get_client, health_app, health_routes, lifespan
 
     cap = AsyncCapture()
     entered: list[Any] = []
@@ -42,14 +42,19 @@ def test_starlette_lifespan_dependency_and_health() -> None:
         return PlainTextResponse("ok")
 
     app = Starlette(lifespan=lifespan(lambda: cap.client, wrap=own),
-                    routes=[Route("/signup", signup, methods=["POST"]),
-                            Mount("/health/opencdp", health_app)])
-    with TestClient(app) as web:
+                    routes=[Route("/signup", signup, methods=["POST"]), *health_routes(),
+                            *health_routes("/ops/health/"), Mount("/mounted", health_app)])
+    with TestClient(app, follow_redirects=False) as web:
         assert web.post("/signup").text == "ok"
-        health = web.get("/health/opencdp/")
-        assert health.status_code == 200 and health.json()["status"] == "ok"
-        assert web.get("/health/opencdp/customerio").status_code == 200
-        assert web.get("/health/opencdp/nowhere").status_code == 404
+        for prefix in ("/health", "/ops/health"):
+            health = web.get(prefix)
+            assert health.status_code == 200 and health.json()["status"] == "ok"
+            assert set(web.get(f"{prefix}/opencdp").json()) == {"opencdp"}
+            assert set(web.get(f"{prefix}/customerio").json()) == {"customerio"}
+            assert web.get(f"{prefix}/nowhere").status_code == 404
+            assert web.post(prefix).status_code == 405
+        assert web.get("/mounted/").json()["status"] == "ok"
+        assert set(web.get("/mounted/opencdp").json()) == {"opencdp"}
     assert entered == [cap.client]
     assert [m.name for m in cap.messages] == ["signed_up"]
     with pytest.raises(ClientClosedError):
@@ -86,8 +91,9 @@ def test_flask_extension_health_override_and_bad_options(
     cdp.init_app(app)
     with capture() as cap, cdp.override_client(app, cap.client):
         web = app.test_client()
-        assert web.get("/health/opencdp").json["status"] == "ok"
-        assert web.get("/health/opencdp/customerio").status_code == 200
+        assert web.get("/health").json["status"] == "ok"
+        assert set(web.get("/health/opencdp").json) == {"opencdp"}
+        assert set(web.get("/health/customerio").json) == {"customerio"}
         with app.app_context():
             cdp.client.track("u1", "flask_event")
         assert [m.name for m in cap.messages] == ["flask_event"]
@@ -95,7 +101,7 @@ def test_flask_extension_health_override_and_bad_options(
     quiet = Flask("quiet")
     quiet.config["OPENCDP_HEALTH_URL"] = None
     OpenCDP(quiet)
-    assert quiet.test_client().get("/health/opencdp").status_code == 404
+    assert quiet.test_client().get("/health").status_code == 404
 
     broken = Flask("broken")
     broken.config["OPENCDP"] = {"timeout": 0}

@@ -12,7 +12,8 @@
 
     # urls.py
     from opencdp.integrations.django import health_view
-    urlpatterns += [path("health/opencdp", health_view)]
+    urlpatterns += [path("health", health_view),                        # overall
+                    path("health/<str:destination>", health_view)]      # opencdp, customerio
 
 Nothing touches the network, Redis or the queue file at import or in ``ready()``: the
 client is built by the first ``get_client()`` in each process, so ``manage.py migrate``

@@ -10,14 +10,15 @@
     def create_app():
         app = Flask(__name__)
         app.config["OPENCDP"] = {"queue": "sqlite:///var/lib/myapp/opencdp.db"}
-        cdp.init_app(app)             # also serves health at /health/opencdp
+        cdp.init_app(app)             # also serves /health, /health/opencdp, /health/customerio
         return app
 
     # in a view
     cdp.client.track(user_id, "signed_up")
 
 ``app.config["OPENCDP"]`` holds ``Client`` options over the environment (as
-``ClientConfig.from_env``); ``OPENCDP_HEALTH_URL`` moves the health route (``None``: none).
+``ClientConfig.from_env``); ``OPENCDP_HEALTH_URL`` moves the health routes (default
+``/health``, and ``/health/<destination>`` below it; ``None``: none).
 The client is built on first use in each process (so never in a master that forks, nor
 in the reloader's parent) and closed at interpreter exit, or by the gunicorn hooks, with
 ``close(timeout=client.config.shutdown_timeout)``.
@@ -53,7 +54,7 @@ class OpenCDP:
         """Read and check the options now (a bad one fails at start-up), build nothing."""
         config = config_from_mapping(app.config.get("OPENCDP"), 'app.config["OPENCDP"]')
         app.extensions["opencdp"] = ProcessClient(lambda: Client(config=config), prebuild=True)
-        url = app.config.get("OPENCDP_HEALTH_URL", "/health/opencdp")
+        url = app.config.get("OPENCDP_HEALTH_URL", "/health")
         if url:
             app.add_url_rule(url, "opencdp_health", self._health)
             app.add_url_rule(f"{url.rstrip('/')}/<destination>", "opencdp_health_destination",

@@ -4,10 +4,10 @@ from app_options import client_options
 from fastapi import Depends, FastAPI
 
 from opencdp import AsyncClient
-from opencdp.integrations.fastapi import get_client, health_app, lifespan
+from opencdp.integrations.fastapi import get_client, health_routes, lifespan
 
 app = FastAPI(lifespan=lifespan(lambda: AsyncClient(**client_options())))
-app.mount("/health/opencdp", health_app)
+app.routes.extend(health_routes())
 
 
 @app.post("/track/{i}")

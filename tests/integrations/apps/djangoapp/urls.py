@@ -18,6 +18,6 @@ def ping(request):
 urlpatterns = [
     path("ping", ping),
     path("track/<int:i>", track),
-    path("health/opencdp", health_view),
-    path("health/opencdp/<str:destination>", health_view),
+    path("health", health_view),
+    path("health/<str:destination>", health_view),
 ]

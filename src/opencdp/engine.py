@@ -253,11 +253,13 @@ class Engine:
         body = build_send(channel, fields)
         if self.dual and channel not in self._warned_sends:
             self._warned_sends.add(channel)
-            self.log.warning(
-                f"[CDP] Warning: Transactional messaging {_SEND_WORD[channel]} will NOT be sent "
-                "to Customer.io to avoid sending twice. To turn this warning off set "
-                "send_to_customer_io to False."
-            )
+            if "OCDP343" not in self.config.silence:
+                self.log.warning(
+                    f"[CDP] OCDP343 Transactional messaging {_SEND_WORD[channel]} goes to "
+                    "OpenCDP only, never to Customer.io, so it is never sent twice; identify, "
+                    "track and device calls still dual-write. To mute this line: "
+                    "silence={'OCDP343'} (or OPENCDP_SILENCE=OCDP343)."
+                )
         return body
 
     async def send(self, channel: str, body: dict[str, Any]) -> Response | Failure:

@@ -106,6 +106,46 @@ def test_pii_refusal_can_be_silenced_and_becomes_a_counted_pass() -> None:
     assert rec.findings == [] and guards.counts()["OCDP122"] == 2
 
 
+@pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
+def test_lenient_codes_warn_once_with_their_code_and_let_the_value_through(strict: bool
+                                                                          ) -> None:
+    guards, rec = make(lenient={"OCDP122", "OCDP104"}, strict=strict,
+                       silence=frozenset({"OCDP115"}))
+    for _ in range(3):
+        assert guards.track("42", "viewed_product_12345678", {"seen_at": 1704067200123},
+                            None)[1:3] == ("viewed_product_12345678",
+                                           {"seen_at": 1704067200123})
+        assert guards.identify("42", {"email": "a@example.com", "created_at": 1704067200000},
+                               None)[1] == {"email": "a@example.com",
+                                            "created_at": 1704067200000}
+    assert sorted((f.code, f.field, f.severity) for f in rec.findings) == [
+        ("OCDP104", "attributes.created_at", "warning"),
+        ("OCDP104", "properties.seen_at", "warning"),
+        ("OCDP122", "event", "warning")]
+    pii = next(f for f in rec.findings if f.code == "OCDP122")
+    assert "a number (an id?)" in pii.message and "12345678" not in pii.message
+    assert guards.counts() == {"OCDP104": 6, "OCDP115": 1, "OCDP122": 3}
+
+
+def test_relax_makes_a_built_guards_lenient() -> None:
+    guards, rec = make(silence=frozenset({"OCDP115"}))
+    with pytest.raises(ValidationError):
+        guards.track("42", "order_2024_11_05", None, None)
+    guards.relax({"OCDP122"})
+    assert guards.policy.lenient == {"OCDP122"}
+    assert guards.track("42", "order_2024_11_05", None, None)[1] == "order_2024_11_05"
+    assert [(f.code, "a date" in f.message) for f in rec.findings] == [("OCDP122", True)]
+    assert guards.track("42", "x", {"sent_at": 1704067200000}, None)[2] == {
+        "sent_at": 1704067200}
+
+
+@pytest.mark.parametrize("codes", [{"OCDP132"}, {"OCDP121"}, {"OCDP999"}, {"nope"}])
+def test_only_rules_that_can_let_a_value_through_are_lenient(codes: set[str]) -> None:
+    with pytest.raises(ConfigurationError) as err:
+        GuardPolicy(lenient=frozenset(codes))
+    assert "lenient" in str(err.value)
+
+
 @pytest.mark.parametrize(("hint", "expected"), [("debug", "debug"), ("warning", "warning"),
                                                 ("off", None)])
 def test_email_hint_level(hint: Any, expected: str | None) -> None:

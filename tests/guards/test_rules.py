@@ -98,9 +98,29 @@ def test_id_length_limits() -> None:
     ("invoice_3f2a9c1e7b", "a hex id"),
     ("user_550e8400-e29b-41d4-a716-446655440000", "a UUID"),
     ("called_+1 415 555 0100", "a phone number"),
+    ("sms_sent_+14155551234", "a phone number"),
+    ("called_+44 20 7946 0958", "a phone number"),
+    ("sent_to_+1 (415) 555-0100", "a phone number"),
+    ("viewed_product_12345678", "a number (an id?)"),
+    ("viewed_product_1234567", "a number (an id?)"),
+    ("order_14155551234", "a number (an id?)"),
+    ("order_2024_11_05", "a date"),
+    ("signup_2024-11-05", "a date"),
+    ("report_2024.11.05", "a date"),
+    ("order_20241105", "a date"),
 ])
 def test_pii_in_names(name: str, kind: str) -> None:
     assert pii_in_name(name) == kind
+
+
+@pytest.mark.parametrize("name", ["viewed_product_12345678", "order_2024_11_05",
+                                  "order_20241105", "sku_9780306406157", "batch_2024-11-05_03",
+                                  "viewed_product_123456789012345", "ticket_+12345",
+                                  "ratio_+1234567890123456789"])
+def test_ids_and_dates_are_not_phone_numbers(name: str) -> None:
+    """A digit run without ``+`` cannot be told from a product or order number, and a date
+    is a date: neither is called a phone number (the name is still refused as an id)."""
+    assert pii_in_name(name) not in (None, "a phone number")
 
 
 @pytest.mark.parametrize("name", ["order_placed", "checkout_step_2", "top_10_viewed",

@@ -67,6 +67,8 @@ class Rule:
     """Whether strict mode refuses this warning (False when the guard cannot be sure)."""
     once: ClassVar[bool] = False
     """Whether each cause is reported once per process rather than once per interval."""
+    lenient: ClassVar[bool] = False
+    """Whether the check can let the value through as sent (``GuardPolicy.lenient``)."""
     customerio_only: ClassVar[bool] = False
     """Whether the limit is Customer.io's alone: applied by ``customerio_refusal`` per
     message, dead-lettering only the Customer.io copy, never refused at the call."""
@@ -104,6 +106,10 @@ class GuardPolicy:
     ``customerio_limits`` has no effect any more: Customer.io's own limits are applied per
     message by ``customerio_refusal``, so they cost only the Customer.io copy. ``remember_ids``
     bounds the memory of identified user ids (track-before-identify) and of reported causes.
+    ``lenient`` holds codes a caller's contract never enforced (``opencdp.compat``: the SDK it
+    replaces sent such calls as they were): their check neither refuses nor rewrites, and
+    reports a warning once per process and cause, with the code, even in strict mode. Only
+    rules that can let a value through take part (``Rule.lenient``: OCDP104, OCDP122).
     """
 
     strict: bool = False
@@ -114,14 +120,23 @@ class GuardPolicy:
     customerio_limits: bool = True
     remember_ids: int = 100_000
     report_interval: float = 60.0
+    lenient: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.silence, frozenset):
-            object.__setattr__(self, "silence", frozenset(self.silence))
-        malformed = sorted(str(c) for c in self.silence if not _CODE.fullmatch(str(c)))
-        if malformed:
-            raise ConfigurationError(f"GuardPolicy.silence holds codes like OCDP101, "
-                                     f"not {malformed}")
+        for name in ("silence", "lenient"):
+            codes = getattr(self, name)
+            if not isinstance(codes, frozenset):
+                codes = frozenset(codes)
+                object.__setattr__(self, name, codes)
+            malformed = sorted(str(c) for c in codes if not _CODE.fullmatch(str(c)))
+            if malformed:
+                raise ConfigurationError(f"GuardPolicy.{name} holds codes like OCDP101, "
+                                         f"not {malformed}")
+        fixed = sorted(c for c in self.lenient if c not in RULES or not RULES[c].lenient)
+        if fixed:
+            allowed = sorted(c for c, r in RULES.items() if r.lenient)
+            raise ConfigurationError(f"GuardPolicy.lenient takes {allowed}, not {fixed}: the "
+                                     "other checks cannot let a value through as sent")
         if self.email_hint not in ("off", "debug", "warning"):
             raise ConfigurationError("GuardPolicy.email_hint must be 'off', 'debug' or 'warning'")
         if not isinstance(self.max_event_names, int) or self.max_event_names < 1:
@@ -144,20 +159,21 @@ class Reporter:
     causes are bounded: the oldest half is forgotten when ``remember_ids`` is reached.
     """
 
-    __slots__ = ("_cap", "_clock", "_counts", "_interval", "_late", "_lock", "_once", "_report",
-                 "_seen", "_silence", "_strict")
+    __slots__ = ("_cap", "_clock", "_counts", "_interval", "_late", "_lenient", "_lock", "_once",
+                 "_report", "_seen", "_silence", "_strict")
 
     def __init__(self, policy: GuardPolicy, report: Callable[[Finding], None],
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._report = report
         self._strict = policy.strict
         self._silence = policy.silence
+        self._lenient = policy.lenient
         self._interval = float(policy.report_interval)
         self._clock = clock
         self._cap = max(policy.remember_ids, 2)
         self._counts: dict[str, int] = {}
         self._seen: dict[tuple[str, str], list[float]] = {}
-        self._once: set[tuple[str, str]] = set()
+        self._once: dict[tuple[str, str], None] = {}
         self._lock = threading.Lock()
         self._late: deque[str] = deque()
 
@@ -185,6 +201,13 @@ class Reporter:
     def silenced(self, rule: type[Rule]) -> bool:
         return rule.code in self._silence
 
+    def lenient(self, rule: type[Rule]) -> bool:
+        """Whether ``rule``'s check must let the value through as sent (``GuardPolicy``)."""
+        return rule.code in self._lenient
+
+    def relax(self, codes: frozenset[str]) -> None:
+        self._lenient = codes
+
     def warn(
         self,
         rule: type[Rule],
@@ -193,10 +216,15 @@ class Reporter:
         detail: str = "",
         severity: Severity | None = None,
     ) -> None:
-        """Count a warning; report it once per ``cause`` and interval; raise it in strict mode."""
+        """Count a warning; report it once per ``cause`` and interval; raise it in strict mode.
+
+        A lenient code is reported as a warning, once per process and cause, and never raised.
+        """
         code = rule.code
-        level = severity or rule.severity
-        if self._strict and level == "warning" and rule.strict and code not in self._silence:
+        lenient = code in self._lenient
+        level = "warning" if lenient else severity or rule.severity
+        if self._strict and level == "warning" and rule.strict and code not in self._silence \
+                and not lenient:
             self.refuse(rule, field, detail)
             raise ValidationError(f"{code} {_text(rule, detail)}", field=field, code=code)
         with reentry.region():
@@ -223,17 +251,16 @@ class Reporter:
         self._count(code)
         if code in self._silence:
             return None
-        if rule.once:
+        if rule.once or code in self._lenient:
             if key in self._once:
                 return None
-            self._once.add(key)
+            self._forget(self._once)
+            self._once[key] = None
             return 0
         now = self._clock()
         entry = self._seen.get(key)
         if entry is None:
-            if len(self._seen) >= self._cap:
-                for old in list(self._seen)[: self._cap // 2]:
-                    del self._seen[old]
+            self._forget(self._seen)
             self._seen[key] = [now + self._interval, 0.0]
             return 0
         if now < entry[0]:
@@ -242,6 +269,12 @@ class Reporter:
         skipped = int(entry[1])
         entry[0], entry[1] = now + self._interval, 0.0
         return skipped
+
+    def _forget(self, causes: dict[tuple[str, str], Any]) -> None:
+        """Drop the oldest half of ``causes`` once it holds ``remember_ids`` of them."""
+        if len(causes) >= self._cap:
+            for old in list(causes)[: self._cap // 2]:
+                del causes[old]
 
     def counts(self) -> dict[str, int]:
         with reentry.region():

@@ -9,7 +9,8 @@ plain values is checked in one loop and copied.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from ..message import Message
@@ -95,6 +96,16 @@ class Guards:
     def counts(self) -> dict[str, int]:
         """Warnings and refusals by code since construction, for ``health()``."""
         return self._reporter.counts()
+
+    def relax(self, codes: Iterable[str]) -> None:
+        """Add ``codes`` to the policy's ``lenient`` set, before the first call.
+
+        For a facade that builds its client first and then learns what the SDK it stands in
+        for never enforced (``opencdp.compat``); the engine keeps building the policy alone.
+        """
+        self._policy = dataclasses.replace(self._policy,
+                                           lenient=self._policy.lenient | frozenset(codes))
+        self._reporter.relax(self._policy.lenient)
 
     # -- identify and track ------------------------------------------------------------------
 

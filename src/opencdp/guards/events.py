@@ -34,9 +34,11 @@ _PII: Final = (
     (re.compile(r"(?<![A-Za-z0-9])[\w.+-]+@[\w-]+\.[A-Za-z]{2,}"), "an email address"),
     (re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                 r"[0-9a-fA-F]{12}"), "a UUID"),
-    (re.compile(r"\+?\d[\d\s().-]{5,}\d"), "a phone number"),
+    (re.compile(r"(?<![\d+])\+[1-9](?:[\s().-]{0,2}\d){7,14}(?![\d+])"), "a phone number"),
     (re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-fA-F]*[0-9])(?=[0-9a-fA-F]*[a-fA-F])"
                 r"[0-9a-fA-F]{8,}(?![0-9A-Za-z])"), "a hex id"),
+    (re.compile(r"(?<!\d)(?:19|20)\d\d([_\-./]?)(?:0[1-9]|1[0-2])\1(?:0[1-9]|[12]\d|3[01])"
+                r"(?!\d)"), "a date"),
     (re.compile(r"(?:^|[_\-.:/ ])\d{3,}(?:$|[_\-.:/ ])|\d{5,}"), "a number (an id?)"),
 )
 
@@ -71,16 +73,22 @@ class EventNameNotSnakeCase(Rule):
 
 
 class PIIInEventName(Rule):
-    """Names embedding ids, emails, phone numbers, UUIDs, hex ids or long numbers.
+    """Names embedding ids, emails, phone numbers, UUIDs, hex ids, dates or long numbers.
 
     Every distinct name becomes a segment name: personal data would leak into places without
-    access control, and each id creates an event type of its own. Put the value in the
-    properties instead. A number counts as an id when it is a segment of three or more digits
-    (``viewed_product_834``) or has five or more digits anywhere; ``checkout_step_2`` and
-    ``sha256_verified`` pass. Refused; silence the code if a name is a false positive.
+    access control, and each id or date creates an event type of its own. Put the value in the
+    properties instead. A phone number is one that looks like E.164: ``+``, then 8 to 15
+    digits, separators allowed (``sms_to_+1 415 555 0100``); a bare digit run
+    (``viewed_product_12345678``) is an id, since nothing tells it from a product or order
+    number. A number counts as an id when it is a segment of three or more digits
+    (``viewed_product_834``) or has five or more digits anywhere; a date is ``2024_11_05``,
+    ``2024-11-05`` or ``20241105``; ``checkout_step_2`` and ``sha256_verified`` pass. Refused
+    (the message names the kind, never the value); silence the code if a name is a false
+    positive. ``opencdp.compat`` warns instead: the SDK it stands in for sent such names.
     """
 
     code = "OCDP122"
+    lenient = True
     severity = "error"
     message = "event name embeds an id or personal data; move the value into properties"
     bad = ('client.track("42", "viewed_product_83412")',
@@ -162,7 +170,7 @@ def check_event_name(
     warned: tuple[type[Rule], ...] = ()
     pii = pii_in_name(name)
     if pii is not None:
-        if not reporter.silenced(PIIInEventName):
+        if not (reporter.silenced(PIIInEventName) or reporter.lenient(PIIInEventName)):
             raise reporter.refuse(PIIInEventName, "event", f"event name embeds {pii}")
         warned += (PIIInEventName,)
     if not SNAKE.fullmatch(name):
@@ -173,8 +181,16 @@ def check_event_name(
 
 
 def replay(rule: type[Rule], name: str, reporter: Reporter) -> None:
-    """Report (once) and count one warning about event ``name``."""
-    detail = "" if rule is PIIInEventName else f"event {name!r}"
+    """Report (once) and count one warning about event ``name``.
+
+    A name with personal data is never written to the log: a lenient report names its kind.
+    """
+    if rule is not PIIInEventName:
+        detail = f"event {name!r}"
+    elif reporter.lenient(rule):
+        detail = f"event name embeds {pii_in_name(name)}, sent as it is"
+    else:
+        detail = ""
     reporter.warn(rule, "event", name, detail)
 
 

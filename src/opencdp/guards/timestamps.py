@@ -90,6 +90,7 @@ class MillisecondAttribute(Rule):
     """
 
     code = "OCDP104"
+    lenient = True
     severity = "warning"
     message = "time attribute is not in Unix seconds; send int(time.time()) or a datetime"
     bad = ('client.identify("42", {"email": "a@example.com", "created_at": 1704067200000})',)

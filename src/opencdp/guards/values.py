@@ -15,7 +15,8 @@ The rules, applied at any depth:
   float would round is refused (OCDP132), as are NaN/Infinity (OCDP133).
 - a ``Mapping``, dataclass instance or model (``model_dump``) -> dict.
 - a top-level number of 10^11 or more (up to 10^20) under a time-like name (``*_at``,
-  ``*_time``, ``created``) -> seconds, with a warning (OCDP104); only for identify and track.
+  ``*_time``, ``created``) -> seconds, with a warning (OCDP104); only for identify and track,
+  and kept as sent when the policy makes OCDP104 lenient.
 - refused, naming the path: lone surrogates in text or keys (OCDP156), nesting deeper than
   ``MAX_DEPTH`` or a container holding itself (OCDP157), non-string keys, integers outside
   -2^63..2^64-1, bytes, sets, and every other type (OCDP132), NaN and Infinity (OCDP133).
@@ -220,10 +221,15 @@ def _decimal(value: Decimal, path: str, reporter: Reporter) -> int | float:
                           f"{path} is a Decimal a JSON number would round; send it as str")
 
 
-def _to_seconds(value: float, key: str, where: str, reporter: Reporter) -> int:
+def _to_seconds(value: float, key: str, where: str, reporter: Reporter) -> float:
+    """Seconds for a time attribute sent in ms/µs/ns; the value itself when lenient."""
     number = int(value)
     for floor, divisor in _UNITS:
         if number >= floor:
+            if reporter.lenient(MillisecondAttribute):
+                reporter.warn(MillisecondAttribute, where, key,
+                              f"{where}={number} is not in seconds, sent as it is")
+                return value
             converted = number // divisor
             reporter.warn(MillisecondAttribute, where, key,
                           f"{where}={number} converted to {converted}")

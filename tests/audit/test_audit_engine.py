@@ -249,6 +249,156 @@ def test_unknown_receivers_are_not_clients() -> None:
     assert codes(source) == []
 
 
+# -- the integrations' clients and clients known by name only ------------------------------
+
+
+def test_integration_accessors_are_clients(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/worker.py": """\
+                from celery import Celery
+                from opencdp.integrations.celery import OpenCDP
+
+                celery = Celery("shop")
+                cdp = OpenCDP(celery)
+                """,
+            "app/views.py": """\
+                from typing import Annotated, Any
+
+                from fastapi import Depends, FastAPI, Request
+                from flask import Flask
+                from opencdp.integrations import django as opencdp_django
+                from opencdp.integrations.django import get_client
+                from opencdp.integrations.fastapi import get_client as api_client
+                from opencdp.integrations.flask import OpenCDP
+
+                from .worker import celery, cdp
+
+                flask_app = Flask(__name__)
+                ext = OpenCDP(flask_app)
+                api = FastAPI()
+
+                def order(request):
+                    get_client().track(str(request.user.pk), "Order Placed")
+                    opencdp_django.get_client().flush()
+
+                @celery.task
+                def receipt(user_id):
+                    cdp.client.track(user_id, "Receipt Sent")
+
+                @flask_app.post("/login")
+                def login():
+                    ext.client.track("1", "Logged In")
+                    ext.client_for(flask_app).track("1", f"login_{1}")
+
+                @api.post("/a")
+                async def a(user_id: str, client=Depends(api_client)):
+                    await client.track(user_id, "A Done")
+
+                @api.post("/b")
+                async def b(user_id: str, c: Annotated[Any, Depends(api_client)]):
+                    await c.track(user_id, "B Done")
+
+                @api.post("/c")
+                async def c(request: Request, user_id: str):
+                    await request.app.state.opencdp.track(user_id, "C Done")
+                    await api_client(request).track(user_id, "C Again")
+                """,
+        },
+    )
+    result = audit_paths([tmp_path / "app" / "views.py"])
+    assert [(f.line, f.code) for f in result.findings] == [
+        (17, "OCDP206"), (18, "OCDP208"), (22, "OCDP206"), (26, "OCDP206"), (27, "OCDP204"),
+        (31, "OCDP206"), (35, "OCDP206"), (39, "OCDP206"), (40, "OCDP206"),
+    ]
+
+
+def test_integration_accessors_are_known_by_where_they_come_from() -> None:
+    source = """\
+    from fastapi import Depends
+    from .api import get_client
+
+    class Holder:
+        client = None
+
+    cdp = Holder()
+
+    def f(user_id, cdp_client=Depends(get_client)):
+        get_client().track(user_id, "Not Ours")
+        cdp.client.track(user_id, "Not Ours")
+        cdp_client.track(user_id, "Not Ours")
+    """
+    assert codes(source) == []
+
+
+def test_unannotated_parameters_named_like_clients_make_only_api_calls() -> None:
+    source = """\
+    import httpx
+
+    def record(client, cio, cdp, analytics, mixpanel, user):
+        client.track(user.id, "Refund Issued")
+        cio.track(customer_id=user.id, name=f"refund_{user.id}")
+        cdp.identify(user.email, {})
+        analytics.track(user.id, "refund-issued")
+        mixpanel.track(user.id, "Refund Issued")
+
+    def test_views(client, user):
+        client.get("/")
+        client.delete("/orders/1")
+        client.close()
+        client.flush()
+
+    def typed(client: httpx.Client, user):
+        client.track(user.id, "Refund Issued")
+
+    def unknown_library(client, users):
+        for user in users:
+            client.identify(user.id, {})
+
+    def rebound(client, user):
+        client = make()
+        client.track(user.id, "Refund Issued")
+    """
+    assert codes(source) == [
+        (4, "OCDP206"), (5, "OCDP204"), (6, "OCDP212"), (7, "OCDP206"), (25, "OCDP206"),
+    ]
+
+
+def test_a_parameter_named_like_a_client_that_is_a_known_client_keeps_its_kind() -> None:
+    source = CIO + textwrap.dedent(
+        """\
+        from flask import Flask
+        app = Flask(__name__)
+
+        @app.post("/x")
+        def x(client=cio):
+            client.identify(id="1")
+            return {}
+        """
+    )
+    assert codes(source) == [(9, "OCDP208")]
+
+
+def test_request_first_functions_are_views_given_some_evidence(tmp_path: Path) -> None:
+    build = """\
+    from opencdp import Client
+
+    def handler(request):
+        client = Client.from_env()
+        client.track(request.user_id, "signed_up")
+
+    def send(request):
+        client = Client.from_env()
+        client.track(request.user_id, "signed_up")
+    """
+    assert codes(build, "main.py") == [(4, "OCDP207")]
+    assert codes(build, "shop/views.py") == [(4, "OCDP207"), (8, "OCDP207")]
+    imports = "from opencdp.integrations.django import get_client\n" + textwrap.dedent(build)
+    assert codes(imports, "main.py") == [(5, "OCDP207"), (9, "OCDP207")]
+
+
 # -- handlers, loops, awaiting -------------------------------------------------------------
 
 

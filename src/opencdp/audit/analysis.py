@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeAlias
 
 from . import sdk
-from .frameworks import HandlerKind, handler_kind
-from .sdk import ClientKind, Role, Signature
+from .frameworks import HandlerKind, handler_kind, is_web_module
+from .sdk import ClientKind, Holder, Role, Signature
 
 __all__ = [
     "Binding",
@@ -55,23 +55,31 @@ _THREAD_OFFLOADS = frozenset(
 )
 _AWAIT_COMBINATORS = frozenset({"asyncio.gather", "asyncio.wait", "asyncio.wait_for",
                                 "asyncio.shield"})
+_DEPENDENCIES = frozenset({"fastapi.Depends", "fastapi.Security", "fastapi.params.Depends"})
 _MAX_DEPTH = 12
 
 
-BindingHow: TypeAlias = Literal["value", "import", "annotation", "function", "opaque"]
+BindingHow: TypeAlias = Literal[
+    "value", "import", "annotation", "parameter", "function", "opaque"
+]
+Known: TypeAlias = ClientKind | Holder
+"""What the analysis can tell an expression is: a client, or an integration object that
+holds one."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Binding:
     """What a name was bound to: a value (with the expression), an import (with the
-    qualified name), an annotation, a function definition, or something opaque (loop
-    targets, unpacking, parameters without annotations, classes)."""
+    qualified name), an annotation, a function's parameter (with its default, and its name
+    when it has no annotation), a function definition, or something opaque (loop targets,
+    unpacking, lambda parameters, classes)."""
 
     how: BindingHow
     scope: Scope
     expr: ast.expr | None = None
     qualified: str | None = None
     function: FunctionNode | None = None
+    name: str | None = None
 
 
 @dataclass(eq=False)
@@ -223,15 +231,28 @@ class _ScopeBuilder(ast.NodeVisitor):
         outer = self.scope
         self.scope = self._enter(node)
         args = node.args
-        for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
-            if arg is None:
-                continue
-            self.model.parents[arg] = node
-            if arg.annotation is not None:
-                self._child(arg, arg.annotation)
-                self.scope.bind(arg.arg, Binding("annotation", outer, expr=arg.annotation))
+        defaults = _defaults(args)
+        for param in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+            self.model.parents[param] = node
+            default = defaults.get(param.arg)
+            if param.annotation is not None:
+                self._child(param, param.annotation)
+                self.scope.bind(param.arg, Binding("annotation", outer, expr=param.annotation))
+                if default is not None:
+                    self.scope.bind(param.arg, Binding("parameter", outer, expr=default))
             else:
-                self.scope.bind(arg.arg, Binding("opaque", self.scope))
+                self.scope.bind(
+                    param.arg, Binding("parameter", outer, expr=default, name=param.arg)
+                )
+        for rest in (args.vararg, args.kwarg):
+            if rest is None:
+                continue
+            self.model.parents[rest] = node
+            if rest.annotation is not None:
+                self._child(rest, rest.annotation)
+                self.scope.bind(rest.arg, Binding("annotation", outer, expr=rest.annotation))
+            else:
+                self.scope.bind(rest.arg, Binding("opaque", self.scope))
         for stmt in node.body:
             self._child(node, stmt)
         self.scope = outer
@@ -390,6 +411,7 @@ class _ScopeBuilder(ast.NodeVisitor):
             if alias.name == "*":
                 continue
             qualified = f"{base}.{alias.name}" if base else alias.name
+            self.model.imported_modules.add(qualified)
             self.scope.bind(
                 alias.asname or alias.name, Binding("import", self.scope, qualified=qualified)
             )
@@ -418,9 +440,12 @@ class ModuleModel:
         self.scopes: dict[ast.AST, Scope] = {}
         self.class_attributes: dict[ast.ClassDef, dict[str, list[Binding]]] = {}
         self.imported_modules: set[str] = set()
+        """Imported modules, and every ``from`` import's name (``from pkg import mod`` may
+        import a module)."""
         self._resolving: set[int] = set()
         _ScopeBuilder(self).visit(tree)
         self.imported_roots = frozenset(m.split(".")[0] for m in self.imported_modules if m)
+        self.web_module = is_web_module(self.imported_modules, self.module)
         self._sdk_calls: list[SdkCall] | None = None
         self._qualified_calls: list[tuple[ast.Call, str, Scope]] | None = None
 
@@ -518,26 +543,30 @@ class ModuleModel:
 
     def client_kind(self, expr: ast.expr, scope: Scope, depth: int = 0) -> ClientKind | None:
         """The kind of client an expression evaluates to, when it is one we know."""
+        known = self._known(expr, scope, depth)
+        return known if isinstance(known, ClientKind) else None
+
+    def _known(self, expr: ast.expr, scope: Scope, depth: int) -> Known | None:
         if depth > _MAX_DEPTH or id(expr) in self._resolving:
             return None
         self._resolving.add(id(expr))
         try:
-            return self._client_kind(expr, scope, depth)
+            return self._resolve(expr, scope, depth)
         finally:
             self._resolving.discard(id(expr))
 
-    def _client_kind(self, expr: ast.expr, scope: Scope, depth: int) -> ClientKind | None:
+    def _resolve(self, expr: ast.expr, scope: Scope, depth: int) -> Known | None:
         if isinstance(expr, ast.Call):
-            return self.constructed_kind(expr, scope, depth)
+            return self._returned(expr.func, expr, scope, depth)
         if isinstance(expr, ast.Await):
-            return self.client_kind(expr.value, scope, depth + 1)
+            return self._known(expr.value, scope, depth + 1)
         if isinstance(expr, ast.IfExp):
-            return self.client_kind(expr.body, scope, depth + 1) or self.client_kind(
+            return self._known(expr.body, scope, depth + 1) or self._known(
                 expr.orelse, scope, depth + 1
             )
         if isinstance(expr, ast.BoolOp):
             for value in expr.values:
-                kind = self.client_kind(value, scope, depth + 1)
+                kind = self._known(value, scope, depth + 1)
                 if kind is not None:
                     return kind
             return None
@@ -547,30 +576,46 @@ class ModuleModel:
             kind = self._self_attribute_kind(expr, scope, depth)
             if kind is not None:
                 return kind
+            owner = self._known(expr.value, scope, depth + 1)
+            if isinstance(owner, Holder):
+                return owner.properties.get(expr.attr)
+            if isinstance(expr.value, ast.Attribute) and expr.value.attr == "state" and (
+                expr.attr in sdk.STATE_CLIENTS
+            ):
+                return sdk.STATE_CLIENTS[expr.attr]
             qualified = self.qualify(expr, scope)
             if qualified is not None:
                 return self._qualified_kind(qualified, depth)
         return None
 
-    def _bindings_kind(self, bindings: list[Binding], depth: int) -> ClientKind | None:
+    def _bindings_kind(self, bindings: list[Binding], depth: int) -> Known | None:
+        """The first binding that is a known object; a guess from a parameter's name only
+        when no binding says more."""
         if depth > _MAX_DEPTH:
             return None
+        guess: Known | None = None
         for binding in bindings:
             kind = self._binding_kind(binding, depth)
+            if kind is sdk.UNTYPED:
+                guess = kind
+            elif kind is not None:
+                return kind
+        return guess
+
+    def _binding_kind(self, binding: Binding, depth: int) -> Known | None:
+        if binding.how in ("value", "parameter") and binding.expr is not None:
+            kind = self._known(binding.expr, binding.scope, depth + 1)
             if kind is not None:
                 return kind
-        return None
-
-    def _binding_kind(self, binding: Binding, depth: int) -> ClientKind | None:
-        if binding.how == "value" and binding.expr is not None:
-            return self.client_kind(binding.expr, binding.scope, depth + 1)
+        if binding.how == "parameter" and binding.name in sdk.CLIENT_NAMES:
+            return sdk.UNTYPED
         if binding.how == "annotation" and binding.expr is not None:
-            return self._annotation_kind(binding.expr, binding.scope)
+            return self._annotation_kind(binding.expr, binding.scope, depth)
         if binding.how == "import" and binding.qualified is not None:
             return self._qualified_kind(binding.qualified, depth)
         return None
 
-    def _annotation_kind(self, annotation: ast.expr, scope: Scope) -> ClientKind | None:
+    def _annotation_kind(self, annotation: ast.expr, scope: Scope, depth: int) -> Known | None:
         if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
             try:
                 annotation = ast.parse(annotation.value, mode="eval").body
@@ -583,14 +628,19 @@ class ModuleModel:
             inner = annotation.slice
             candidates = list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
         for candidate in candidates:
+            if isinstance(candidate, ast.Call):
+                kind = self._known(candidate, scope, depth + 1)
+                if kind is not None:
+                    return kind
+                continue
             qualified = self.qualify(candidate, scope)
-            if qualified is not None and qualified in sdk.CLIENT_CLASSES:
-                return sdk.CLIENT_CLASSES[qualified]
+            if qualified is not None:
+                kind = sdk.CLIENT_CLASSES.get(qualified) or sdk.HOLDER_CLASSES.get(qualified)
+                if kind is not None:
+                    return kind
         return None
 
-    def _self_attribute_kind(
-        self, expr: ast.Attribute, scope: Scope, depth: int
-    ) -> ClientKind | None:
+    def _self_attribute_kind(self, expr: ast.Attribute, scope: Scope, depth: int) -> Known | None:
         if not isinstance(expr.value, ast.Name):
             return None
         function = scope
@@ -610,7 +660,7 @@ class ModuleModel:
             kind = self._bindings_kind(owner.bindings.get(expr.attr, []), depth)
         return kind
 
-    def _qualified_kind(self, qualified: str, depth: int) -> ClientKind | None:
+    def _qualified_kind(self, qualified: str, depth: int) -> Known | None:
         if qualified in sdk.MODULE_CLIENTS and not self.project.has_module(qualified):
             return sdk.MODULE_CLIENTS[qualified]
         found = self.project.find(qualified)
@@ -620,9 +670,19 @@ class ModuleModel:
         return model._bindings_kind(model.scopes[model.tree].bindings.get(name, []), depth + 1)
 
     def constructed_kind(self, call: ast.Call, scope: Scope, depth: int = 0) -> ClientKind | None:
-        """The client a call returns: a client class, ``Client.from_env()``, or a factory
-        function (in this module or an audited one) that returns a client."""
-        qualified = self.qualify(call.func, scope)
+        """The client a call returns: a client class, ``Client.from_env()``, an integration's
+        accessor (``get_client()``, ``cdp.client_for(app)``), FastAPI's ``Depends(...)`` on
+        one, or a factory function (in this module or an audited one) that returns a client."""
+        known = self._returned(call.func, call, scope, depth)
+        return known if isinstance(known, ClientKind) else None
+
+    def _returned(
+        self, func: ast.expr, call: ast.Call | None, scope: Scope, depth: int
+    ) -> Known | None:
+        """What calling ``func`` returns (``call`` is the call, when there is one)."""
+        if depth > _MAX_DEPTH:
+            return None
+        qualified = self.qualify(func, scope)
         if qualified is not None:
             kind = self.client_class_kind(qualified, call)
             if kind is not None:
@@ -630,17 +690,37 @@ class ModuleModel:
             owner, _, method = qualified.rpartition(".")
             if method in sdk.FACTORY_METHODS and owner in sdk.CLIENT_CLASSES:
                 return sdk.CLIENT_CLASSES[owner]
+            known = sdk.CLIENT_FUNCTIONS.get(qualified) or sdk.HOLDER_CLASSES.get(qualified)
+            if known is not None:
+                return known
+            if qualified in _DEPENDENCIES:
+                return self._dependency_kind(call, scope, depth)
             found = self.project.find(qualified)
             if found is not None:
                 model, name = found
                 return model._factory_kind(
                     model.scopes[model.tree].bindings.get(name, []), depth + 1
                 )
-        if isinstance(call.func, ast.Name):
-            return self._factory_kind(self.lookup(call.func.id, scope), depth + 1)
+        if isinstance(func, ast.Attribute):
+            owner_kind = self._known(func.value, scope, depth + 1)
+            if isinstance(owner_kind, Holder):
+                return owner_kind.methods.get(func.attr)
+        if isinstance(func, ast.Name):
+            return self._factory_kind(self.lookup(func.id, scope), depth + 1)
         return None
 
-    def _factory_kind(self, bindings: list[Binding], depth: int) -> ClientKind | None:
+    def _dependency_kind(self, call: ast.Call | None, scope: Scope, depth: int) -> Known | None:
+        """``Depends(get_client)`` gives the parameter what ``get_client`` returns."""
+        if call is None:
+            return None
+        dependency = call.args[0] if call.args else next(
+            (kw.value for kw in call.keywords if kw.arg == "dependency"), None
+        )
+        if dependency is None:
+            return None
+        return self._returned(dependency, None, scope, depth + 1)
+
+    def _factory_kind(self, bindings: list[Binding], depth: int) -> Known | None:
         if depth > _MAX_DEPTH:
             return None
         for binding in bindings:
@@ -648,7 +728,7 @@ class ModuleModel:
                 fn_scope = self.scopes[binding.function]
                 for node in own_nodes(binding.function):
                     if isinstance(node, ast.Return) and node.value is not None:
-                        kind = self.client_kind(node.value, fn_scope, depth + 1)
+                        kind = self._known(node.value, fn_scope, depth + 1)
                         if kind is not None:
                             return kind
             elif binding.how == "import" and binding.qualified is not None:
@@ -661,12 +741,12 @@ class ModuleModel:
         return None
 
     @staticmethod
-    def client_class_kind(qualified: str, call: ast.Call) -> ClientKind | None:
+    def client_class_kind(qualified: str, call: ast.Call | None) -> ClientKind | None:
         """The kind a client class constructor call builds, honouring keywords that make a
         background client blocking (``delivery="blocking"``, ``sync_mode=True``)."""
         kind = sdk.CLIENT_CLASSES.get(qualified)
-        if kind is None:
-            return None
+        if kind is None or call is None:
+            return kind
         variant = sdk.BLOCKING_VARIANTS.get(kind)
         if variant is not None:
             keyword, value, blocking = variant
@@ -755,7 +835,7 @@ class ModuleModel:
     def handler_of(self, fn: FunctionNode) -> HandlerKind | None:
         parent = self.parents.get(fn)
         owner = parent if isinstance(parent, ast.ClassDef) else None
-        return handler_kind(fn, owner, self.imported_roots)
+        return handler_kind(fn, owner, self.web_module)
 
     def context(self, node: ast.AST) -> Context:
         """Where ``node`` runs. Loops count only inside the node's own function (a nested
@@ -822,6 +902,17 @@ def own_nodes(node: FunctionNode | ast.Module) -> Iterator[ast.AST]:
                                 ast.Lambda)):
             continue
         stack.extend(reversed(list(ast.iter_child_nodes(current))))
+
+
+def _defaults(args: ast.arguments) -> dict[str, ast.expr]:
+    """Each parameter's default value, by name."""
+    positional = [*args.posonlyargs, *args.args]
+    with_default = positional[len(positional) - len(args.defaults) :]
+    defaults = {p.arg: d for p, d in zip(with_default, args.defaults, strict=True)}
+    for param, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        if default is not None:
+            defaults[param.arg] = default
+    return defaults
 
 
 def _is_header(scope_node: ast.AST, child: ast.AST, grandchild: ast.AST | None) -> bool:

@@ -15,12 +15,20 @@ from typing import Literal
 __all__ = [
     "BLOCKING_VARIANTS",
     "CLIENT_CLASSES",
+    "CLIENT_FUNCTIONS",
+    "CLIENT_NAMES",
     "CONFIG_CLASSES",
     "FACTORY_METHODS",
+    "HOLDER_CLASSES",
     "MODULE_CLIENTS",
     "NETWORK_OPS",
+    "SETTINGS_ENVIRONMENT",
+    "SETTINGS_NAMES",
+    "STATE_CLIENTS",
+    "UNTYPED",
     "ClientKind",
     "Credential",
+    "Holder",
     "Op",
     "Role",
     "Signature",
@@ -67,7 +75,7 @@ class ClientKind:
     ``rate_limited``: the client queues, batches and paces requests itself. ``awaitable``:
     methods are coroutines, so they wait only where they are awaited."""
 
-    family: Literal["opencdp", "customerio", "customerio_app", "cdp", "segment"]
+    family: Literal["opencdp", "customerio", "customerio_app", "cdp", "segment", "untyped"]
     label: str
     blocking: bool
     rate_limited: bool
@@ -135,6 +143,65 @@ Segment's library and Customer.io's Data Pipelines library (``customerio-cdp-ana
 
 FACTORY_METHODS = frozenset({"from_env"})
 """Class methods that build a client of their class."""
+
+CLIENT_FUNCTIONS: Mapping[str, ClientKind] = {
+    "opencdp.integrations.django.get_client": OPENCDP,
+    "opencdp.integrations.fastapi.get_client": OPENCDP_ASYNC,
+}
+"""The integrations' functions that hand out the process's client. They are known by name
+even when the audit reads opencdp's own source, where their bodies return through a holder
+the analysis does not follow."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Holder:
+    """An integration object that hands out the process's client: through a property
+    (``cdp.client``) or a method (``cdp.client_for(app)``)."""
+
+    label: str
+    properties: Mapping[str, ClientKind]
+    methods: Mapping[str, ClientKind] = field(default_factory=dict)
+
+
+_CELERY = Holder("opencdp.integrations.celery.OpenCDP", {"client": OPENCDP})
+_FLASK = Holder(
+    "opencdp.integrations.flask.OpenCDP", {"client": OPENCDP}, {"client_for": OPENCDP}
+)
+
+HOLDER_CLASSES: Mapping[str, Holder] = {
+    "opencdp.integrations.celery.OpenCDP": _CELERY,
+    "opencdp.integrations.flask.OpenCDP": _FLASK,
+}
+"""Integration classes whose instances hold a client, by qualified name."""
+
+STATE_CLIENTS: Mapping[str, ClientKind] = {"opencdp": OPENCDP_ASYNC}
+"""``app.state`` attributes that the FastAPI/Starlette lifespan fills with a client
+(``request.app.state.opencdp``)."""
+
+UNTYPED = ClientKind(
+    "untyped", "an unannotated client parameter", blocking=False, rate_limited=True
+)
+"""A parameter that is only named like a client. Its library is unknown, so it is taken to
+neither block nor need pacing: only what the call itself says (event names, user ids,
+timestamps) is judged."""
+
+CLIENT_NAMES = frozenset({"client", "cio", "cdp", "analytics"})
+"""Names that make an unannotated parameter an ``UNTYPED`` client. Only the network methods
+of opencdp's API count as calls into it (``track``, ``identify``, ``send_email``...), so a
+test ``client`` fixture's ``get``/``post`` or another library's ``close`` is no finding."""
+
+SETTINGS_NAMES = frozenset({"OPENCDP"})
+"""Framework settings that hold ``Client`` options: Django's ``settings.OPENCDP`` and
+Flask's ``app.config["OPENCDP"]``. A nested ``"customer_io"`` dict holds ``CustomerIO``'s."""
+
+SETTINGS_ENVIRONMENT: Mapping[str, str] = {
+    "cdp_api_key": "CDP_API_KEY",
+    "site_id": "CUSTOMERIO_SITE_ID",
+    "api_key": "CUSTOMERIO_TRACK_API_KEY",
+    "app_api_key": "CUSTOMERIO_APP_API_KEY",
+}
+"""The variable the environment fills each credential option from when settings leave it
+out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,12 +380,30 @@ _SEGMENT: dict[str, Signature] = {
     "shutdown": _sig("close"),
 }
 
+_FAMILIES: tuple[Mapping[str, Signature], ...] = (_OPENCDP, _CUSTOMERIO, _CDP, _SEGMENT)
+
+
+def _untyped(name: str, signature: Signature) -> Signature:
+    """opencdp's positional roles with every library's keywords for the same operation, as
+    the receiver may be any of them (``cio.track(customer_id=..., name=...)``)."""
+    keywords: dict[str, Role] = {}
+    for family in _FAMILIES:
+        other = family.get(name)
+        if other is not None and other.op == signature.op:
+            for keyword, role in other.keywords.items():
+                keywords.setdefault(keyword, role)
+    return Signature(signature.op, signature.params, keywords)
+
+
 _METHODS: Mapping[str, Mapping[str, Signature]] = {
     "opencdp": _OPENCDP,
     "customerio": _CUSTOMERIO,
     "customerio_app": _CUSTOMERIO_APP,
     "cdp": _CDP,
     "segment": _SEGMENT,
+    "untyped": {
+        name: _untyped(name, sig) for name, sig in _OPENCDP.items() if sig.op in NETWORK_OPS
+    },
 }
 
 

@@ -399,6 +399,26 @@ def test_request_first_functions_are_views_given_some_evidence(tmp_path: Path) -
     assert codes(imports, "main.py") == [(5, "OCDP207"), (9, "OCDP207")]
 
 
+def test_framework_settings_with_a_literal_key_name_the_setting() -> None:
+    source = """\
+    OPENCDP = {
+        "cdp_api_key": "8d7e6f5a4b3c2d1e",
+        "customer_io": {"site_id": "2f1e0d9c8b7a", "region": "eu"},
+        "queue": "sqlite:///var/lib/shop/opencdp.db",
+    }
+    app.config["OPENCDP"] = dict(cdp_api_key="8d7e6f5a4b3c2d1e")
+    """
+    result = audit_source(textwrap.dedent(source), "shop/settings.py")
+    assert [(f.line, f.message) for f in result.findings] == [
+        (2, "hard-coded credential in `OPENCDP['cdp_api_key']`; leave it out: the environment "
+            "fills it in (CDP_API_KEY)"),
+        (3, "hard-coded credential in `OPENCDP['customer_io']['site_id']`; leave it out: the "
+            "environment fills it in (CUSTOMERIO_SITE_ID)"),
+        (6, "hard-coded credential in `OPENCDP['cdp_api_key']`; leave it out: the environment "
+            "fills it in (CDP_API_KEY)"),
+    ]
+
+
 # -- handlers, loops, awaiting -------------------------------------------------------------
 
 
@@ -527,6 +547,7 @@ def test_microseconds_and_nanoseconds_are_fine_grained_too() -> None:
 def test_credentials_in_test_files_are_not_reported() -> None:
     assert codes('API_KEY = "8d7e6f5a4b3c"\n', "tests/test_client.py") == []
     assert codes('API_KEY = "8d7e6f5a4b3c"\n', "conftest.py") == []
+    assert codes('API_KEY = "8d7e6f5a4b3c"\n', "shop/testing.py") == []
 
 
 @pytest.mark.parametrize(

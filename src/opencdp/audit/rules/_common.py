@@ -62,7 +62,9 @@ def terminal_name(expr: ast.expr) -> str | None:
 
 
 def is_test_module(path: str) -> bool:
-    """Test files by name (``test_*.py``, ``*_test.py``, ``conftest.py``): fake keys there
-    are expected."""
+    """Test files and test helper modules by name (``test_*.py``, ``*_test.py``,
+    ``conftest.py``, ``testing.py``): fake keys there are expected."""
     name = PurePosixPath(path).name
-    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+    return name.startswith("test_") or name.endswith("_test.py") or name in (
+        "conftest.py", "testing.py"
+    )

@@ -37,6 +37,9 @@ _NAME_WORDS = frozenset(
      "auth", "private", "signing"}
 )
 _ENV_READERS = frozenset({"os.getenv", "os.environ.get", "os.environ.setdefault"})
+_CLIENT_OPTIONS = sdk.CONFIG_CLASSES["opencdp.ClientConfig"]
+_CUSTOMERIO_OPTIONS = sdk.CONFIG_CLASSES["opencdp.CustomerIO"]
+_FROM_ENVIRONMENT = "read it from the environment (os.environ, Client.from_env())"
 
 
 def _key_like(name: str) -> bool:
@@ -61,16 +64,65 @@ def _secret_literal(expr: ast.expr) -> bool:
 _Reporter = Callable[[ast.expr, str], Iterator[Hit]]
 
 
+def _settings(node: ast.AST) -> Iterator[tuple[str, ast.expr]]:
+    """``(name, value)`` where a node sets framework settings that hold ``Client`` options:
+    ``OPENCDP = {...}``, ``app.config["OPENCDP"] = {...}``, ``config.update(OPENCDP={...})``."""
+    if isinstance(node, ast.keyword) and node.arg in sdk.SETTINGS_NAMES:
+        yield node.arg, node.value
+        return
+    if isinstance(node, ast.Assign):
+        targets, value = node.targets, node.value
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        targets, value = [node.target], node.value
+    else:
+        return
+    for target in targets:
+        if isinstance(target, ast.Name) and target.id in sdk.SETTINGS_NAMES:
+            yield target.id, value
+        elif isinstance(target, ast.Subscript):
+            key = string_key(target.slice)
+            if key in sdk.SETTINGS_NAMES:
+                yield key, value
+
+
+def _settings_credentials(name: str, value: ast.expr) -> Iterator[tuple[str, str, ast.expr]]:
+    """``(where, option, value)`` for each credential option in framework settings, those of
+    a nested ``customer_io`` dict included."""
+    for option, expr in _options(value):
+        where = f"{name}['{option}']"
+        if any(slot.keyword == option for slot in _CLIENT_OPTIONS.secrets):
+            yield where, option, expr
+        elif option == "customer_io":
+            for nested, nested_expr in _options(expr):
+                if any(slot.keyword == nested for slot in _CUSTOMERIO_OPTIONS.secrets):
+                    yield f"{where}['{nested}']", nested, nested_expr
+
+
+def _options(expr: ast.expr) -> Iterator[tuple[str, ast.expr]]:
+    """The options of a dict display or a ``dict(...)`` call."""
+    if isinstance(expr, ast.Dict):
+        yield from dict_items(expr)
+    elif isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and (
+        expr.func.id == "dict"
+    ):
+        for kw in expr.keywords:
+            if kw.arg is not None:
+                yield kw.arg, kw.value
+
+
 class HardcodedCredential(PythonRule):
     """A literal API key, site id or secret passed to a client or assigned to a key-like name.
 
     Keys in source end up in version control, logs and screenshots, and rotating them needs a
     deploy. Read them from the environment (``Client.from_env()`` reads ``CDP_API_KEY`` and
-    the ``CUSTOMERIO_*`` variables) or a secret store. Only token-shaped literals count (six
-    or more printable ASCII characters without spaces); placeholders such as ``""``,
-    ``"<your-key>"``, ``"changeme"``, ``"write-key"`` or values with a word like ``test``,
-    ``sandbox`` or ``example`` in them are not reported, nor are test files (``test_*.py``,
-    ``conftest.py``).
+    the ``CUSTOMERIO_*`` variables) or a secret store. Framework settings that hold client
+    options (Django's ``OPENCDP = {...}``, Flask's ``app.config["OPENCDP"]``) need no key:
+    the integrations fill it in from the environment, so a literal ``cdp_api_key`` there, or
+    in its nested ``customer_io`` dict, is reported by its setting. Only token-shaped literals
+    count (six or more printable ASCII characters without spaces); placeholders such as
+    ``""``, ``"<your-key>"``, ``"changeme"``, ``"write-key"`` or values with a word like
+    ``test``, ``sandbox`` or ``example`` in them are not reported, nor are test files and
+    test helpers (``test_*.py``, ``conftest.py``, ``testing.py``).
     """
 
     code = "OCDP201"
@@ -96,6 +148,10 @@ import os
 CUSTOMERIO_API_KEY = os.environ.get("CUSTOMERIO_API_KEY", "")
 API_KEY_ENV = "CUSTOMERIO_API_KEY"
 """,
+        """\
+# settings.py: the API key comes from CDP_API_KEY
+OPENCDP = {"queue": "sqlite:///var/lib/shop/opencdp.db"}
+""",
     )
     INVALID: ClassVar[tuple[str, ...]] = (
         """\
@@ -114,6 +170,13 @@ import os
 CUSTOMERIO_SITE_ID = "2f1e0d9c8b7a"  # OCDP201
 TRACK_API_KEY = os.getenv("CUSTOMERIO_TRACK_API_KEY", "3f8a9c0e1d2b4a6f")  # OCDP201
 """,
+        """\
+# settings.py
+OPENCDP = {
+    "cdp_api_key": "cdp_live_8d7e6f5a4b3c",  # OCDP201
+    "queue": "sqlite:///var/lib/shop/opencdp.db",
+}
+""",
     )
 
     def check(self, model: ModuleModel) -> Iterator[Hit]:
@@ -121,14 +184,10 @@ TRACK_API_KEY = os.getenv("CUSTOMERIO_TRACK_API_KEY", "3f8a9c0e1d2b4a6f")  # OCD
             return
         reported: set[int] = set()
 
-        def report(expr: ast.expr, what: str) -> Iterator[Hit]:
+        def report(expr: ast.expr, what: str, advice: str = _FROM_ENVIRONMENT) -> Iterator[Hit]:
             if id(expr) not in reported and _secret_literal(expr):
                 reported.add(id(expr))
-                yield self.hit(
-                    expr,
-                    f"hard-coded credential in `{what}`; read it from the environment "
-                    "(os.environ, Client.from_env())",
-                )
+                yield self.hit(expr, f"hard-coded credential in `{what}`; {advice}")
 
         for call, qualified, _scope in model.constructor_calls():
             credential = sdk.CONFIG_CLASSES.get(qualified)
@@ -142,6 +201,11 @@ TRACK_API_KEY = os.getenv("CUSTOMERIO_TRACK_API_KEY", "3f8a9c0e1d2b4a6f")  # OCD
                 if variable is not None and _key_like(variable):
                     yield from report(call.args[1], f"default of {variable}")
         for node in model.nodes:
+            for name, value in _settings(node):
+                for where, option, secret in _settings_credentials(name, value):
+                    variable = sdk.SETTINGS_ENVIRONMENT[option]
+                    advice = f"leave it out: the environment fills it in ({variable})"
+                    yield from report(secret, where, advice)
             yield from self._named(node, report)
 
     @staticmethod

@@ -4,11 +4,13 @@ import asyncio
 import os
 
 from cdp_client import CDPClient, CDPConfig
-from fastapi import APIRouter, BackgroundTasks, FastAPI, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Request
+
+from opencdp.integrations.fastapi import get_client, lifespan
 
 from .clients import async_tracker, cio
 
-app = FastAPI()
+app = FastAPI(lifespan=lifespan())
 router = APIRouter(prefix="/api")
 cdp = CDPClient(CDPConfig(cdp_api_key=os.environ["CDP_API_KEY"]))
 
@@ -45,6 +47,20 @@ async def feedback(user_id: str, score: int) -> dict[str, bool]:
         cio.track(customer_id=user_id, name="feedback_given", data={"score": score})
 
     asyncio.get_running_loop().call_soon(send)
+    return {"ok": True}
+
+
+@router.post("/wishlist")
+async def add_to_wishlist(
+    user_id: str, product_id: int, cdp=Depends(get_client)  # noqa: B008
+) -> dict[str, bool]:
+    await cdp.track(user_id, "Wishlist Added", {"product_id": product_id})  # OCDP206
+    return {"ok": True}
+
+
+@router.post("/reviews")
+async def post_review(request: Request, user_id: str) -> dict[str, bool]:
+    await request.app.state.opencdp.track(user_id, "Review Posted")  # OCDP206
     return {"ok": True}
 
 

@@ -6,6 +6,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, JsonResponse
 from django.views import View
 
+from opencdp.integrations.django import get_client
+
 from .clients import cio, tracker
 from .events import CART_VIEWED, ORDER_COMPLETED
 
@@ -29,6 +31,11 @@ def newsletter(request: HttpRequest) -> JsonResponse:
     user_id = str(request.user.pk)
     tracker.track(user_id, f"newsletter_signup_{email}")  # OCDP204, OCDP205
     tracker.identify(request.user.email, {"newsletter": True})  # OCDP212
+    return JsonResponse({"ok": True})
+
+
+def place_order(request: HttpRequest) -> JsonResponse:
+    get_client().track(str(request.user.pk), "Order Placed")  # OCDP206
     return JsonResponse({"ok": True})
 
 

@@ -8,6 +8,7 @@ from customerio import SendEmailRequest
 from opencdp import Client
 
 from .clients import cio, cio_app, tracker
+from .worker import app, cdp
 
 
 @shared_task
@@ -51,3 +52,8 @@ def import_rows(rows: list[dict[str, str]]) -> None:
     for row in rows:
         client.identify(row["id"], {"email": row["email"]})
     client.close(timeout=10)
+
+
+@app.task
+def send_invoice(customer_id: str, invoice_id: str) -> None:
+    cdp.client.track(customer_id, f"invoice_{invoice_id}_sent")  # OCDP204

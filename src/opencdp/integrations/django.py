@@ -85,10 +85,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     has_key = isinstance(configured, dict) and bool(configured.get("cdp_api_key"))
     if not has_key and not (os.environ.get("CDP_API_KEY") or "").strip():
         return [checks.Error(
-            "no OpenCDP API key: set settings.OPENCDP['cdp_api_key'] or the CDP_API_KEY "
-            "environment variable",
-            hint="Settings take any Client option; the environment fills in the rest "
-                 "(Client.from_env).",
+            "no OpenCDP API key: set the CDP_API_KEY environment variable",
+            hint="The key comes from the environment, not from settings.py (opencdp audit "
+                 "reports a key written there, OCDP201); settings.OPENCDP takes the other "
+                 "Client options.",
             id="opencdp.E001",
         )]
     try:

@@ -315,6 +315,24 @@ def test_integration_accessors_are_clients(tmp_path: Path) -> None:
     ]
 
 
+def test_integration_objects_are_followed_like_clients() -> None:
+    source = """\
+    from opencdp.integrations.flask import OpenCDP
+
+    class Service:
+        def __init__(self, app):
+            self.cdp = OpenCDP(app)
+
+        def run(self, user_id):
+            self.cdp.client.track(user_id, "Run Done")
+
+    def helper(cdp: OpenCDP, user_id):
+        cdp.client.track(user_id, "Helper Done")
+        cdp.track(user_id, "Not A Client Call")
+    """
+    assert codes(source) == [(8, "OCDP206"), (11, "OCDP206")]
+
+
 def test_integration_accessors_are_known_by_where_they_come_from() -> None:
     source = """\
     from fastapi import Depends

@@ -3,10 +3,13 @@
 Rules should not each re-discover that ``cio`` in ``cio.track(...)`` is a Customer.io client
 built in another module, or that a call runs inside a Flask route within a loop. This module
 does that once per file: scopes and bindings (with imports resolved to qualified names),
-client objects followed through assignments, ``self`` attributes, factory functions and
-imports between the audited modules, and every call into a known client with its arguments
-bound to roles. It is a deliberately small, flow-insensitive analysis: a name bound to a
-client anywhere in a scope is that client everywhere in the scope.
+client objects followed through assignments, ``self`` attributes, factory functions,
+imports between the audited modules and opencdp's integrations (``get_client()``,
+``cdp.client``, ``Depends(get_client)``), and every call into a known client with its
+arguments bound to roles. It is a deliberately small, flow-insensitive analysis: a name
+bound to a client anywhere in a scope is that client everywhere in the scope. A parameter
+without an annotation that is only named like a client (``client``, ``cio``...) is a guess,
+taken when nothing better is known (see ``sdk.UNTYPED``).
 """
 
 from __future__ import annotations
@@ -411,7 +414,8 @@ class _ScopeBuilder(ast.NodeVisitor):
             if alias.name == "*":
                 continue
             qualified = f"{base}.{alias.name}" if base else alias.name
-            self.model.imported_modules.add(qualified)
+            if base:
+                self.model.imported_modules.add(qualified)
             self.scope.bind(
                 alias.asname or alias.name, Binding("import", self.scope, qualified=qualified)
             )

@@ -2,9 +2,13 @@
 
 Each test runs the same code with either module and compares what the sandbox stored and
 what was raised. Fallback endpoints are always ``[]``: the original's defaults are public
-hosts, and nothing may leave the machine. The original's Customer.io client never starts
-(the ``customerio`` package refuses its region string), so only the compat client reaches
-the sandbox's Customer.io.
+hosts, and nothing may leave the machine. ``CustomerIoConfig`` is the same for both (the
+original has no URL field); the compat client finds the sandbox's Customer.io in
+``CUSTOMERIO_TRACK_URL``/``CUSTOMERIO_APP_URL``, as ``opencdp sandbox --print-env`` sets
+them, and its requests go through ``LoopbackOnly``, which records every host and never lets
+a request leave for any other. The original's Customer.io client never starts (the
+``customerio`` package refuses its region string), so only the compat client reaches the
+sandbox's Customer.io.
 """
 
 from __future__ import annotations
@@ -15,13 +19,18 @@ import socket
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import cdp_client
 import pytest
 
-from opencdp import compat
-from opencdp.compat.client import client_options
+from opencdp import ClientConfig, compat
+from opencdp.checks import is_loopback
+from opencdp.compat.client import URL_VARIABLES, client_options, is_test_gateway
 from opencdp.config import DEFAULT_CDP_ENDPOINT, DEFAULT_CDP_FALLBACKS
+from opencdp.destinations.base import Failure, Request, Response
+from opencdp.testing import sandbox_options
+from opencdp.transport import AiohttpTransport
 
 MODULES = [pytest.param(cdp_client, id="cdp_client"), pytest.param(compat, id="compat")]
 KEY = "cdp-test-key"
@@ -29,13 +38,42 @@ QUICK: dict[str, Any] = {"retry": {"base_delay": 0.02, "max_delay": 0.1, "max_at
                          "breaker": {"reset_timeout": 0.05}}
 
 
+class LoopbackOnly:
+    """The engine's real transport, for loopback hosts only: every other host is recorded
+    and answered with a connect failure, so no request can leave the machine."""
+
+    def __init__(self) -> None:
+        self.inner = AiohttpTransport(ClientConfig(cdp_api_key=KEY, timeout=5))
+        self.hosts: list[tuple[str, str]] = []
+
+    async def send(self, request: Request) -> Response | Failure:
+        host = urlsplit(request.url).hostname or ""
+        self.hosts.append((request.service, host))
+        if not is_loopback(host):
+            return Failure(f"LoopbackOnly: {host} is not loopback", "connect")
+        return await self.inner.send(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def left(self) -> list[str]:
+        return sorted({h for _, h in self.hosts if not is_loopback(h)})
+
+
+@pytest.fixture
+def cio_env(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Customer.io hosts ``opencdp sandbox --print-env`` exports."""
+    cio = sandbox_options(sandbox)["customer_io"]
+    monkeypatch.setenv("CUSTOMERIO_TRACK_URL", cio.track_url)
+    monkeypatch.setenv("CUSTOMERIO_APP_URL", cio.app_url)
+
+
 def make(mod: ModuleType, sb: Any, *, key: str = KEY, fail: bool = True, dual: bool = False,
          timeout_ms: int = 5000, **options: Any) -> Any:
     cio = None
     if dual:
-        urls = {"track_url": sb.track_url, "app_url": sb.app_url} if mod is compat else {}
         cio = mod.CustomerIoConfig(site_id="sandbox-site", api_key="sandbox-track-key",
-                                   region="us", **urls)
+                                   region="us")
     config = mod.CDPConfig(cdp_api_key=key, cdp_endpoint=sb.opencdp_url,
                            cdp_fallback_endpoints=[], fail_on_exception=fail,
                            timeout_ms=timeout_ms, send_to_customer_io=dual, customer_io=cio)
@@ -94,11 +132,13 @@ def stored(sb: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("fail", [True, False], ids=["fail_on_exception", "logging"])
-def test_the_same_script_stores_the_same(sandbox: Any, fail: bool) -> None:
+def test_the_same_script_stores_the_same(sandbox: Any, cio_env: None, fail: bool) -> None:
     results = {}
+    transport = LoopbackOnly()
     for mod in (cdp_client, compat):
         sandbox.reset()
-        record = asyncio.run(script(mod, make(mod, sandbox, fail=fail, dual=True)))
+        options = {"transport": transport} if mod is compat else {}
+        record = asyncio.run(script(mod, make(mod, sandbox, fail=fail, dual=True, **options)))
         sends = sandbox.sends("opencdp")
         assert record == {"id": sends[-1]["id"], "status": "queued"}
         results[mod.__name__] = (stored(sandbox), sandbox.stats())
@@ -118,6 +158,8 @@ def test_the_same_script_stores_the_same(sandbox: Any, fail: bool) -> None:
     assert [e["name"] for e in other["events"]] == ["signed_up"]
     assert [d["id"] for d in other["devices"]] == ["fcm-ios"]
     assert ours_stats["customerio"]["rejected_total"] == 0
+    assert transport.left() == []
+    assert {service for service, _ in transport.hosts} == {"gateway", "track"}
 
 
 @pytest.mark.parametrize("mod", MODULES)
@@ -250,7 +292,7 @@ def test_models_coerce_nested_dicts_and_aliases_like_the_original() -> None:
             "deviceId": "d", "platform": "web", "fcmToken": "t"}
 
 
-def test_keys_never_appear_in_reprs_or_errors(sandbox: Any) -> None:
+def test_keys_never_appear_in_reprs_or_errors(sandbox: Any, cio_env: None) -> None:
     cdp = make(compat, sandbox, key="cdp-secret-key", dual=True)
     shown = repr(cdp) + repr(cdp.config) + repr(cdp.client) + str(cdp.config.customer_io)
     assert "cdp-secret-key" not in shown and "sandbox-track-key" not in shown
@@ -370,3 +412,134 @@ def test_an_unreachable_gateway_raises_cdp_error_without_status(mod: ModuleType)
         await cdp.close()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize(("url", "test"), [
+    ("http://127.0.0.1:8080/gateway/data-gateway", True),
+    ("http://localhost:8080", True),
+    ("http://[::1]:8080", True),
+    ("https://cdp.localhost", True),
+    ("https://cdp-sandbox.internal/gateway", True),
+    (DEFAULT_CDP_ENDPOINT, False),
+    ("https://gw.example.com", False),
+    ("http://[not-a-url", False),
+])
+def test_loopback_and_sandbox_gateways_are_test_gateways(url: str, test: bool) -> None:
+    assert is_test_gateway(url) is test
+
+
+def _dual(sb: Any, **cio: Any) -> Any:
+    return compat.CDPConfig(
+        cdp_api_key=KEY, cdp_endpoint=sb.opencdp_url, cdp_fallback_endpoints=[],
+        send_to_customer_io=True,
+        customer_io=compat.CustomerIoConfig(site_id="sandbox-site",
+                                            api_key="sandbox-track-key", **cio))
+
+
+def test_a_test_gateway_never_gets_customer_io_at_its_production_hosts(
+        sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a URL in the config or the environment, a dual-write beside a loopback
+    gateway is refused before anything is sent, naming what to set."""
+    for variable in URL_VARIABLES.values():
+        monkeypatch.delenv(variable, raising=False)
+    transport = LoopbackOnly()
+    refusals = []
+    for config, options in [
+            (_dual(sandbox), {}),
+            (_dual(sandbox, region="eu"), {}),
+            (compat.CDPConfig(cdp_api_key=KEY, send_to_customer_io=True,
+                              customer_io=compat.CustomerIoConfig(
+                                  site_id="sandbox-site", api_key="sandbox-track-key")),
+             {"cdp_endpoint": sandbox.opencdp_url, "cdp_fallback_endpoints": []})]:
+        with pytest.raises(compat.CDPValidationError) as info:
+            compat.CDPClient(config, register_atexit=False, transport=transport, **options)
+        refusals.append(info.value)
+    monkeypatch.setenv("CUSTOMERIO_TRACK_URL", sandbox.track_url)
+    with pytest.raises(compat.CDPValidationError) as info:
+        compat.CDPClient(_dual(sandbox), register_atexit=False, transport=transport)
+    assert "CUSTOMERIO_APP_URL" in str(info.value)
+    assert "CUSTOMERIO_TRACK_URL" not in str(info.value)
+    for error in refusals:
+        assert error.field == "customer_io" and error.status_code is None
+        assert "CUSTOMERIO_TRACK_URL and CUSTOMERIO_APP_URL" in str(error)
+        assert "sandbox-track-key" not in str(error) and KEY not in str(error)
+    assert transport.hosts == []
+    assert sandbox.stats()["opencdp"]["requests"] == sandbox.stats()["customerio"][
+        "requests"] == 0
+
+
+def test_customer_io_hosts_come_from_the_config_then_the_environment(
+        sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUSTOMERIO_TRACK_URL", sandbox.track_url)
+    monkeypatch.setenv("CUSTOMERIO_APP_URL", sandbox.app_url)
+    mixed = compat.CDPClient(_dual(sandbox, track_url="http://127.0.0.1:9"),
+                             register_atexit=False, start_worker=False)
+    cio = mixed.client.config.customer_io
+    assert (cio.track_url, cio.app_url) == ("http://127.0.0.1:9", sandbox.app_url)
+    production = compat.CDPClient(compat.CDPConfig(
+        cdp_api_key=KEY, send_to_customer_io=True,
+        customer_io=compat.CustomerIoConfig(site_id="s", api_key="x")),
+        register_atexit=False, start_worker=False)
+    cio = production.client.config.customer_io
+    assert (cio.track_url, cio.app_url) == ("https://track.customer.io",
+                                            "https://api.customer.io")
+    monkeypatch.setenv("CUSTOMERIO_APP_URL", "http://app.example.com")
+    with pytest.raises(compat.CDPValidationError) as info:
+        compat.CDPClient(_dual(sandbox), register_atexit=False, start_worker=False)
+    assert "CUSTOMERIO_APP_URL" in str(info.value) and info.value.field == "customer_io"
+    for c in (mixed, production):
+        asyncio.run(c.close())
+
+
+async def _unenforced(mod: ModuleType, cdp: Any) -> None:
+    """Calls cdp-python-sdk delivers that opencdp's own client refuses or rewrites."""
+    for _ in range(2):
+        await cdp.identify("mig_3", {"created_at": 1704067200000, "plan": "pro"})
+        await cdp.track("mig_3", "viewed_product_12345678")
+        await cdp.track("mig_3", "order_2024_11_05", {"paid_at": 1704067200123})
+    await cdp.close()
+
+
+@pytest.mark.parametrize("fail", [True, False], ids=["fail_on_exception", "logging"])
+def test_what_the_original_never_enforced_warns_once_and_is_delivered_as_sent(
+        sandbox: Any, cio_env: None, fail: bool, caplog: pytest.LogCaptureFixture) -> None:
+    stored_by = {}
+    for mod in (cdp_client, compat):
+        sandbox.reset()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            asyncio.run(_unenforced(mod, make(mod, sandbox, fail=fail, dual=True)))
+        person = sandbox.person("opencdp", "mig_3")
+        assert person is not None, mod.__name__
+        stored_by[mod] = (person["attributes"], sorted(
+            (e["name"], e["data"]) for e in person["events"]))
+        records = list(caplog.records)
+    assert stored_by[compat] == stored_by[cdp_client]
+    assert [r.getMessage() for r in records if r.levelno >= logging.ERROR] == []
+    lines = [r.getMessage() for r in records if r.levelno == logging.WARNING]
+    attributes, events = stored_by[compat]
+    assert attributes == {"created_at": 1704067200000, "plan": "pro"}
+    assert events == [("order_2024_11_05", {"paid_at": 1704067200123})] * 2 + [
+        ("viewed_product_12345678", {})] * 2
+    warned = sorted(line.split()[1] for line in lines if line.startswith("[CDP] OCDP1"))
+    assert warned == ["OCDP104", "OCDP104", "OCDP122", "OCDP122"], lines
+    pii = [line for line in lines if " OCDP122 " in line]
+    assert any("embeds a number (an id?)" in line for line in pii)
+    assert any("embeds a date" in line for line in pii)
+    assert not any("phone" in line or "12345678" in line for line in pii)
+    assert sandbox.stats()["customerio"]["rejected_total"] == 0
+    cio = sandbox.person("customerio", "mig_3")
+    assert cio["attributes"]["created_at"] == 1704067200000
+    assert sorted((e["name"], e["data"]) for e in cio["events"]) == events
+
+
+def test_strict_keeps_opencdp_s_refusals_in_compat(sandbox: Any) -> None:
+    async def run() -> None:
+        cdp = make(compat, sandbox, strict=True, silence={"OCDP115"})
+        with pytest.raises(compat.CDPValidationError) as info:
+            await cdp.track("mig_3", "viewed_product_12345678")
+        assert info.value.field == "event" and "OCDP122" in str(info.value)
+        await cdp.close()
+
+    asyncio.run(run())
+    assert sandbox.stats()["opencdp"]["requests"] == 0

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+from urllib.parse import urlsplit
 
+from ..checks import is_loopback
 from ..client import Client
-from ..config import CustomerIO
+from ..config import ClientConfig, CustomerIO
 from ..destinations.base import Response
 from ..destinations.opencdp import Gateway
 from ..errors import ConfigurationError, DeliveryError, OpenCDPError, ValidationError
@@ -32,12 +36,72 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     from typing_extensions import Unpack
 
-__all__ = ["CDPClient", "client_options"]
+__all__ = ["LENIENT", "URL_VARIABLES", "CDPClient", "client_options", "is_test_gateway",
+           "local_customer_io"]
 
 logger = logging.getLogger("CDPClient")
 
+LENIENT: Final = frozenset({"OCDP104", "OCDP122"})
+"""Guard codes cdp-python-sdk never enforced: ids in event names and millisecond ``*_at``
+attributes were sent as they were, so here they warn once and are sent as they are."""
+
+URL_VARIABLES: Final = {"track_url": "CUSTOMERIO_TRACK_URL", "app_url": "CUSTOMERIO_APP_URL"}
+"""Where ``ClientConfig.from_env`` (and ``opencdp sandbox --print-env``) put Customer.io's
+hosts; read when the gateway is a test one and ``CustomerIoConfig`` names none."""
+
+
 def _url(url: str) -> str:
     return url.strip().removesuffix("/")
+
+
+def is_test_gateway(url: str) -> bool:
+    """Whether a gateway URL is a loopback or sandbox address (``localhost``, ``127.0.0.1``,
+    ``::1``, ``*.localhost``, a host name containing ``sandbox``)."""
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
+    return is_loopback(host) or host.endswith(".localhost") or "sandbox" in host
+
+
+def local_customer_io(settings: ClientConfig,
+                      env: Mapping[str, str] | None = None) -> ClientConfig:
+    """``settings`` whose Customer.io is never at its production hosts beside a test gateway.
+
+    cdp-python-sdk's ``CustomerIoConfig`` has no URL, so a script pointed at a sandbox would
+    otherwise dual-write its test data to production (with real Track keys) or stall on its
+    hosts. A host left at its default is read from ``env`` (``os.environ``) as
+    ``ClientConfig.from_env`` reads it; one still missing refuses the config.
+    """
+    cio = settings.customer_io
+    if cio is None or not settings.dual_write or not any(
+            is_test_gateway(host) for host in settings.cdp_hosts):
+        return settings
+    env = os.environ if env is None else env
+    production = CustomerIO(cio.site_id, cio.api_key, region=cio.region)
+    urls: dict[str, str] = {}
+    missing = []
+    for name, variable in URL_VARIABLES.items():
+        if getattr(cio, name) != getattr(production, name):
+            continue
+        value = (env.get(variable) or "").strip()
+        if value:
+            urls[name] = value
+        else:
+            missing.append(variable)
+    if missing:
+        raise CDPValidationError(
+            "cdp_endpoint is a loopback or sandbox address, but Customer.io would be written "
+            f"at its production hosts: set {' and '.join(missing)} (`opencdp sandbox "
+            "--print-env` prints them) or pass CustomerIoConfig(track_url=..., app_url=...)",
+            "customer_io")
+    try:
+        found = dataclasses.replace(cio, track_url=urls.get("track_url", cio.track_url),
+                                    app_url=urls.get("app_url", cio.app_url))
+    except ConfigurationError as exc:
+        names = " / ".join(URL_VARIABLES[name] for name in urls)
+        raise CDPValidationError(f"environment variable {names}: {exc}", "customer_io") from None
+    return settings.with_options(customer_io=found)
 
 
 def client_options(config: CDPConfig) -> dict[str, Any]:
@@ -90,10 +154,13 @@ class CDPClient:
                 f"config must be a CDPConfig, not {type(config).__name__}", "config")
         self.config = config
         try:
-            self.client = Client(**{**client_options(config), **options})
+            settings = ClientConfig(**{**client_options(config), **options})
+            self.client = Client(local_customer_io(settings))
         except ConfigurationError as exc:
             raise CDPValidationError(str(exc), exc.option) from exc
         engine = self.client.engine
+        if not engine.config.strict:
+            engine.guards.relax(LENIENT)
         self._inline = not (engine.blocking or engine.outbox.durable
                             or engine.config.queue_full == "block")
 

@@ -16,9 +16,13 @@ Deliberate differences:
   chosen outbox. With it, they wait for the gateway (up to ``timeout_ms``) so its refusal can
   be raised as ``CDPError`` with ``status_code``; a retryable failure (5xx, timeout) raises
   ``CDPError`` with ``status_code=None`` after ``timeout_ms`` and the message stays queued.
-- opencdp checks more before sending (sends' addresses and identifiers, pitfall guards such
-  as ids in event names): what it refuses is a ``CDPValidationError`` (``status_code`` None)
-  where the original got a 400 from the gateway as ``CDPError``.
+- opencdp checks more before sending (sends' addresses and identifiers, lengths): what it
+  refuses is a ``CDPValidationError`` (``status_code`` None) where the original got a 400 from
+  the gateway as ``CDPError``. Pitfalls the original sent (ids in event names, millisecond
+  ``*_at`` attributes) warn once and are sent as they are, unless ``strict=True``.
+- Beside a loopback or sandbox gateway, Customer.io's hosts come from ``CustomerIoConfig`` or
+  ``CUSTOMERIO_TRACK_URL``/``CUSTOMERIO_APP_URL``; without them the config is refused, never
+  pointed at production.
 - Customer.io keys a device by its push token (``fcm_token``), not by ``device_id``.
 - A custom ``cdp_endpoint`` has no public fallbacks unless listed, so a private gateway's key
   never reaches the public hosts.

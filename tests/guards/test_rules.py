@@ -104,6 +104,7 @@ def test_id_length_limits() -> None:
     ("viewed_product_12345678", "a number (an id?)"),
     ("viewed_product_1234567", "a number (an id?)"),
     ("order_14155551234", "a number (an id?)"),
+    ("called_06 12 34 56 78", "a number (an id?)"),
     ("order_2024_11_05", "a date"),
     ("signup_2024-11-05", "a date"),
     ("report_2024.11.05", "a date"),
@@ -125,7 +126,7 @@ def test_ids_and_dates_are_not_phone_numbers(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["order_placed", "checkout_step_2", "top_10_viewed",
                                   "sha256_verified", "oauth2_connected", "mp3_played",
-                                  "added_to_cart", "deadbeef_seen"])
+                                  "added_to_cart", "deadbeef_seen", "upgraded_to_1.2.3"])
 def test_ordinary_names_carry_no_pii(name: str) -> None:
     assert pii_in_name(name) is None
 

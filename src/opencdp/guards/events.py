@@ -39,7 +39,8 @@ _PII: Final = (
                 r"[0-9a-fA-F]{8,}(?![0-9A-Za-z])"), "a hex id"),
     (re.compile(r"(?<!\d)(?:19|20)\d\d([_\-./]?)(?:0[1-9]|1[0-2])\1(?:0[1-9]|[12]\d|3[01])"
                 r"(?!\d)"), "a date"),
-    (re.compile(r"(?:^|[_\-.:/ ])\d{3,}(?:$|[_\-.:/ ])|\d{5,}"), "a number (an id?)"),
+    (re.compile(r"(?:^|[_\-.:/ ])\d{3,}(?:$|[_\-.:/ ])|\d{5,}|\d\d(?:[\s.-]\d\d+){3,}"),
+     "a number (an id?)"),
 )
 
 
@@ -81,7 +82,8 @@ class PIIInEventName(Rule):
     digits, separators allowed (``sms_to_+1 415 555 0100``); a bare digit run
     (``viewed_product_12345678``) is an id, since nothing tells it from a product or order
     number. A number counts as an id when it is a segment of three or more digits
-    (``viewed_product_834``) or has five or more digits anywhere; a date is ``2024_11_05``,
+    (``viewed_product_834``), has five or more digits anywhere, or is four or more groups of
+    two or more digits (``called_06 12 34 56 78``); a date is ``2024_11_05``,
     ``2024-11-05`` or ``20241105``; ``checkout_step_2`` and ``sha256_verified`` pass. Refused
     (the message names the kind, never the value); silence the code if a name is a false
     positive. ``opencdp.compat`` warns instead: the SDK it stands in for sent such names.

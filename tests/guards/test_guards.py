@@ -127,6 +127,17 @@ def test_lenient_codes_warn_once_with_their_code_and_let_the_value_through(stric
     assert guards.counts() == {"OCDP104": 6, "OCDP115": 1, "OCDP122": 3}
 
 
+@pytest.mark.parametrize("policy", [{"lenient": {"OCDP122"}}, {"silence": {"OCDP122"}}])
+def test_a_name_with_personal_data_is_never_logged_by_any_rule(policy: Any) -> None:
+    guards, rec = make(**policy)
+    guards.identify("42", {"email": "a@example.com"}, None)
+    for _ in range(2):
+        assert guards.track("42", "SmsTo+14155551234", None, None)[1] == "SmsTo+14155551234"
+    assert "OCDP121" in rec.codes
+    assert not [f.message for f in rec.findings if "4155551234" in f.message]
+    assert guards.counts()["OCDP121"] == guards.counts()["OCDP122"] == 2
+
+
 def test_relax_makes_a_built_guards_lenient() -> None:
     guards, rec = make(silence=frozenset({"OCDP115"}))
     with pytest.raises(ValidationError):

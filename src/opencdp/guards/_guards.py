@@ -17,7 +17,14 @@ from ..message import Message
 from ._core import Finding, GuardPolicy, Reporter, Rule
 from .arguments import check_device, check_event_id, check_merge
 from .attributes import AttributeTypeDrift, IdentifyWithoutEmail, PropertiesNotMapping
-from .events import EventNameCardinality, check_event_name, replay, top_families
+from .events import (
+    EventNameCardinality,
+    PIIInEventName,
+    check_event_name,
+    pii_in_name,
+    replay,
+    top_families,
+)
 from .identifiers import TrackBeforeIdentify, check_identifier
 from .timestamps import to_seconds
 from .values import as_mapping, json_kind, snapshot
@@ -83,7 +90,7 @@ class Guards:
         self._max_events = policy.max_event_names
         self._schemas = policy.schemas
         self._events: dict[str, str] = {}
-        self._dirty_events: dict[str, tuple[str, tuple[type[Rule], ...]]] = {}
+        self._dirty_events: dict[str, tuple[str, tuple[type[Rule], ...], str | None]] = {}
         self._seen_events: dict[str, None] = {}
         self._reported_cardinality = False
         self._identified = _Remembered(policy.remember_ids)
@@ -260,9 +267,9 @@ class Guards:
     def _event(self, event: object) -> str:
         dirty = self._dirty_events.get(event) if isinstance(event, str) else None
         if dirty is not None:
-            name, rules = dirty
+            name, rules, pii = dirty
             for rule in rules:
-                replay(rule, name, self._reporter)
+                replay(rule, name, self._reporter, pii)
             return name
         name, rules = check_event_name(event, self._reporter)
         seen = self._seen_events
@@ -273,7 +280,8 @@ class Guards:
                 self._cardinality(len(seen))
         if len(self._events) + len(self._dirty_events) < _MAX_CACHED_NAMES:
             if rules:
-                self._dirty_events[event] = (name, rules)  # type: ignore[index]
+                pii = pii_in_name(name) if PIIInEventName in rules else None
+                self._dirty_events[event] = (name, rules, pii)  # type: ignore[index]
             else:
                 self._events[event] = name  # type: ignore[index]
         return name

@@ -178,19 +178,20 @@ def check_event_name(
     if not SNAKE.fullmatch(name):
         warned += (EventNameNotSnakeCase,)
     for rule in warned:
-        replay(rule, name, reporter)
+        replay(rule, name, reporter, pii)
     return name, warned
 
 
-def replay(rule: type[Rule], name: str, reporter: Reporter) -> None:
+def replay(rule: type[Rule], name: str, reporter: Reporter, pii: str | None = None) -> None:
     """Report (once) and count one warning about event ``name``.
 
-    A name with personal data is never written to the log: a lenient report names its kind.
+    A name embedding ``pii`` (its kind) is never written to the log, whichever rule reports
+    it; a lenient OCDP122 report names the kind instead.
     """
-    if rule is not PIIInEventName:
+    if pii is None:
         detail = f"event {name!r}"
-    elif reporter.lenient(rule):
-        detail = f"event name embeds {pii_in_name(name)}, sent as it is"
+    elif rule is PIIInEventName and reporter.lenient(rule):
+        detail = f"event name embeds {pii}, sent as it is"
     else:
         detail = ""
     reporter.warn(rule, "event", name, detail)

@@ -15,7 +15,7 @@ from .errors import (
     ValidationError,
 )
 from .health import Health
-from .options import ClientOptions
+from .options import ClientOptions, Context, MessageView
 from .outbox.base import DeadLetter
 
 __all__ = [
@@ -26,10 +26,12 @@ __all__ = [
     "ClientConfig",
     "ClientOptions",
     "ConfigurationError",
+    "Context",
     "CustomerIO",
     "DeadLetter",
     "DeliveryError",
     "Health",
+    "MessageView",
     "OpenCDPError",
     "OutboxError",
     "QueueFullError",

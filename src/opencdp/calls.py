@@ -3,21 +3,30 @@
 The guards check and normalise the arguments into a frozen snapshot on the caller's thread;
 this module picks the destinations and the identity the idempotency guard de-duplicates by
 (a caller's own event id; never the content, since a repeated state change is a new fact).
+
+Then, still on the caller's thread and in this order: an event's ``context=`` is folded into
+its data (``context.py``), and ``Calls.admit`` passes the message through ``before_send``.
+Both happen once per call whichever facade made it: the context where the data is made,
+the hook where a facade hands the finished message to the engine (a call such as
+``track_by`` that builds on ``track`` never runs either twice).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
+from .context import fold
 from .errors import ConfigurationError
 from .guards import entities
-from .message import CUSTOMERIO, OPENCDP, Message, new_ulid
+from .message import CUSTOMERIO, DESTINATION_NAMES, OPENCDP, Message, new_ulid, split_kind
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .options import Context, MessageView
 
 __all__ = ["AsyncTrackAPICalls", "Calls", "Identifiers", "Queued", "TrackAPICalls"]
 
@@ -28,6 +37,13 @@ _Timestamp = datetime | int | float | None
 _IdType = Literal["id", "email", "cio_id"]
 
 _message = tuple.__new__
+
+_DATA_FIELDS: Final = {"identify": "attributes", "object_identify": "attributes",
+                       "track": "properties", "track_anonymous": "properties",
+                       "page": "properties", "screen": "properties",
+                       "page_anonymous": "properties", "screen_anonymous": "properties"}
+"""The kinds whose data ``before_send`` may change, and what the guards call it; the others'
+data is structure (devices, merges, relationships, segments) the hook may read only."""
 
 Queued = tuple[Message, str | None]
 """A call's message and its identity for the idempotency guard (a caller's event id)."""
@@ -66,8 +82,10 @@ class Calls:
         return Message(new_ulid(), "identify", uid, None, data or {}, ts, self.everywhere), None
 
     def track(self, user_id: object, event: object, properties: object, timestamp: object,
-              event_id: object) -> Queued:
+              event_id: object, context: object = None) -> Queued:
         uid, name, data, ts = self.guards.track(user_id, event, properties, timestamp)
+        if context is not None:
+            data = fold(data, context, "track", self._rep)
         if event_id is None:
             # tuple.__new__ skips NamedTuple's argument handling: half the envelope's cost
             # on the hottest call.
@@ -78,10 +96,12 @@ class Calls:
                 f"event:{mid}")
 
     def track_anonymous(self, anonymous_id: object, event: object, properties: object,
-                        timestamp: object, event_id: object) -> Queued:
+                        timestamp: object, event_id: object, context: object = None) -> Queued:
         destinations = self._cio_only("track_anonymous")
         aid, name, data, ts = self.guards.track_anonymous(anonymous_id, event, properties,
                                                           timestamp)
+        if context is not None:
+            data = fold(data, context, "track_anonymous", self._rep)
         if event_id is None:
             mid = new_ulid()
         else:
@@ -138,13 +158,15 @@ class Calls:
         return Message(new_ulid(), f"identify:{key}", value, None, data, ts, destinations), None
 
     def track_by(self, identifiers: object, event: object, properties: object,
-                 timestamp: object, event_id: object) -> Queued:
+                 timestamp: object, event_id: object, context: object = None) -> Queued:
         key, value = entities.check_person(identifiers, self._rep)
         if key == "id":
-            return self.track(value, event, properties, timestamp, event_id)
+            return self.track(value, event, properties, timestamp, event_id, context)
         destinations = self._cio_only("track_by")
         # The event is checked as an anonymous one is: the person was checked above.
         _, name, data, ts = self.guards.track_anonymous("-", event, properties, timestamp)
+        if context is not None:
+            data = fold(data, context, "track", self._rep)
         if event_id is None:
             mid = new_ulid()
         else:
@@ -159,20 +181,25 @@ class Calls:
         return Message(new_ulid(), full, value, None, None, None, destinations), None
 
     def view(self, kind: Literal["page", "screen"], who: object, name: object,
-             properties: object, timestamp: object) -> Queued:
+             properties: object, timestamp: object, context: object = None) -> Queued:
         ident, suffix, destinations = self._person(kind, who)
         field = "url" if kind == "page" else "name"
         text = entities.check_view_name(name, field, self._rep)
         data = entities.check_attributes(properties, "properties", self._rep) or None
+        if context is not None:
+            data = fold(data, context, kind, self._rep)
         ts = None if timestamp is None else self.guards.timestamp(timestamp)
         return Message(new_ulid(), kind + suffix, ident, text, data, ts, destinations), None
 
     def view_anonymous(self, kind: Literal["page", "screen"], anonymous_id: object,
-                       name: object, properties: object, timestamp: object) -> Queued:
+                       name: object, properties: object, timestamp: object,
+                       context: object = None) -> Queued:
         destinations = self._cio_only(f"{kind}_anonymous")
         aid = self.guards.identifier(anonymous_id, "anonymous_id")
         text = entities.check_view_name(name, "url" if kind == "page" else "name", self._rep)
         data = entities.check_attributes(properties, "properties", self._rep) or None
+        if context is not None:
+            data = fold(data, context, kind, self._rep)
         ts = None if timestamp is None else self.guards.timestamp(timestamp)
         return (Message(new_ulid(), f"{kind}_anonymous", aid, text, data, ts, destinations),
                 None)
@@ -240,6 +267,55 @@ class Calls:
         sid, key, people = entities.check_segment(segment_id, ids, id_type, self._rep)
         return Message(new_ulid(), kind, sid, key, {"ids": people}, None, destinations), None
 
+    # -- before_send -----------------------------------------------------------------------
+
+    def admit(self, message: Message) -> Message:
+        """``message`` as ``before_send`` leaves it, or, dropped, the same message for no
+        destination (the engine counts it and queues nothing).
+
+        The hook fails closed: one that raises or returns what the guards refuse drops the
+        message (OCDP344), as sentry's does, because a hook that scrubs personal data must
+        not let the unscrubbed data through when it breaks."""
+        base = split_kind(message.kind)[0]
+        field = _DATA_FIELDS.get(base)
+        data = dict(message.data or {})
+        view: MessageView = {
+            "id": message.ulid, "kind": message.kind, "identifier": message.identifier,
+            "name": message.name,
+            "data": data if field is not None else copy.deepcopy(data),
+            "timestamp": message.timestamp,
+            "destinations": tuple(name for bit, name in DESTINATION_NAMES.items()
+                                  if message.destinations & bit),
+        }
+        fixed = [(key, value) for key, value in view.items() if key != "data"]
+        try:
+            result = self.engine.config.before_send(view)
+        except Exception as exc:
+            return self.engine.hook_dropped(message, "raised", f"raised {type(exc).__name__}: "
+                                                               f"{exc}")
+        if result is None:
+            return self.engine.hook_dropped(message, "returned_none")
+        try:
+            return self._returned(message, field, result, fixed)
+        except Exception as exc:
+            return self.engine.hook_dropped(message, "invalid", str(exc))
+
+    def _returned(self, message: Message, field: str | None, result: object,
+                  fixed: Iterable[tuple[str, object]]) -> Message:
+        if not isinstance(result, Mapping):
+            raise TypeError(f"returned {type(result).__name__}, not the message or None")
+        changed = [key for key, value in fixed if key in result and result[key] != value]
+        if changed:
+            raise ValueError(f"changed {', '.join(changed)}; only data may change")
+        data = result.get("data", message.data)
+        if field is None:
+            if data != (message.data or {}):
+                raise ValueError(f"changed the data of a {message.kind} message; only "
+                                 "identify, event, view and object data may change")
+            return message
+        checked = entities.check_attributes(data, field, self._rep)
+        return message._replace(data=checked if checked or message.data is not None else None)
+
 
 class TrackAPICalls:
     """The Track API beyond identify, track and devices, for ``Client``: each call returns
@@ -258,10 +334,11 @@ class TrackAPICalls:
 
     def track_by(self, identifiers: Identifiers, event: str,
                  properties: Mapping[str, Any] | None = None, *, timestamp: _Timestamp = None,
-                 event_id: str | None = None) -> str:
+                 event_id: str | None = None,
+                 context: Context | None = None) -> str:
         """Record an event for a person named by ``email``, ``cio_id`` or ``phone``."""
         return self._do(self._calls.track_by(identifiers, event, properties, timestamp,
-                                             event_id))
+                                             event_id, context))
 
     def suppress_by(self, identifiers: Identifiers) -> str:
         """Suppress a person named by ``id``, ``email``, ``cio_id`` or ``phone``."""
@@ -272,27 +349,31 @@ class TrackAPICalls:
 
     def page(self, user_id: str | Identifiers, url: str,
              properties: Mapping[str, Any] | None = None, *,
-             timestamp: _Timestamp = None) -> str:
+             timestamp: _Timestamp = None,
+             context: Context | None = None) -> str:
         """Record a page view (Customer.io ``page``; OpenCDP gets a ``page_viewed`` track)."""
-        return self._do(self._calls.view("page", user_id, url, properties, timestamp))
+        return self._do(self._calls.view("page", user_id, url, properties, timestamp, context))
 
     def screen(self, user_id: str | Identifiers, name: str,
                properties: Mapping[str, Any] | None = None, *,
-               timestamp: _Timestamp = None) -> str:
+               timestamp: _Timestamp = None,
+               context: Context | None = None) -> str:
         """Record a screen view (Customer.io ``screen``; OpenCDP gets ``screen_viewed``)."""
-        return self._do(self._calls.view("screen", user_id, name, properties, timestamp))
+        return self._do(self._calls.view("screen", user_id, name, properties, timestamp, context))
 
     def page_anonymous(self, anonymous_id: str, url: str,
                        properties: Mapping[str, Any] | None = None, *,
-                       timestamp: _Timestamp = None) -> str:
+                       timestamp: _Timestamp = None,
+                       context: Context | None = None) -> str:
         return self._do(self._calls.view_anonymous("page", anonymous_id, url, properties,
-                                                   timestamp))
+                                                   timestamp, context))
 
     def screen_anonymous(self, anonymous_id: str, name: str,
                          properties: Mapping[str, Any] | None = None, *,
-                         timestamp: _Timestamp = None) -> str:
+                         timestamp: _Timestamp = None,
+                         context: Context | None = None) -> str:
         return self._do(self._calls.view_anonymous("screen", anonymous_id, name, properties,
-                                                   timestamp))
+                                                   timestamp, context))
 
     def identify_object(self, object_type_id: str | int, object_id: str,
                         attributes: Mapping[str, Any] | None = None) -> str:
@@ -364,9 +445,10 @@ class AsyncTrackAPICalls:
 
     async def track_by(self, identifiers: Identifiers, event: str,
                        properties: Mapping[str, Any] | None = None, *,
-                       timestamp: _Timestamp = None, event_id: str | None = None) -> str:
+                       timestamp: _Timestamp = None, event_id: str | None = None,
+                       context: Context | None = None) -> str:
         return await self._do(self._calls.track_by(identifiers, event, properties, timestamp,
-                                                   event_id))
+                                                   event_id, context))
 
     async def suppress_by(self, identifiers: Identifiers) -> str:
         return await self._do(self._calls.person_by("suppress", identifiers))
@@ -376,25 +458,31 @@ class AsyncTrackAPICalls:
 
     async def page(self, user_id: str | Identifiers, url: str,
                    properties: Mapping[str, Any] | None = None, *,
-                   timestamp: _Timestamp = None) -> str:
-        return await self._do(self._calls.view("page", user_id, url, properties, timestamp))
+                   timestamp: _Timestamp = None,
+                   context: Context | None = None) -> str:
+        return await self._do(self._calls.view("page", user_id, url, properties, timestamp,
+                                               context))
 
     async def screen(self, user_id: str | Identifiers, name: str,
                      properties: Mapping[str, Any] | None = None, *,
-                     timestamp: _Timestamp = None) -> str:
-        return await self._do(self._calls.view("screen", user_id, name, properties, timestamp))
+                     timestamp: _Timestamp = None,
+                     context: Context | None = None) -> str:
+        return await self._do(self._calls.view("screen", user_id, name, properties, timestamp,
+                                               context))
 
     async def page_anonymous(self, anonymous_id: str, url: str,
                              properties: Mapping[str, Any] | None = None, *,
-                             timestamp: _Timestamp = None) -> str:
+                             timestamp: _Timestamp = None,
+                             context: Context | None = None) -> str:
         return await self._do(self._calls.view_anonymous("page", anonymous_id, url, properties,
-                                                         timestamp))
+                                                         timestamp, context))
 
     async def screen_anonymous(self, anonymous_id: str, name: str,
                                properties: Mapping[str, Any] | None = None, *,
-                               timestamp: _Timestamp = None) -> str:
+                               timestamp: _Timestamp = None,
+                               context: Context | None = None) -> str:
         return await self._do(self._calls.view_anonymous("screen", anonymous_id, name, properties,
-                                                         timestamp))
+                                                         timestamp, context))
 
     async def identify_object(self, object_type_id: str | int, object_id: str,
                               attributes: Mapping[str, Any] | None = None) -> str:

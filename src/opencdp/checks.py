@@ -321,6 +321,14 @@ def callback(name: str, value: object) -> Any:
                              f"reason) or None, got {shown(value)}", option=name)
 
 
+def hook(name: str, value: object) -> Any:
+    if value is None or callable(value):
+        return value
+    raise ConfigurationError(f"{name} must be a function {name}(message) returning the message "
+                             f"(changed or not) or None to drop it, got {shown(value)}",
+                             option=name)
+
+
 def transport(name: str, value: object) -> Any:
     if value is None:
         return None

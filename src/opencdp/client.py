@@ -24,7 +24,7 @@ from .errors import ConfigurationError
 from .guards import Event
 from .health import Health
 from .message import ulid_str
-from .options import ClientOptions
+from .options import ClientOptions, Context
 from .outbox.base import DeadLetter
 from .reentry import inside
 from .sends import EmailSend, PushSend, SmsSend, WhatsAppSend, wire_fields
@@ -115,6 +115,8 @@ class Client(_Facade, TrackAPICalls):
             engine.put(message)
             engine.notify()
             return ulid_str(message.id)
+        if engine.before_send is not None:
+            message = self._calls.admit(message)
         future = engine.enqueue(message, key)
         if future is not None:
             try:
@@ -130,25 +132,31 @@ class Client(_Facade, TrackAPICalls):
 
     @overload
     def track(self, user_id: str, event: Event[P], properties: P, *,
-              timestamp: Timestamp = None, event_id: str | None = None) -> str: ...
+              timestamp: Timestamp = None, event_id: str | None = None,
+              context: Context | None = None) -> str: ...
     @overload
     def track(self, user_id: str, event: str, properties: Mapping[str, Any] | None = None, *,
-              timestamp: Timestamp = None, event_id: str | None = None) -> str: ...
+              timestamp: Timestamp = None, event_id: str | None = None,
+              context: Context | None = None) -> str: ...
     def track(self, user_id: str, event: object, properties: object = None, *,
-              timestamp: Timestamp = None, event_id: str | None = None) -> str:
+              timestamp: Timestamp = None, event_id: str | None = None,
+              context: Context | None = None) -> str:
         """Record an event for a person; returns its event id (a ULID).
 
         ``event`` may be a typed name from ``Schemas.event``; type checkers then check
-        ``properties`` against its schema.
+        ``properties`` against its schema. ``context`` (ip, user agent, page, library) is
+        where it happened; docs/calls.md says which field each platform gets.
         """
-        return self._do(self._calls.track(user_id, event, properties, timestamp, event_id))
+        return self._do(self._calls.track(user_id, event, properties, timestamp, event_id,
+                                          context))
 
     def track_anonymous(self, anonymous_id: str, event: str,
                         properties: Mapping[str, Any] | None = None, *,
-                        timestamp: Timestamp = None, event_id: str | None = None) -> str:
+                        timestamp: Timestamp = None, event_id: str | None = None,
+                        context: Context | None = None) -> str:
         """Record an event for a visitor not yet identified (Customer.io)."""
         return self._do(self._calls.track_anonymous(anonymous_id, event, properties, timestamp,
-                                                    event_id))
+                                                    event_id, context))
 
     def register_device(self, user_id: str, device_id: str, platform: Platform, *,
                         fcm_token: str | None = None, apn_token: str | None = None,
@@ -246,6 +254,8 @@ class AsyncClient(_Facade, AsyncTrackAPICalls):
     async def _do(self, queued: Queued) -> str:
         message, key = queued
         engine = self._engine
+        if engine.before_send is not None:
+            message = self._calls.admit(message)
         if engine.outbox.durable:
             future = await asyncio.to_thread(engine.enqueue, message, key)
         else:
@@ -267,20 +277,25 @@ class AsyncClient(_Facade, AsyncTrackAPICalls):
 
     @overload
     async def track(self, user_id: str, event: Event[P], properties: P, *,
-                    timestamp: Timestamp = None, event_id: str | None = None) -> str: ...
+                    timestamp: Timestamp = None, event_id: str | None = None,
+                    context: Context | None = None) -> str: ...
     @overload
     async def track(self, user_id: str, event: str,
                     properties: Mapping[str, Any] | None = None, *,
-                    timestamp: Timestamp = None, event_id: str | None = None) -> str: ...
+                    timestamp: Timestamp = None, event_id: str | None = None,
+                    context: Context | None = None) -> str: ...
     async def track(self, user_id: str, event: object, properties: object = None, *,
-                    timestamp: Timestamp = None, event_id: str | None = None) -> str:
-        return await self._do(self._calls.track(user_id, event, properties, timestamp, event_id))
+                    timestamp: Timestamp = None, event_id: str | None = None,
+                    context: Context | None = None) -> str:
+        return await self._do(self._calls.track(user_id, event, properties, timestamp, event_id,
+                                                context))
 
     async def track_anonymous(self, anonymous_id: str, event: str,
                               properties: Mapping[str, Any] | None = None, *,
-                              timestamp: Timestamp = None, event_id: str | None = None) -> str:
+                              timestamp: Timestamp = None, event_id: str | None = None,
+                              context: Context | None = None) -> str:
         return await self._do(self._calls.track_anonymous(anonymous_id, event, properties,
-                                                          timestamp, event_id))
+                                                          timestamp, event_id, context))
 
     async def register_device(self, user_id: str, device_id: str, platform: Platform, *,
                               fcm_token: str | None = None, apn_token: str | None = None,

@@ -283,6 +283,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "spill_path": checks.path,
     "send": checks.flag,
     "on_error": checks.callback,
+    "before_send": checks.hook,
     "proxy": checks.proxy,
     "trust_env": checks.flag,
     "transport": checks.transport,
@@ -368,6 +369,7 @@ class ClientConfig:
     spill_path: str | None = None
     send: bool = True
     on_error: Any = None
+    before_send: Any = None
     proxy: str | None = None
     trust_env: bool = True
     transport: Any = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import dataclasses
 import threading
 import weakref
 from collections import deque
@@ -99,13 +100,16 @@ class Engine:
         self.everywhere = OPENCDP | CUSTOMERIO if self.dual else OPENCDP
         self.blocking = config.delivery == "blocking"
         self.closed = False
+        self.before_send = config.before_send
         # The hot path of background calls to a memory queue that never refuses a put.
         self.fast = not (self.blocking or self.outbox.durable or not config.send
-                         or config.queue_full != "drop_oldest")
+                         or config.queue_full != "drop_oldest" or self.before_send is not None)
         self.put = self.outbox.put
         self.notify = self.dispatcher.notify
         self.intake_failures = 0
         self.not_sent = 0
+        self.dropped_by_hook: dict[str, int] = {}
+        self._drop_lock = threading.Lock()
         self.last_flush: FlushResult | None = None
         self._flushed: dict[str, tuple[int, int]] = {}
         self._close_lock = threading.Lock()
@@ -156,6 +160,8 @@ class Engine:
         message is handed over instead (``reentry.py``) and the call does not wait for it."""
         if self.closed:
             raise ClientClosedError("this client is closed; create a new one")
+        if not message.destinations:  # dropped by before_send
+            return None
         if reentry.inside():
             self._handoff.append((message, key))
             return None
@@ -163,6 +169,27 @@ class Engine:
             if self._handoff:
                 self._drain_handoff()
             return self._enqueue(message, key)
+
+    def hook_dropped(self, message: Message, reason: str, detail: str | None = None
+                     ) -> Message:
+        """Count a message ``before_send`` dropped and return it for no destination.
+
+        ``returned_none`` is the hook's own decision and is not logged; ``raised`` and
+        ``invalid`` (it returned what the guards refuse, or changed a read-only field) are
+        logged as OCDP344 once per cause per minute."""
+        with reentry.region():
+            if self._drop_lock.acquire(blocking=not reentry.inside()):
+                try:
+                    self.dropped_by_hook[reason] = self.dropped_by_hook.get(reason, 0) + 1
+                finally:
+                    self._drop_lock.release()
+        if detail is not None and "OCDP344" not in self.config.silence:
+            self.log.warning_once(
+                f"before_send:{reason}:{detail.partition(':')[0][:40]}",
+                f"[CDP] OCDP344 before_send {self.scrub(detail)[:300]}; the {message.kind} "
+                f"message was dropped, not sent (counted in client.health().dropped_by_hook"
+                f"[{reason!r}])", interval=60.0)
+        return message._replace(destinations=0)
 
     def _drain_handoff(self) -> None:
         handoff = self._handoff
@@ -322,11 +349,14 @@ class Engine:
                     queue = self.outbox.stats(clock.wall())
         except OpenCDPError as exc:
             queue, queue_error = {}, self.scrub(f"{type(exc).__name__}: {exc}")
-        return snapshot(self.dispatcher.snapshot(), queue, disabled=disabled,
-                        guards=self.guards.counts(),
-                        idempotency_suppressed=self.idempotency.suppressed,
-                        intake_failures=self.intake_failures, queue_error=queue_error,
-                        not_sent=self.not_sent, scrub_text=self.scrub)
+        health = snapshot(self.dispatcher.snapshot(), queue, disabled=disabled,
+                          guards=self.guards.counts(),
+                          idempotency_suppressed=self.idempotency.suppressed,
+                          intake_failures=self.intake_failures, queue_error=queue_error,
+                          not_sent=self.not_sent, scrub_text=self.scrub)
+        if self.dropped_by_hook:
+            health = dataclasses.replace(health, dropped_by_hook=dict(self.dropped_by_hook))
+        return health
 
     def close(self, timeout: float) -> bool:
         """Drain within ``timeout`` and release everything; True only when this process's

@@ -163,6 +163,9 @@ class Health:
     """Why the queue's counts could not be read (they show as 0), if they could not."""
     not_sent: int = 0
     """Calls and sends accepted and checked but not delivered, because ``send=False``."""
+    dropped_by_hook: dict[str, int] = field(default_factory=dict)
+    """Messages ``before_send`` dropped, never queued: ``returned_none`` (its decision),
+    ``raised`` and ``invalid`` (OCDP344)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -175,6 +178,7 @@ class Health:
             "intake_failures": self.intake_failures,
             "queue_error": self.queue_error,
             "not_sent": self.not_sent,
+            "dropped_by_hook": dict(self.dropped_by_hook),
             "taken_at": self.taken_at,
         }
 

@@ -17,11 +17,16 @@ if TYPE_CHECKING:
     from .guards import Schemas
 
 __all__ = [
+    "BeforeSend",
     "BreakerOptions",
     "ClientOptions",
+    "Context",
     "CustomerIOOptions",
+    "LibraryContext",
     "LoggerLike",
+    "MessageView",
     "OnError",
+    "PageContext",
     "RateLimitOptions",
     "RetryOptions",
     "TransportLike",
@@ -44,6 +49,62 @@ class TransportLike(Protocol):
 
 OnError = Callable[[Any, str, str], object]
 """``on_error(message, destination, reason)``: called when a message is dead-lettered."""
+
+
+class MessageView(TypedDict):
+    """What ``before_send`` receives: a message's fields as plain values, made for it.
+
+    Only ``data`` is read back (the attributes or properties, ``context`` included); it is
+    checked again by the guards, so what reaches a platform is what any call could have sent.
+    The other keys are for reading: a hook that changes one drops the message (OCDP344).
+    """
+
+    id: str
+    """The event id (a ULID), as the call returns it."""
+    kind: str
+    """``identify``, ``track``, ``page``, ``add_device``... (``identify:email`` for a person
+    named by another identifier)."""
+    identifier: str
+    """The person (or anonymous id, object id, delivery id) the message is about."""
+    name: str | None
+    """The event name, page URL, screen, device id or object type, by kind."""
+    data: dict[str, Any]
+    timestamp: int
+    """The event time in Unix seconds."""
+    destinations: tuple[str, ...]
+    """``("opencdp", "customerio")`` when dual-writing, or the one platform it goes to."""
+
+
+BeforeSend = Callable[[MessageView], "MessageView | None"]
+"""``before_send(view) -> view | None``: called on the caller's thread for every message
+before it is queued; return the view (changed or not) to queue it, None to drop it."""
+
+
+class PageContext(TypedDict, total=False):
+    """The page a call came from: the fields Customer.io documents for page views."""
+
+    url: str
+    path: str
+    referrer: str
+    search: str
+    title: str
+
+
+class LibraryContext(TypedDict, total=False):
+    """The library that made the call, for a relay forwarding another SDK's calls."""
+
+    name: str
+    version: str
+
+
+class Context(TypedDict, total=False):
+    """Where an event happened (``context=`` of event and view calls); see docs/calls.md for
+    the field each platform receives."""
+
+    ip: str
+    user_agent: str
+    page: PageContext
+    library: LibraryContext
 
 
 class RetryOptions(TypedDict, total=False):
@@ -112,6 +173,7 @@ class ClientOptions(TypedDict, total=False):
     spill_path: str | os.PathLike[str] | None
     send: bool
     on_error: OnError | None
+    before_send: BeforeSend | None
     proxy: str | None
     trust_env: bool
     transport: TransportLike | None

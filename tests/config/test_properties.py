@@ -83,6 +83,7 @@ DOCUMENTED: dict[str, Any] = {
     "spill_path": optional(lambda v: type(v) is str and v.strip()),
     "send": flag,
     "on_error": optional(callable),
+    "before_send": optional(callable),
     "proxy": optional(url),
     "trust_env": flag,
     "transport": lambda v: v is None,

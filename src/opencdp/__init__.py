@@ -3,6 +3,20 @@
 from ._version import __version__
 from .client import AsyncClient, Client
 from .config import BreakerConfig, ClientConfig, CustomerIO, RateLimitConfig, RetryConfig
+from .default import (
+    NotInitializedError,
+    close,
+    flush,
+    get_client,
+    identify,
+    init,
+    page,
+    register_device,
+    screen,
+    send_email,
+    track,
+    track_anonymous,
+)
 from .errors import (
     ClientClosedError,
     ConfigurationError,
@@ -32,6 +46,7 @@ __all__ = [
     "DeliveryError",
     "Health",
     "MessageView",
+    "NotInitializedError",
     "OpenCDPError",
     "OutboxError",
     "QueueFullError",
@@ -41,4 +56,15 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "__version__",
+    "close",
+    "flush",
+    "get_client",
+    "identify",
+    "init",
+    "page",
+    "register_device",
+    "screen",
+    "send_email",
+    "track",
+    "track_anonymous",
 ]

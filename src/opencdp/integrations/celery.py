@@ -14,7 +14,9 @@
 
 Prefork pool children leave through ``os._exit``, which skips ``atexit``: a module-level
 client there loses what it had not sent. ``OpenCDP`` connects ``worker_process_init``
-(drop anything inherited across the fork) and ``worker_process_shutdown`` (flush and close
+(drop anything inherited across the fork, then build the child's client on a thread, so
+that a restarted worker delivers what a durable queue kept without waiting for a task, and
+a slow queue never delays the child's start-up) and ``worker_process_shutdown`` (flush and close
 with ``close(timeout=client.config.shutdown_timeout)``), which Celery sends in each child
 before it exits, at warm shutdown and when ``--max-tasks-per-child`` recycles it; and
 ``worker_shutdown`` for the solo and thread pools. With a durable queue
@@ -26,6 +28,8 @@ a worker stopped under gateway latency loses it (counted in OCDP302).
 from __future__ import annotations
 
 import sys
+import threading
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -48,6 +52,20 @@ __all__ = ["OpenCDP"]
 
 def _on_process_init(**kwargs: Any) -> None:
     forget_all()
+    threading.Thread(target=_build, name="opencdp-build", daemon=True).start()
+
+
+_holders: weakref.WeakSet[ProcessClient[Client]] = weakref.WeakSet()
+"""Celery's own clients: built at a child's start, unlike those of a web app (or of the
+tasks module a web app imports only to call ``.delay()``)."""
+
+
+def _build() -> None:
+    for holder in list(_holders):
+        try:
+            holder.get()
+        except Exception:  # noqa: S110 - not built: the first task's use builds it or raises
+            pass
 
 
 def _on_shutdown(**kwargs: Any) -> None:
@@ -67,6 +85,7 @@ class OpenCDP:
         self.app = app
         self._holder: ProcessClient[Client] = ProcessClient(
             factory or (lambda: Client(config_from_mapping(options, "OpenCDP(app, ...)"))))
+        _holders.add(self._holder)
         signals.worker_process_init.connect(_on_process_init, weak=False,
                                             dispatch_uid="opencdp.process_init")
         signals.worker_process_shutdown.connect(_on_shutdown, weak=False,

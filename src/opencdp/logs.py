@@ -3,6 +3,17 @@
 The dual-write guide's custom loggers have ``debug``, ``warn`` (or ``warning``) and
 ``error``; we accept either spelling. A logger that raises is ignored: logging must never
 break delivery or the host app.
+
+By default every line goes to the ``opencdp`` logger (or a child: ``opencdp.outbox``,
+``opencdp.health``, ...) and the host decides its format, level and destination: the library
+adds no handler, formatter or level anywhere, so a root handler from ``logging.basicConfig``,
+Django's ``LOGGING``, gunicorn's ``logconfig_dict``, uvicorn's ``--log-config`` or Celery's
+worker shows our lines as it shows the app's. Not even a ``NullHandler`` (requests' and
+urllib3's habit): with one, a host that configured nothing would lose our warnings instead
+of getting them bare from Python's last-resort handler, and an OCDP302 loss line must not
+vanish (httpx adds none either). The one-liner for a host with no configuration is
+``logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s
+%(message)s")``.
 """
 
 from __future__ import annotations

@@ -41,11 +41,12 @@ def app_env(sandbox: Any, **extra: str) -> dict[str, str]:
 class Server:
     """A server process; its output goes to a file so a full pipe never blocks it."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path,
+                 cwd: Path = APPS) -> None:
         self.log = log
         self._termed = False
         self._out = log.open("ab")
-        self.proc = subprocess.Popen(argv, cwd=APPS, env=env, stdout=self._out,
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self._out,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def output(self) -> str:

@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from support_apps import BIN, Server, free_port
-
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 README = (ROOT / "README.md").read_text()
@@ -23,13 +21,18 @@ def section(title: str) -> str:
     return README[start:end]
 
 
-def examples(subsection: str) -> dict[str, str]:
-    """``{file name: source}`` of a Frameworks subsection's blocks (first line ``# name``)."""
+def blocks(subsection: str) -> list[str]:
+    """The Python blocks of a Frameworks subsection."""
     text = section("Frameworks")
     start = text.index(f"\n### {subsection}\n")
     end = text.find("\n### ", start + 1)
+    return list(BLOCK.findall(text[start:end if end > 0 else None]))
+
+
+def examples(subsection: str) -> dict[str, str]:
+    """``{file name: source}`` of a Frameworks subsection's blocks (first line ``# name``)."""
     files = {}
-    for block in BLOCK.findall(text[start:end if end > 0 else None]):
+    for block in blocks(subsection):
         first = block.splitlines()[0]
         assert first.startswith("# "), f"{subsection}: a block must open with '# file.py'"
         files[first[2:].strip()] = block
@@ -80,7 +83,7 @@ from django.test import Client
 call_command("check")
 web = Client()
 assert web.post("/signup", {"user_id": "readme-django"}).status_code == 200
-health = web.get("/health/opencdp")
+health = web.get("/health")
 print(health.status_code, health.json()["status"])
 from opencdp.integrations.django import get_client
 assert get_client().flush(10)
@@ -97,7 +100,7 @@ from fastapi.testclient import TestClient
 from main import app
 with TestClient(app) as web:
     assert web.post("/signup", params={"user_id": "readme-fastapi"}).json() == {"ok": True}
-    health = web.get("/health/opencdp/")
+    health = web.get("/health")
     print(health.status_code, health.json()["status"])
 """)
     assert out.split()[-2:] == ["200", "ok"]
@@ -112,7 +115,7 @@ from app import cdp, create_app
 app = create_app()
 web = app.test_client()
 assert web.post("/signup", data={"user_id": "readme-flask"}).status_code == 200
-health = web.get("/health/opencdp")
+health = web.get("/health")
 print(health.status_code, health.json["status"])
 assert cdp.client_for(app).flush(10)
 """)
@@ -130,41 +133,6 @@ welcome.delay("readme-celery")
 assert cdp.client.flush(10)
 """)
     delivered(sandbox, "readme-celery", "welcome_sent")
-
-
-def test_gunicorn_with_the_flask_example_preloaded(sandbox: Any, tmp_path: Path) -> None:
-    files = {**examples("gunicorn"), **examples("Flask")}
-    assert set(files) == {"gunicorn.conf.py", "app.py"}
-    command = re.search(r"\$ (gunicorn [^\n]+)", section("Frameworks"))
-    assert command is not None
-    for name, source in files.items():
-        (tmp_path / name).write_text(source)
-    (tmp_path / "sitecustomize.py").write_text("import readme_env  # noqa: F401\n")
-    port = free_port()
-    argv = [str(BIN / "gunicorn"), *command.group(1).split()[1:], "-b", f"127.0.0.1:{port}"]
-    argv = [a.strip('"') for a in argv]
-    server = Server(argv, env(sandbox, tmp_path), tmp_path / "gunicorn.log")
-    try:
-        server.wait_http(f"http://127.0.0.1:{port}/health/opencdp")
-        for i in range(6):
-            request = f"http://127.0.0.1:{port}/signup"
-            assert _form_post(request, f"readme-gunicorn-{i}"), server.output()
-        server.term()
-        assert server.wait(40) == 0, server.output()
-    finally:
-        server.kill()
-    for i in range(6):
-        delivered(sandbox, f"readme-gunicorn-{i}", "signed_up")
-    assert "OCDP302" not in server.output()
-
-
-def _form_post(url: str, user: str) -> bool:
-    import urllib.parse
-    import urllib.request
-
-    data = urllib.parse.urlencode({"user_id": user}).encode()
-    with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as r:  # noqa: S310
-        return r.status == 200
 
 
 def test_testing_section_runs_green_with_the_plugin(sandbox: Any, tmp_path: Path) -> None:

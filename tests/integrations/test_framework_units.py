@@ -109,3 +109,19 @@ def test_flask_extension_health_override_and_bad_options(
         cdp.init_app(broken)
     with pytest.raises(ConfigurationError, match="init_app"):
         cdp.client_for(Flask("never_initialised"))
+
+
+def test_the_library_leaves_logging_to_the_host() -> None:
+    """No handler anywhere after importing everything: the host's configuration decides."""
+    import subprocess
+    import sys
+
+    code = ("import logging, opencdp, opencdp.integrations.celery, opencdp.integrations.django,"
+            " opencdp.integrations.fastapi, opencdp.integrations.flask,"
+            " opencdp.integrations.gunicorn, opencdp.health, opencdp.outbox.sqlite\n"
+            "names = [n for n in logging.root.manager.loggerDict if n.startswith('opencdp')]\n"
+            "print(sorted((n, logging.getLogger(n).handlers) for n in names"
+            " if logging.getLogger(n).handlers), logging.root.handlers)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.stdout.strip() == "[] []", result.stdout + result.stderr

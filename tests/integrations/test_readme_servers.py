@@ -85,6 +85,8 @@ def serve(sandbox: Any, argv: list[str], tmp_path: Path, port: int, signup: Any,
         time.sleep(0.5)
         server.term()
         assert server.wait(40) == 0, server.output()[-3000:]
+    except OSError as exc:
+        raise AssertionError(server.output()[-3000:]) from exc
     finally:
         server.kill()
     ours = OURS.findall(server.output())

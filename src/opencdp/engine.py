@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import dataclasses
+import os
 import threading
 import weakref
 from collections import deque
@@ -110,6 +111,8 @@ class Engine:
         self.not_sent = 0
         self.dropped_by_hook: dict[str, int] = {}
         self._drop_lock = threading.Lock()
+        if self.before_send is not None:
+            _hooked.add(self)
         self.last_flush: FlushResult | None = None
         self._flushed: dict[str, tuple[int, int]] = {}
         self._close_lock = threading.Lock()
@@ -177,8 +180,9 @@ class Engine:
         ``returned_none`` is the hook's own decision and is not logged; ``raised`` and
         ``invalid`` (it returned what the guards refuse, or changed a read-only field) are
         logged as OCDP344 once per cause per minute."""
+        wait = not reentry.inside()  # read outside the region, which makes it True
         with reentry.region():
-            if self._drop_lock.acquire(blocking=not reentry.inside()):
+            if self._drop_lock.acquire(blocking=wait):
                 try:
                     self.dropped_by_hook[reason] = self.dropped_by_hook.get(reason, 0) + 1
                 finally:
@@ -432,3 +436,17 @@ class Engine:
 
 def build(config: ClientConfig) -> Engine:
     return Engine(config)
+
+
+_hooked: weakref.WeakSet[Engine] = weakref.WeakSet()
+"""Engines with a ``before_send``, whose drop counter's lock a forked child renews: a
+thread of the parent may have held it at the fork, and that thread does not exist there."""
+
+
+def _after_fork_in_child() -> None:
+    for engine in list(_hooked):
+        engine._drop_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -4,6 +4,9 @@ transactional send notice's code."""
 
 from __future__ import annotations
 
+import os
+import signal
+import warnings
 from typing import Any
 
 import pytest
@@ -180,6 +183,23 @@ def test_unused_hook_and_context_keep_the_fast_path(sandbox: Any) -> None:
     with Client(**sandbox_options(sandbox)) as plain, \
             Client(**sandbox_options(sandbox, before_send=lambda v: v)) as hooked:
         assert plain.engine.fast and not hooked.engine.fast
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_counts_drops_though_the_lock_was_held_at_the_fork(
+        sandbox: Any) -> None:
+    with Client(**sandbox_options(sandbox, before_send=lambda v: None)) as client:
+        client.engine._drop_lock.acquire()  # as if another thread held it at the fork
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit code
+            signal.alarm(10)  # a child stuck on the inherited lock dies instead
+            client.track("u8", "dropped")
+            os._exit(0 if client.health().dropped_by_hook == {"returned_none": 1} else 1)
+        client.engine._drop_lock.release()
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_before_send_must_be_callable(sandbox: Any) -> None:

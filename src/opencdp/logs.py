@@ -85,9 +85,10 @@ class Log:
 
     def _first(self, key: str, interval: float | None) -> bool:
         now = time.monotonic()
+        nested = reentry.inside()  # read before our own region marks this thread
         with reentry.region():
             # From a signal handler that interrupted this very check: log, don't wait.
-            if not self._lock.acquire(blocking=not reentry.inside()):
+            if not self._lock.acquire(blocking=not nested):
                 return True
             try:
                 last = self._once.get(key)

@@ -177,10 +177,11 @@ class Reporter:
         self._lock = threading.Lock()
         self._late: deque[str] = deque()
 
-    def _take(self) -> bool:
-        """Take the lock, unless this thread may hold it already: a call from a signal
-        handler that interrupted a report (``reentry.py``) counts later instead of waiting."""
-        return self._lock.acquire(blocking=not reentry.inside())
+    def _take(self, nested: bool) -> bool:
+        """Take the lock, unless this thread may hold it already (``nested``: read before
+        entering our own region): a call from a signal handler that interrupted a report
+        (``reentry.py``) counts later instead of waiting."""
+        return self._lock.acquire(blocking=not nested)
 
     def _count(self, code: str) -> None:
         self._counts[code] = self._counts.get(code, 0) + 1
@@ -188,8 +189,9 @@ class Reporter:
 
     def refuse(self, rule: type[Rule], field: str | None, detail: str = "") -> ValidationError:
         """Count a refusal and return the error for the caller to raise."""
+        nested = reentry.inside()
         with reentry.region():
-            if self._take():
+            if self._take(nested):
                 try:
                     self._count(rule.code)
                 finally:
@@ -227,8 +229,9 @@ class Reporter:
                 and not lenient:
             self.refuse(rule, field, detail)
             raise ValidationError(f"{code} {_text(rule, detail)}", field=field, code=code)
+        nested = reentry.inside()
         with reentry.region():
-            if not self._take():
+            if not self._take(nested):
                 self._late.append(code)
                 return
             try:
@@ -277,8 +280,9 @@ class Reporter:
                 del causes[old]
 
     def counts(self) -> dict[str, int]:
+        nested = reentry.inside()
         with reentry.region():
-            if not self._take():
+            if not self._take(nested):
                 return dict(sorted(self._counts.items()))
             try:
                 self._count_late()

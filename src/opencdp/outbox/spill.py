@@ -37,6 +37,7 @@ from .. import clock
 from ..errors import OpenCDPError, OutboxError
 from ..message import DESTINATION_NAMES, Message, dumps_message, loads_message
 from .base import DeadItem, DeadLetter, Leased, MaybeStoredError, Outbox, QueueStats, RetryItem
+from .forking import hold_across_fork
 from .throttle import LogThrottle
 
 __all__ = ["SpillFile", "SpilledOutbox"]
@@ -248,25 +249,7 @@ def _runs(rows: Sequence[tuple[int, bytes, float | None]]
     return runs
 
 
-_held_at_fork: list[threading.Lock] = []
-_FORK_WAIT = 0.5  # seconds a fork waits for each spill file's statement in progress, at most
-
-
-def _before_fork() -> None:
-    # As for the SQLite outbox: no thread of ours inside SQLite at the instant of the fork.
-    for spill in list(_files):
-        if spill._lock.acquire(timeout=_FORK_WAIT):
-            _held_at_fork.append(spill._lock)
-
-
-def _after_fork_in_parent() -> None:
-    while _held_at_fork:
-        _held_at_fork.pop().release()
-
-
 def _after_fork_in_child() -> None:
-    # Locks a parent thread held at the fork would never be released in the child.
-    _held_at_fork.clear()
     for spill in list(_files):
         spill.after_fork()
     for wrapper in list(_wrappers):
@@ -274,9 +257,7 @@ def _after_fork_in_child() -> None:
         wrapper._drain_lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
-                        after_in_child=_after_fork_in_child)
+hold_across_fork(lambda: [spill._lock for spill in list(_files)], _after_fork_in_child)
 
 
 class SpilledOutbox(Outbox):

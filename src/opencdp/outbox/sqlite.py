@@ -86,6 +86,7 @@ from ..message import dumps_message as _dumps
 from .base import MAX_AHEAD, DeadItem, DeadLetter, Leased, Outbox, QueueStats, RetryItem
 from .base import destination_bit as _bit
 from .buffer import PutBuffer
+from .forking import hold_across_fork
 from .owners import process_identity, process_namespace, provably_dead
 
 __all__ = ["SQLiteOutbox"]
@@ -178,34 +179,9 @@ _Row = tuple[int, float, bytes]  # destinations, created (Unix s), serialised me
 
 _instances: weakref.WeakSet[SQLiteOutbox] = weakref.WeakSet()
 _inherited: list[sqlite3.Connection] = []
-_held_at_fork: list[threading.RLock] = []
-_FORK_WAIT = 0.5  # seconds a fork waits for each instance's statement in progress, at most
-
-
-def _before_fork() -> None:
-    # Every statement of ours runs under the instance's lock: holding them all across the
-    # fork means no thread of ours is inside SQLite, whose own mutexes a child could never
-    # take, at that instant. Bounded: a lock held while another process holds the file's
-    # write lock could take the busy timeout.
-    for outbox in list(_instances):
-        if outbox._lock.acquire(timeout=_FORK_WAIT):
-            _held_at_fork.append(outbox._lock)
-
-
-def _after_fork_in_parent() -> None:
-    while _held_at_fork:
-        _held_at_fork.pop().release()
-
-
 def _after_fork() -> None:
-    _held_at_fork.clear()  # the child's instances get new locks
     for outbox in list(_instances):
         outbox._reset_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
-                        after_in_child=_after_fork)
 
 
 def _file_identity(path: str) -> tuple[int, int] | None:
@@ -1073,3 +1049,6 @@ class SQLiteOutbox(Outbox):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+hold_across_fork(lambda: [outbox._lock for outbox in list(_instances)], _after_fork)

@@ -18,6 +18,7 @@ import pytest
 
 from opencdp import Client
 from support.stored import stored
+from support.waiting import wait_for
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -293,18 +294,9 @@ def test_a_durable_close_says_what_it_left(sandbox: Any, tmp_path: Path, caplog:
                                spill_path=str(tmp_path / "s.db")))
     for seq in range(5):
         client.track("u1", "viewed", {"seq": seq})
-    assert _wait_for(lambda: sorted(stored(sandbox, "customerio")) == list(range(5)))
+    assert wait_for(lambda: sorted(stored(sandbox, "customerio")) == list(range(5)))
     with caplog.at_level(logging.INFO, logger="opencdp"):
         assert client.close(0.5) is False
     lines = [r.getMessage() for r in caplog.records if "OCDP342" in r.getMessage()]
     assert lines == [f"[CDP] OCDP342 closed with 5 for opencdp pending in "
                      f"sqlite:///{tmp_path / 'q.db'}; delivered at the next start"]
-
-
-def _wait_for(predicate: Any, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False

@@ -20,17 +20,9 @@ from opencdp import Client, CustomerIO, clock
 from opencdp.clock import ManualClock, SteadyClock
 from opencdp.health import STALL_AFTER, render
 from support.stored import stored
+from support.waiting import wait_for
 
 from .support import client_options
-
-
-def _wait(predicate: Any, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_refused_credentials_are_failing_after_one_batch(sandbox: Any) -> None:
@@ -63,7 +55,7 @@ def test_no_progress_while_messages_age_is_stalled(sandbox: Any) -> None:
         try:
             for seq in range(5):
                 client.track("u1", "viewed", {"seq": seq})
-            assert _wait(lambda: client.stats().lanes["customerio"].counters.retried >= 5)
+            assert wait_for(lambda: client.stats().lanes["customerio"].counters.retried >= 5)
             assert client.health().destinations["customerio"].stalled is None
             manual.advance(STALL_AFTER + 1)
             cio = client.health().destinations["customerio"]
@@ -93,14 +85,14 @@ def test_a_lane_that_cannot_read_its_queue_is_stalled_within_seconds(
         for seq in range(1, 11):
             client.track("u1", "viewed", {"seq": seq})  # spilled: durable, never raised
         started = time.monotonic()
-        assert _wait(lambda: all(d.state == "stalled"
+        assert wait_for(lambda: all(d.state == "stalled"
                                  for d in client.health().destinations.values()), 10)
         assert time.monotonic() - started < 10
         reason = client.health().destinations["opencdp"].stalled or ""
         assert "queue" in reason
         server.start()
         assert client.flush(30)
-        assert _wait(lambda: client.health().status == "ok", 10)
+        assert wait_for(lambda: client.health().status == "ok", 10)
     finally:
         client.close(2)
         server.close()
@@ -139,7 +131,7 @@ def test_a_clock_stepped_back_an_hour_holds_nothing(sandbox: Any, tmp_path: Path
         try:
             for seq in range(20):
                 client.track("u1", "viewed", {"seq": seq})
-            assert _wait(lambda: client.stats().lanes["customerio"].counters.retried >= 1)
+            assert wait_for(lambda: client.stats().lanes["customerio"].counters.retried >= 1)
             manual.step(-3600)
             ages = [client.health().destinations["customerio"].oldest_pending_age]
             sandbox.clear_faults()
@@ -159,7 +151,7 @@ def test_a_day_forward_expires_no_budget(sandbox: Any) -> None:
         try:
             for seq in range(20):
                 client.track("u1", "viewed", {"seq": seq})
-            assert _wait(lambda: client.stats().lanes["customerio"].counters.retried >= 20)
+            assert wait_for(lambda: client.stats().lanes["customerio"].counters.retried >= 20)
             manual.step(25 * 3600)
             time.sleep(1.5)
             manual.step(-25 * 3600)
@@ -182,7 +174,7 @@ def test_retries_stored_under_a_clock_an_hour_ahead_are_due_now(sandbox: Any,
                                         spill_path=str(tmp_path / "s.db")))
         for seq in range(10):
             first.track("u1", "viewed", {"seq": seq})
-        assert _wait(lambda: first.stats().lanes["customerio"].counters.retried >= 10)
+        assert wait_for(lambda: first.stats().lanes["customerio"].counters.retried >= 10)
         first.close(0.5)
     sandbox.clear_faults()
     second = Client(**client_options(sandbox, register_atexit=False, queue=url,

@@ -189,3 +189,30 @@ def parse_registry(registry: CollectorRegistry) -> Samples:
         for sample in family.samples:
             samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return samples
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette")
+def test_metrics_route_serves_a_given_registry_and_needs_the_lifespan(sandbox: Any) -> None:
+    from prometheus_client import REGISTRY
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from health.support import client_options
+    from opencdp import AsyncClient
+    from opencdp.errors import ConfigurationError
+    from opencdp.integrations.fastapi import lifespan, metrics_routes
+
+    app = Starlette(lifespan=lifespan(lambda: AsyncClient(**client_options(sandbox))))
+    app.routes.extend(metrics_routes("/prom/", registry=REGISTRY))
+    with TestClient(app) as http:
+        response = http.get("/prom")
+        assert response.status_code == 200
+        assert "python_info" in response.text  # the given registry
+        assert 'opencdp_queue_pending{destination="opencdp"} 0.0' in response.text
+        openmetrics = http.get("/prom", headers={"Accept": "application/openmetrics-text"})
+        assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
+        assert openmetrics.text.endswith("# EOF\n")
+
+    bare = Starlette(routes=metrics_routes())
+    with TestClient(bare) as http, pytest.raises(ConfigurationError, match="lifespan"):
+        http.get("/metrics")

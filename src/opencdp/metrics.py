@@ -307,65 +307,70 @@ class MultiprocessWriter:
 
     def _add(self, key: str, labels: tuple[str, ...], value: float) -> None:
         """Add what ``value`` grew by since the last write to the file's counter."""
-        seen = (key, labels)
-        delta = value - self._written.get(seen, 0.0)
-        self._written[seen] = value
+        delta = self._grown((key, labels), value)
         if delta > 0:
             counter = self._counters[key]
             (counter.labels(*labels) if labels else counter).inc(delta)
 
+    def _grown(self, seen: _Key, value: float) -> float:
+        """How much ``value`` exceeds what was written for ``seen`` (never less: a counter
+        only grows), recording it as written."""
+        delta = value - self._written.get(seen, 0.0)
+        if delta > 0:
+            self._written[seen] = value
+        return delta
+
     def write(self) -> None:
         """This process's current values into its files."""
+        with self._lock:  # read and written together: an older snapshot never lands last
+            self._write()
+
+    def _write(self) -> None:
         try:
             health: Health | None = self._client.health()
         except Exception as exc:
             logger.error("opencdp metrics: health snapshot failed: %s", type(exc).__name__)
             health = None
         stats = self._client.stats()
-        with self._lock:
-            for name, lane in stats.lanes.items():
-                counters = lane.counters
-                for outcome, _, _ in _OUTCOMES:
-                    for kind, value in counters.by_kind[outcome].items():
-                        self._add(outcome, (name, kind), value)
-                for status, value in counters.statuses.items():
-                    self._add("requests", (name, str(status)), value)
-                if counters.failures:
-                    self._add("requests", (name, "error"), counters.failures)
-                self._add("throttled", (name,), lane.throttled)
-                self._add_latency(name, counters.latency, counters.latency_total)
-                dest = health.destinations.get(name) if health is not None else None
-                if dest is None:
-                    continue
-                for reason, value in dest.dropped.items():
-                    self._add("dropped", (name, reason), value)
-                paused = dest.rate_limit.get("paused_for", 0.0)
-                for key, gauge_value in (
-                    ("circuit", CIRCUIT_STATES.get(dest.circuit_state, 2)),
-                    ("failures", dest.failure_count), ("pending", dest.pending),
-                    ("in_flight", dest.in_flight), ("age", dest.oldest_pending_age or 0.0),
-                    ("dead_letters", dest.dead_letters),
-                    ("paused", float(paused) if isinstance(paused, (int, float)) else 0.0),
-                ):
-                    self._gauges[key].labels(name).set(gauge_value)
-            if health is not None:
-                for code, value in health.guards.items():
-                    self._add("guards", (code,), value)
-                self._add("idempotency", (), health.idempotency_suppressed)
+        for name, lane in stats.lanes.items():
+            counters = lane.counters
+            for outcome, _, _ in _OUTCOMES:
+                for kind, value in counters.by_kind[outcome].items():
+                    self._add(outcome, (name, kind), value)
+            for status, value in counters.statuses.items():
+                self._add("requests", (name, str(status)), value)
+            if counters.failures:
+                self._add("requests", (name, "error"), counters.failures)
+            self._add("throttled", (name,), lane.throttled)
+            self._add_latency(name, counters.latency, counters.latency_total)
+            dest = health.destinations.get(name) if health is not None else None
+            if dest is None:
+                continue
+            for reason, value in dest.dropped.items():
+                self._add("dropped", (name, reason), value)
+            paused = dest.rate_limit.get("paused_for", 0.0)
+            for key, gauge_value in (
+                ("circuit", CIRCUIT_STATES.get(dest.circuit_state, 2)),
+                ("failures", dest.failure_count), ("pending", dest.pending),
+                ("in_flight", dest.in_flight), ("age", dest.oldest_pending_age or 0.0),
+                ("dead_letters", dest.dead_letters),
+                ("paused", float(paused) if isinstance(paused, (int, float)) else 0.0),
+            ):
+                self._gauges[key].labels(name).set(gauge_value)
+        if health is not None:
+            for code, value in health.guards.items():
+                self._add("guards", (code,), value)
+            self._add("idempotency", (), health.idempotency_suppressed)
 
     def _add_latency(self, name: str, slots: list[int], total: float) -> None:
         # prometheus_client's Histogram has no public "add n to this bucket": its per-bucket
         # values (stored per slot, made cumulative by MultiProcessCollector) take the growth.
         child = self._latency.labels(name)
         for i, count in enumerate(slots):
-            seen = (f"latency:{i}", (name,))
-            delta = count - self._written.get(seen, 0.0)
-            self._written[seen] = count
+            delta = self._grown((f"latency:{i}", (name,)), count)
             if delta > 0:
                 child._buckets[i].inc(delta)
-        seen = ("latency:sum", (name,))
-        delta = total - self._written.get(seen, 0.0)
-        self._written[seen] = total
+        delta = self._grown(("latency:sum", (name,)), total)
         if delta > 0:
             child._sum.inc(delta)
 

@@ -216,3 +216,16 @@ def test_metrics_route_serves_a_given_registry_and_needs_the_lifespan(sandbox: A
     bare = Starlette(routes=metrics_routes())
     with TestClient(bare) as http, pytest.raises(ConfigurationError, match="lifespan"):
         http.get("/metrics")
+
+
+def test_multiprocess_dir_set_after_prometheus_client_was_imported_is_refused(
+        make_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opencdp.errors import ConfigurationError
+    from opencdp.metrics import MultiprocessWriter
+
+    client = make_client()
+    with pytest.raises(ConfigurationError, match="PROMETHEUS_MULTIPROC_DIR"):
+        MultiprocessWriter(client)  # unset
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    with pytest.raises(ConfigurationError, match="after prometheus_client was imported"):
+        MultiprocessWriter(client)

@@ -5,7 +5,6 @@ changes a server starts one of its own, so the session's shared server is never 
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
 import sys
 import time
@@ -32,26 +31,11 @@ BOTH = OPENCDP | CUSTOMERIO
 PASSWORD = "pw-" + secrets.token_hex(8)
 
 
-def _helper() -> Any:
-    module = sys.modules.get("opencdp_tests_redis_server")
-    if module is None:
-        path = Path(__file__).resolve().parents[1] / "redis_server.py"
-        spec = importlib.util.spec_from_file_location("opencdp_tests_redis_server", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
-def server() -> Iterator[Any]:
-    """A redis-server of this test's own."""
-    helper = _helper()
-    try:
-        own = helper.RestartableRedis().start()
-    except helper.RedisUnavailable as exc:
-        pytest.skip(str(exc))
+def server(redis_url: str) -> Iterator[Any]:
+    """A redis-server of this test's own (``redis_url`` makes sure one can be had, and
+    fails under CI=true when it cannot)."""
+    own = sys.modules["opencdp_tests_redis_server"].RestartableRedis().start()
     try:
         yield own
     finally:
@@ -177,7 +161,7 @@ def test_the_client_refuses_the_queue_url_without_showing_the_password(
 
 
 def test_a_read_only_replica_is_refused_at_construction(server: Any) -> None:
-    helper = _helper()
+    helper = sys.modules["opencdp_tests_redis_server"]
     replica = helper.RestartableRedis().start()
     try:
         admin(replica).execute_command("REPLICAOF", "127.0.0.1", str(server.port))

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-__all__ = ["extra_for", "main", "progress"]
+__all__ = ["LazyGroup", "extra_for", "main", "progress"]
 
 _COMMANDS = {
     "sandbox": "opencdp.sandbox.command:sandbox",
@@ -26,6 +26,8 @@ _COMMANDS = {
     "worker": "opencdp.worker:worker",
     "serve": "opencdp.server.command:serve",
     "reconcile": "opencdp.reconcile.command:command",
+    "import": "opencdp.migrate.importing:command",
+    "migrate": "opencdp.migrate.command:migrate",
 }
 
 # Which extra brings a missing module, by the command that needed it; a module that only one
@@ -52,9 +54,14 @@ class _MissingExtra(click.ClickException):
             f"({exc.name or exc}); install it with: pip install 'opencdp[{self.extra}]'")
 
 
-class _LazyGroup(click.Group):
+class LazyGroup(click.Group):
     """Subcommands imported on first use; a dependency missing at import or at run time is
-    named with the extra that installs it."""
+    named with the extra that installs it. ``commands`` maps a name to ``module:attribute``."""
+
+    def __init__(self, *args: Any, commands: dict[str, str] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = _COMMANDS if commands is None else commands
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -65,7 +72,7 @@ class _LazyGroup(click.Group):
             raise _MissingExtra(ctx.invoked_subcommand, exc) from exc
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_COMMANDS)
+        return sorted(self.lazy)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # ``opencdp --help`` must work on a plain install: a subcommand whose extra is missing
@@ -85,7 +92,7 @@ class _LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = _COMMANDS.get(cmd_name)
+        target = self.lazy.get(cmd_name)
         if target is None:
             return None
         module_name, attr = target.split(":")
@@ -136,7 +143,7 @@ def progress(description: str, total: int | None = None,
         yield update
 
 
-@click.group(cls=_LazyGroup)
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="opencdp")
 def main() -> None:
     """opencdp: dual-write customer data to OpenCDP and Customer.io, reliably."""

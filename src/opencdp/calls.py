@@ -109,6 +109,21 @@ class Calls:
         return (Message(mid, "track_anonymous", aid, name, data, ts, destinations),
                 None if event_id is None else f"event:{mid}")
 
+    @staticmethod
+    def with_message_id(queued: Queued, message_id: int) -> Queued:
+        """``queued`` under a message id chosen by a producer, not minted here.
+
+        For a backfill (``opencdp import``): its records must keep one id across re-runs
+        and resumes, so Customer.io drops a resent event by its ``id`` and OpenCDP sees the
+        same ``Idempotency-Key``, and identify and device calls have no ``event_id`` to carry
+        one. The message then carries its own time, as with a caller's event id (the id's
+        time would otherwise be read as the event's). No idempotency key is claimed: the
+        producer's checkpoint decides what was sent, and a process-wide claim would only
+        hold memory for ids that by construction never repeat.
+        """
+        message = queued[0]
+        return message._replace(id=message_id, ts=_own_time(message.ts)), None
+
     def register_device(self, user_id: object, device_id: object, platform: object,
                         fields: dict[str, Any]) -> Queued:
         uid, did, data = self.guards.device(user_id, device_id, platform, fields)

@@ -311,6 +311,14 @@ class SpilledOutbox(Outbox):
                 ) from None
             self._spilled_since += 1
 
+    def flush(self) -> None:
+        """Commit the primary's buffered puts now (``durability="batched"``), raising what
+        the commit raises; the spill is durable at each put already. A producer that records
+        what is durable (``opencdp import``'s checkpoint) calls this first."""
+        flush = getattr(self.primary, "flush", None)
+        if flush is not None:
+            flush()
+
     def _try_primary(self, message: Message) -> float | None:
         """None when the primary took the message; otherwise switch to spilling and return
         the time of a write that may have been stored after all (0.0 when surely not)."""

@@ -22,6 +22,7 @@ __all__ = ["LazyGroup", "extra_for", "main", "progress"]
 _COMMANDS = {
     "sandbox": "opencdp.sandbox.command:sandbox",
     "audit": "opencdp.audit.command:audit",
+    "explain": "opencdp.explain:explain",
     "queue": "opencdp.outbox.command:queue",
     "worker": "opencdp.worker:worker",
     "serve": "opencdp.server.command:serve",

@@ -14,6 +14,10 @@ of getting them bare from Python's last-resort handler, and an OCDP302 loss line
 vanish (httpx adds none either). The one-liner for a host with no configuration is
 ``logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s
 %(message)s")``.
+
+A line that names a code (``OCDP303``) ends with where to read about it, ``(opencdp explain
+OCDP303)``: the seam appends it (``opencdp.codes.with_reference``), so every line written
+through ``Log`` gets it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import reentry
+from .codes import with_reference
 
 __all__ = ["Log"]
 
@@ -38,6 +43,9 @@ def _method(logger: Any, *names: str) -> Callable[[str], Any]:
 
 
 class Log:
+    """The engine's logger: ``debug`` lines only with ``debug=True``, ``*_once`` variants that
+    log a cause once (or once per interval), and never an exception out of a broken logger."""
+
     def __init__(self, logger: Any = None, debug: bool = False) -> None:
         self.enabled_debug = debug
         if logger is None:
@@ -104,6 +112,6 @@ class Log:
     @staticmethod
     def _call(method: Callable[[str], Any], message: str) -> None:
         try:
-            method(message)
+            method(with_reference(message))
         except Exception:  # noqa: S110 - a broken logger must not break delivery
             pass

@@ -22,6 +22,7 @@ import orjson
 
 from ..checks import is_loopback
 from ..errors import ConfigurationError
+from .app_people import reads_json
 from .config import SERVICES
 from .http import Reject, Request, Response, Scope, json_response
 from .state import State
@@ -237,6 +238,8 @@ class AdminAPI:
                                            **diff_people(cdp, cio)})
             if head == "faults" and len(seg) == 1:
                 return json_response(200, self._faults())
+            if head == "app_reads" and len(seg) == 1:
+                return json_response(200, reads_json(state))
         elif method == "POST":
             if head == "reset" and len(seg) == 1:
                 state.reset()

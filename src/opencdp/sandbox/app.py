@@ -12,6 +12,7 @@ from typing import Any
 from ..serving import lifespan
 from .admin import ADMIN_PREFIX, AdminAPI, content_refusal, refusal
 from .app_api import AppAPI
+from .app_people import AppPeopleAPI
 from .config import SandboxConfig
 from .faults import FaultMiddleware
 from .gateway import GATEWAY_PREFIX, GatewayAPI
@@ -51,6 +52,7 @@ class SandboxApp:
         self.gateway = GatewayAPI(state)
         self.track = TrackAPI(state)
         self.app_api = AppAPI(state)
+        self.app_people = AppPeopleAPI(state)
         self.admin = AdminAPI(state)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -88,7 +90,8 @@ class SandboxApp:
             response = self.track.handle(req)
             st = state.store.customerio
         elif path.startswith("/v1/"):
-            response = self.app_api.handle(req)
+            api = self.app_people if self.app_people.owns(path) else self.app_api
+            response = api.handle(req)
             st = state.store.customerio
         elif admin:
             await send_response(send, await self.admin.handle(req))

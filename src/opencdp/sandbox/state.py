@@ -10,7 +10,9 @@ from typing import Any
 from .config import SERVICES, FaultSettings, SandboxConfig, parse_faults
 from .store import Store
 
-__all__ = ["SlidingWindow", "State"]
+__all__ = ["APP_READS_KEPT", "SlidingWindow", "State"]
+
+APP_READS_KEPT = 100_000
 
 
 class SlidingWindow:
@@ -54,7 +56,10 @@ class State:
 
     def reset_runtime(self) -> None:
         self.windows = {"track": SlidingWindow(), "app": SlidingWindow(),
-                        "opencdp": SlidingWindow()}
+                        "opencdp": SlidingWindow(), "app_read": SlidingWindow()}
+        # App API reads (arrival on the monotonic clock, method, path, status): a client's
+        # rate is measured where the limit applies. Bounded, as the store's lists are not.
+        self.app_reads: deque[tuple[float, str, str, int]] = deque(maxlen=APP_READS_KEPT)
         self.rngs = {s: random.Random(self.faults[s].seed) for s in SERVICES}
 
     def reset(self) -> None:

@@ -9,6 +9,9 @@ needs ``except OpenCDPError``::
     ├── OutboxError               the outbox could not store a message (disk, Redis down)
     │   └── QueueFullError        the outbox is full and its policy is ``block`` with a timeout
     ├── ClientClosedError         a call after ``close()``
+    ├── AppAPIError               a Customer.io App API read failed for good (``opencdp import
+    │   │                         --from-customerio``); ``.status`` and ``.code`` (OCDP36x)
+    │   └── AppAPIAuthError       the App API key was refused (401/403)
     └── DeliveryError             a blocking call whose OpenCDP write failed (``fail_on_exception``)
         ├── SendError             a transactional send was refused or failed
         └── TransportError        the request did not complete; ``.maybe_received`` says whether
@@ -22,6 +25,8 @@ dead-lettered. Error messages never contain API keys.
 from __future__ import annotations
 
 __all__ = [
+    "AppAPIAuthError",
+    "AppAPIError",
     "ClientClosedError",
     "ConfigurationError",
     "DeliveryError",
@@ -73,6 +78,21 @@ class QueueFullError(OutboxError):
 
 class ClientClosedError(OpenCDPError):
     """The client was closed; it accepts no more calls."""
+
+
+class AppAPIError(OpenCDPError):
+    """A read from Customer.io's App API failed and retrying cannot help: refused (4xx),
+    unreadable, or still failing after the bounded retries. Never carries the key."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None
+                 ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class AppAPIAuthError(AppAPIError):
+    """The App API refused the key (401/403): wrong key, a Track key, or the other region."""
 
 
 class DeliveryError(OpenCDPError):

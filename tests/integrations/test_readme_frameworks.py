@@ -1,5 +1,6 @@
-"""The README's Frameworks and Testing examples, extracted and run as written against the
-sandbox: each must deliver to both platforms."""
+"""The Frameworks and Testing pages' examples (docs/frameworks.md, docs/testing.md; the README's
+until it became a front page), extracted and run as written against the sandbox: each must
+deliver to both platforms."""
 
 from __future__ import annotations
 
@@ -11,14 +12,21 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+# Where each former README section lives now: (page, its "## " heading, or None: the page).
+PAGES = {"Frameworks": ("frameworks.md", "Examples"),
+         "Testing your integration": ("testing.md", None)}
 
 
 def section(title: str) -> str:
-    start = README.index(f"\n## {title}\n")
-    end = README.find("\n## ", start + 1)
-    return README[start:end]
+    page, heading = PAGES[title]
+    text = (DOCS / page).read_text()
+    if heading is None:
+        return text
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
 
 
 def blocks(subsection: str) -> list[str]:

@@ -1,8 +1,8 @@
-"""The README's Frameworks examples as written, under their real servers: Django and Flask
-under gunicorn with the README's hooks, FastAPI under uvicorn with 2 workers, the Celery
+"""The Frameworks page's examples as written, under their real servers: Django and Flask
+under gunicorn with the page's hooks, FastAPI under uvicorn with 2 workers, the Celery
 example in a prefork worker on Redis.
 
-Each host configures logging its own way (the README's ``logging.basicConfig`` line in
+Each host configures logging its own way (the page's ``logging.basicConfig`` line in
 ``gunicorn.conf.py``, gunicorn's ``logconfig_dict``, uvicorn's ``--log-config``, Celery's
 worker log), and each example, used as written, logs no line at all: no OCDP115 although
 nobody identifies. One extra call with an email address as the id then makes an OCDP111

@@ -32,7 +32,7 @@ def write_file(path: str, records: int) -> int:
     """An NDJSON file of ``records`` lines; returns its size in bytes."""
     with open(path, "wb") as out:
         for i in range(1, records + 1):
-            user = f"user-{i % 5000}"
+            user = f"user-{((i - 1) // 5) % 5000}"  # identified, then four events
             if i % 100 == 37:
                 line = b'{"type": "track", "user_id": "u", "event": "x", "timestamp": "yday"}'
             elif i % 5 == 1:

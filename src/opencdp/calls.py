@@ -121,8 +121,9 @@ class Calls:
         producer's checkpoint decides what was sent, and a process-wide claim would only
         hold memory for ids that by construction never repeat.
         """
-        message = queued[0]
-        return message._replace(id=message_id, ts=_own_time(message.ts)), None
+        m = queued[0]
+        return _message(Message, (message_id, m.kind, m.identifier, m.name, m.data,
+                                  _own_time(m.ts), m.destinations)), None
 
     def register_device(self, user_id: object, device_id: object, platform: object,
                         fields: dict[str, Any]) -> Queued:

@@ -143,6 +143,8 @@ def _file_entries() -> list[Entry]:
         if level is None:
             raise RuntimeError(f"codes.md: {code} needs a 'level: error|warning|info' line")
         body = rest[level.end():].strip()
+        if any(e.code == code for e in found):
+            raise RuntimeError(f"codes.md: {code} has two entries")
         found.append(Entry(code, title.strip(), level.group(1), body, "codes.md"))
     return found
 

@@ -326,3 +326,34 @@ def test_key_and_region() -> None:
     assert AppAPIReader(APP_KEY).url == "https://api.customer.io"
     with pytest.raises(ConfigurationError, match="OCDP333"):
         AppAPIReader(APP_KEY, app_url="https://api.customer.io/v1")
+
+
+def test_views_become_page_and_screen_records(sandbox: Sandbox) -> None:
+    """Off by default; with ``views=True`` after the events, each with its activity id."""
+    with httpx.Client(base_url=sandbox.track_url, auth=("sandbox-site", "sandbox-track-key"),
+                      timeout=10) as track:
+        assert track.put("/api/v1/customers/v1", json={"email": "v1@example.com"}
+                         ).status_code == 200
+        for body in ({"name": "signed_up", "data": {"plan": "pro"}},
+                     {"name": "https://example.com/pricing", "type": "page"},
+                     {"name": "Settings", "type": "screen", "data": {"tab": "push"}}):
+            r = track.post("/api/v1/customers/v1/events", json={**body, "timestamp": NOW})
+            assert r.status_code == 200, r.text
+    plain = [r["type"] for _, r in reader(sandbox, activities=True, rate=None).read()]
+    assert plain == ["identify", "track"]
+    rd = reader(sandbox, activities=True, views=True, rate=None)
+    pairs = list(rd.read())
+    records = [r for _, r in pairs]
+    ids = {e["type"]: e["id"] for e in sandbox.person("customerio", "v1")["events"]}
+    assert records[1:] == [
+        {"type": "track", "user_id": "v1", "event": "signed_up", "properties": {"plan": "pro"},
+         "timestamp": NOW, "event_id": ids["event"]},
+        {"type": "page", "user_id": "v1", "url": "https://example.com/pricing",
+         "properties": {}, "timestamp": NOW, "event_id": ids["page"]},
+        {"type": "screen", "user_id": "v1", "name": "Settings", "properties": {"tab": "push"},
+         "timestamp": NOW, "event_id": ids["screen"]},
+    ]
+    assert rd.counts["events"] == 1 and rd.counts["views"] == 2
+    rest = [r for _, r in reader(sandbox, activities=True, views=True, rate=None).read(
+        start_from=pairs[2][0])]
+    assert rest == records[3:]

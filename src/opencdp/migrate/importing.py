@@ -125,8 +125,9 @@ class Importer:
     ``to`` is the destination bits a record's message keeps. ``checkpoint_path`` with
     ``checkpoint`` make the run resumable (None for a dry run). ``rate`` caps records per
     second. ``on_refused`` sees each refusal as it happens, ``on_progress`` the report about
-    once a second. ``stop()`` may be called from a signal handler: the run ends at the next
-    record with a valid checkpoint.
+    once a second. A checkpoint is saved every ``checkpoint_every`` records or half a
+    second, whichever comes first. ``stop()`` may be called from a signal handler: the run
+    ends at the next record with a valid checkpoint.
     """
 
     def __init__(self, client: Client, *, to: int = OPENCDP,
@@ -134,7 +135,8 @@ class Importer:
                  dry_run: bool = False, rate: float | None = None,
                  source_names: list[str] | None = None,
                  on_refused: Callable[[Refusal], None] | None = None,
-                 on_progress: Callable[[Report], None] | None = None) -> None:
+                 on_progress: Callable[[Report], None] | None = None,
+                 checkpoint_every: int = _CHECKPOINT_EVERY) -> None:
         if not dry_run and not client.engine.outbox.durable:
             raise ConfigurationError(
                 "OCDP350 an import needs a durable queue (--queue sqlite:///import.db or "
@@ -150,6 +152,7 @@ class Importer:
         self.names = source_names or []
         self.on_refused = on_refused
         self.on_progress = on_progress
+        self.every = checkpoint_every
         self._stop = False
         self.position: Position | None = None
         """The last record read, for a progress bar."""
@@ -181,6 +184,7 @@ class Importer:
         to = self.to
         dry = self.dry_run
         rate = self.rate
+        every = self.every
         read = queued = since_save = 0
         last: Position | None = None
         next_save = started + _CHECKPOINT_SECONDS
@@ -208,9 +212,9 @@ class Importer:
                 since_save += 1
                 if rate is not None:
                     self._pace(started, read, rate)
-                if since_save >= _CHECKPOINT_EVERY or self._stop or not read & 255:
+                if since_save >= every or self._stop or not read & 255:
                     now = time.monotonic()
-                    if since_save >= _CHECKPOINT_EVERY or now >= next_save or self._stop:
+                    if since_save >= every or now >= next_save or self._stop:
                         report.read, report.queued = read, queued
                         self._save(last, complete=False)
                         since_save = 0

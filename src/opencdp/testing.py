@@ -67,6 +67,9 @@ class MockTransport:
         return f"MockTransport({self.handler!r})"
 
     async def send(self, request: Request, **kwargs: Any) -> Response | Failure:
+        """Hand ``request`` to the handler (sync or async) and return its ``Response`` or
+        ``Failure``; a handler that raises, or returns anything else, fails the request with
+        the reason ``internal``."""
         try:
             result = self.handler(request)
             if inspect.isawaitable(result):
@@ -80,6 +83,7 @@ class MockTransport:
         return result
 
     async def aclose(self) -> None:
+        """Mark the transport closed (``closed`` becomes True); nothing else to release."""
         self.closed = True
 
 
@@ -197,6 +201,7 @@ class _Recorder:
         ]
 
     def clear(self) -> None:
+        """Forget what was recorded so far."""
         with self._lock:
             self._calls.clear()
             self.requests.clear()
@@ -235,10 +240,12 @@ class Capture:
         return f"Capture({self.client!r})"
 
     def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every call made so far is delivered or dead-lettered; False on timeout."""
         return self.client.flush(timeout)
 
     @property
     def messages(self) -> list[Captured]:
+        """Flush, then one ``Captured`` per call, in call order."""
         self.client.flush(10.0)
         return self._recorder.messages()
 
@@ -248,14 +255,18 @@ class Capture:
         return list(self._recorder.requests)
 
     def dead_letters(self, destination: str | None = None) -> list[DeadLetter]:
+        """What production would have dead-lettered, with its reason (all destinations, or
+        ``destination``'s: ``"opencdp"``, ``"customerio"``)."""
         self.client.flush(10.0)
         return self.client.dead_letters(destination)
 
     def clear(self) -> None:
+        """Forget the messages and requests recorded so far (the client goes on)."""
         self.client.flush(10.0)
         self._recorder.clear()
 
     def close(self) -> None:
+        """Close the client, delivering what is queued (also the context manager's exit)."""
         self.client.close(timeout=10.0)
 
     def __enter__(self) -> Capture:
@@ -278,23 +289,29 @@ class AsyncCapture:
         return f"AsyncCapture({self.client!r})"
 
     async def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every call made so far is delivered or dead-lettered; False on timeout."""
         return await self.client.flush(timeout)
 
     @property
     def messages(self) -> list[Captured]:
+        """One ``Captured`` per call, in call order (``await cap.flush()`` first)."""
         return self._recorder.messages()
 
     @property
     def requests(self) -> list[Request]:
+        """The raw requests the client made, each platform's, in order."""
         return list(self._recorder.requests)
 
     def dead_letters(self, destination: str | None = None) -> list[DeadLetter]:
+        """What production would have dead-lettered, with its reason."""
         return self.client.dead_letters(destination)
 
     def clear(self) -> None:
+        """Forget the messages and requests recorded so far (the client goes on)."""
         self._recorder.clear()
 
     async def aclose(self) -> None:
+        """Close the client, delivering what is queued (also ``async with``'s exit)."""
         await self.client.close(timeout=10.0)
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from opencdp.cli import extra_for, main
+from opencdp.cli import _COMMANDS, extra_for, main
 
 
 @pytest.mark.parametrize(("command", "module", "extra"), [
@@ -78,5 +78,6 @@ def test_help_lists_every_command_even_with_an_extra_missing() -> None:
     assert done.returncode == 0, done.stderr
     listed = {line.split()[0]: line for line in done.stdout.split("Commands:")[1].splitlines()
               if line.strip()}
-    assert set(listed) == {"audit", "queue", "reconcile", "sandbox", "serve", "worker"}
+    assert set(listed) == set(_COMMANDS)
+    assert {"audit", "explain", "queue", "reconcile", "sandbox", "serve", "worker"} <= set(listed)
     assert "(needs pip install 'opencdp[server]')" in listed["serve"]

@@ -23,9 +23,11 @@ from ..errors import ConfigurationError, OutboxError
 from ..message import DESTINATION_BITS, Message
 
 __all__ = [
+    "HOLD_STATES",
     "MAX_AHEAD",
     "DeadItem",
     "DeadLetter",
+    "HoldMark",
     "Leased",
     "MaybeStoredError",
     "Outbox",
@@ -60,6 +62,31 @@ def destination_bit(destination: str) -> int:
         raise ConfigurationError(
             f"unknown destination {destination!r}; expected one of {sorted(DESTINATION_BITS)}"
         ) from None
+
+
+HOLD_STATES = ("held", "draining", "released", "finished")
+"""A destination's hold mark, in the order a migration moves through it: ``held`` (copies
+queue, nothing is sent), ``draining`` (``opencdp migrate rollback`` is delivering them in
+order; clients still hold), ``released`` (clients deliver again) or ``finished``
+(``opencdp migrate finish`` purged them; clients purge new copies and send none)."""
+
+
+@dataclass(slots=True, frozen=True)
+class HoldMark:
+    """A destination's hold, as stored in the queue so every process sharing it agrees."""
+
+    state: str
+    since: float
+    """Wall-clock seconds when the hold began."""
+    changed: float
+    """Wall-clock seconds of the last change of state."""
+
+
+def _no_hold(what: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"this queue cannot {what}: a held copy must survive restarts and be shared by every "
+        "process, so hold mode needs a durable queue (sqlite:///path.db or redis://...)",
+        option="send_to_customer_io")
 
 
 @dataclass(slots=True)
@@ -226,3 +253,20 @@ class Outbox(Protocol):
         drain a spill, reclaim the leases of dead processes, recreate lost Redis state.
         Never raises for a queue that is down; it logs and tries again next time."""
         return None
+
+    def hold_mark(self, destination: str) -> HoldMark | None:
+        """The destination's hold mark, or None when it has never been held."""
+        return None
+
+    def set_hold_mark(self, destination: str, state: str, now: float,
+                      expect: tuple[str | None, ...]) -> HoldMark | None:
+        """Move the mark to ``state`` if its current state (None: no mark) is in ``expect``,
+        atomically for every process; returns the mark as it is afterwards (None: still
+        none). A new mark's ``since`` is ``now``; a changed one keeps its ``since``."""
+        raise _no_hold("keep a hold mark")
+
+    def purge_pending(self, destination: str, before: float | None, now: float) -> int:
+        """Delete the destination's copies that wait (not leased by a live process) and
+        entered the queue before ``before`` (every one when None); returns how many. The
+        other destinations' copies of the same messages are untouched."""
+        raise _no_hold("purge held copies")

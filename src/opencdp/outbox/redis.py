@@ -78,9 +78,11 @@ from ..message import (
     ulid_str,
 )
 from .base import (
+    HOLD_STATES,
     MAX_AHEAD,
     DeadItem,
     DeadLetter,
+    HoldMark,
     Leased,
     MaybeStoredError,
     Outbox,
@@ -288,6 +290,82 @@ end
 return gone
 """
 
+_SET_HOLD = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+local state = ''
+local since = ARGV[3]
+if current then
+  state = string.match(current, '^([^|]*)')
+  since = string.match(current, '^[^|]*|([^|]*)')
+end
+for i = 5, #ARGV do
+  if ARGV[i] == state then
+    local value = ARGV[2] .. '|' .. since .. '|' .. ARGV[3]
+    redis.call('HSET', KEYS[1], ARGV[1], value)
+    return value
+  end
+end
+return current or ''
+"""
+
+_PURGE_PENDING = """
+local group, before, limit, bit = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local function mine(fields)
+  for i = 1, #fields, 2 do
+    if fields[i] == 'd' then return math.floor(tonumber(fields[i + 1]) / bit) % 2 == 1 end
+  end
+  return false
+end
+local function older(id)
+  return before == '' or tonumber(string.match(id, '^(%d+)')) < tonumber(before)
+end
+local n, more = 0, 0
+local ldi = nil
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local name, last
+  for i = 1, #g, 2 do
+    if g[i] == 'name' then name = g[i + 1] end
+    if g[i] == 'last-delivered-id' then last = g[i + 1] end
+  end
+  if name == group then ldi = last end
+end
+if ldi then
+  local top = '+'
+  if before ~= '' then top = '(' .. before .. '-0' end
+  local unread = redis.call('XRANGE', KEYS[1], '(' .. ldi, top, 'COUNT', limit)
+  for _, e in ipairs(unread) do if mine(e[2]) then n = n + 1 end end
+  if #unread > 0 then
+    redis.call('XGROUP', 'SETID', KEYS[1], group, unread[#unread][1])
+    if #unread == limit then more = 1 end
+  end
+  local idle = redis.call('XPENDING', KEYS[1], group, 'IDLE', tonumber(ARGV[5]), '-', '+', limit)
+  local acked = 0
+  for _, p in ipairs(idle) do
+    if older(p[1]) then
+      acked = acked + redis.call('XACK', KEYS[1], group, p[1])
+    end
+  end
+  n = n + acked
+  if #idle == limit and acked > 0 then more = 1 end
+end
+local parked = redis.call('ZRANGE', KEYS[3], 0, -1)
+local dropped = 0
+for _, member in ipairs(parked) do
+  if dropped >= limit then more = 1 break end
+  local item = cjson.decode(member)
+  local first = item[6]
+  local born = first and first ~= '' and tonumber(first) * 1000 or
+               tonumber(string.match(item[5], '^(%d+)'))
+  if before == '' or born < tonumber(before) then
+    redis.call('ZREM', KEYS[3], member)
+    dropped = dropped + 1
+  end
+end
+n = n + dropped
+if n > 0 then redis.call('HINCRBY', KEYS[2], 'out:' .. group, -n) end
+return {n, more}
+"""
+
 _NO_WRITES = "#!lua flags=no-writes\n"
 """Redis >= 7: a read-only script, answered while writes are paused or refused."""
 
@@ -443,6 +521,7 @@ class RedisOutbox(Outbox):
         self._counts = f"{tag}:counts"
         self._dead = f"{tag}:dead"
         self._meta = f"{tag}:meta"
+        self._hold = f"{tag}:hold"
         self._delayed = {bit: f"{tag}:delayed:{name}" for bit, name in DESTINATION_NAMES.items()}
         self._closed = False
         self._read_only = ""
@@ -518,6 +597,8 @@ class RedisOutbox(Outbox):
         self._trim_script = self._redis.register_script(_TRIM)
         self._oldest_script = self._redis.register_script(self._read_only + _OLDEST)
         self._leave = self._put_redis.register_script(_LEAVE)
+        self._set_hold_script = self._redis.register_script(_SET_HOLD)
+        self._purge_pending_script = self._redis.register_script(_PURGE_PENDING)
 
     def _scrub(self, text: str) -> str:
         password = self._redis.connection_pool.connection_kwargs.get("password")
@@ -1019,6 +1100,66 @@ class RedisOutbox(Outbox):
     def purge(self, destination: str | None = None, since: float | None = None,
               before: float | None = None) -> int:
         return self._remove_dead(destination, since, replay=False, before=before)
+
+    # the hold mark ------------------------------------------------------------------------
+    @staticmethod
+    def _mark(raw: Any) -> HoldMark | None:
+        """``state|since|changed`` (Unix seconds) as stored in the ``{P}:hold`` hash."""
+        if not raw:
+            return None
+        state, _, rest = _text(raw).partition("|")
+        since, _, changed = rest.partition("|")
+        if state not in HOLD_STATES:
+            return None
+        try:
+            return HoldMark(state, float(since), float(changed))
+        except ValueError:
+            return None
+
+    def hold_mark(self, destination: str) -> HoldMark | None:
+        _bit(destination)
+        with self._errors():
+            return self._mark(self._quick_redis.hget(self._hold, destination))
+
+    def set_hold_mark(self, destination: str, state: str, now: float,
+                      expect: tuple[str | None, ...]) -> HoldMark | None:
+        _bit(destination)
+        if state not in HOLD_STATES:
+            raise ValueError(f"unknown hold state {state!r}")
+        with self._errors():
+            raw = self._set_hold_script(
+                keys=[self._hold],
+                args=[destination, state, repr(float(now)), "",
+                      *("" if e is None else e for e in expect)])
+        return self._mark(raw)
+
+    def purge_pending(self, destination: str, before: float | None, now: float) -> int:
+        """Unread entries are skipped by moving the group's last-delivered id past them (in
+        steps, so a large backlog never blocks the server long), parked retries are removed,
+        and entries leased by a process that stopped answering (idle past the lease time)
+        are acknowledged."""
+        bit = _bit(destination)
+        if self._buffer:
+            self._buffer.commit()
+        with self._errors():
+            lease = self._redis.hget(self._meta, f"lease:{destination}")
+        idle_ms = int(float(lease or 30.0) * 1000)
+        args = [destination, "" if before is None else str(int(before * 1000)), "1000",
+                str(bit), str(idle_ms)]
+
+        def step() -> Any:
+            with self._errors():
+                return self._purge_pending_script(
+                    keys=[self._stream, self._counts, self._delayed[bit]], args=args)
+
+        total = 0
+        for _ in range(100_000):
+            count, more = self._recovering(step)
+            total += int(count)
+            if not int(more):
+                break
+        self._maybe_trim()
+        return total
 
     def close(self) -> None:
         if self._closed:

@@ -36,7 +36,16 @@ from typing import Any
 from .. import clock
 from ..errors import OpenCDPError, OutboxError
 from ..message import DESTINATION_NAMES, Message, dumps_message, loads_message
-from .base import DeadItem, DeadLetter, Leased, MaybeStoredError, Outbox, QueueStats, RetryItem
+from .base import (
+    DeadItem,
+    DeadLetter,
+    HoldMark,
+    Leased,
+    MaybeStoredError,
+    Outbox,
+    QueueStats,
+    RetryItem,
+)
 from .forking import hold_across_fork
 from .throttle import LogThrottle
 
@@ -441,6 +450,17 @@ class SpilledOutbox(Outbox):
 
     def shared_state(self) -> tuple[Any, str] | None:
         return self.primary.shared_state()
+
+    def hold_mark(self, destination: str) -> HoldMark | None:
+        return self.primary.hold_mark(destination)
+
+    def set_hold_mark(self, destination: str, state: str, now: float,
+                      expect: tuple[str | None, ...]) -> HoldMark | None:
+        return self.primary.set_hold_mark(destination, state, now, expect)
+
+    def purge_pending(self, destination: str, before: float | None, now: float) -> int:
+        # Spilled copies are purged once moved back into the queue, at a later pass.
+        return self.primary.purge_pending(destination, before, now)
 
     def after_fork(self) -> None:
         self.primary.after_fork()

@@ -83,7 +83,17 @@ from ..message import (
     ulid_str,
 )
 from ..message import dumps_message as _dumps
-from .base import MAX_AHEAD, DeadItem, DeadLetter, Leased, Outbox, QueueStats, RetryItem
+from .base import (
+    HOLD_STATES,
+    MAX_AHEAD,
+    DeadItem,
+    DeadLetter,
+    HoldMark,
+    Leased,
+    Outbox,
+    QueueStats,
+    RetryItem,
+)
 from .base import destination_bit as _bit
 from .buffer import PutBuffer
 from .forking import hold_across_fork
@@ -1020,6 +1030,64 @@ class SQLiteOutbox(Outbox):
                     args,
                 ).rowcount
             )
+
+    # the hold mark ------------------------------------------------------------------------
+    # Three rows of ``meta`` per destination (state, since and changed, in milliseconds):
+    # no new table, so a file with a hold mark still opens in a version without holds.
+    @staticmethod
+    def _read_mark(db: sqlite3.Connection, destination: str) -> HoldMark | None:
+        key = f"hold:{destination}"
+        rows = dict(db.execute("SELECT key, value FROM meta WHERE key IN (?, ?, ?)",
+                               (key, f"{key}:since", f"{key}:changed")).fetchall())
+        state = rows.get(key)
+        if not isinstance(state, int) or not 0 <= state < len(HOLD_STATES):
+            return None
+        return HoldMark(HOLD_STATES[state], rows.get(f"{key}:since", 0) / 1000,
+                        rows.get(f"{key}:changed", 0) / 1000)
+
+    def hold_mark(self, destination: str) -> HoldMark | None:
+        _bit(destination)
+        with self._lock:
+            self._usable()
+            try:
+                return self._read_mark(self._db, destination)
+            except sqlite3.Error as exc:
+                raise _storage_error(exc, self.path) from None
+
+    def set_hold_mark(self, destination: str, state: str, now: float,
+                      expect: tuple[str | None, ...]) -> HoldMark | None:
+        _bit(destination)
+        index = HOLD_STATES.index(state)
+        key = f"hold:{destination}"
+        with self._write() as db:
+            mark = self._read_mark(db, destination)
+            if (None if mark is None else mark.state) not in expect:
+                return mark
+            since = now if mark is None else mark.since
+            db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [
+                (key, index), (f"{key}:since", int(since * 1000)),
+                (f"{key}:changed", int(now * 1000))])
+        return HoldMark(state, int(since * 1000) / 1000, int(now * 1000) / 1000)
+
+    def purge_pending(self, destination: str, before: float | None, now: float) -> int:
+        bit = _bit(destination)
+        if self._buffer:
+            self._buffer.commit()
+        with self._write() as db:
+            while True:  # every message fanned out first, so none escapes as not yet a row
+                mark = db.execute("SELECT value FROM meta WHERE key = 'fanout'").fetchone()[0]
+                self._fan_out(db, now)
+                if db.execute("SELECT value FROM meta WHERE key = 'fanout'").fetchone()[0] == mark:
+                    break
+            seqs = [row[0] for row in db.execute(
+                "SELECT d.seq FROM deliveries d JOIN msgs m ON m.seq = d.seq WHERE d.dest = ? "
+                "AND (d.leased = 0 OR d.due <= ?) AND (? IS NULL OR m.created < ?)",
+                (bit, now, before, before))]
+            db.executemany("DELETE FROM deliveries WHERE dest = ? AND seq = ?",
+                           [(bit, seq) for seq in seqs])
+            db.executemany(_DROP_DONE, [(seq, seq) for seq in seqs])
+        self._maybe_checkpoint()
+        return len(seqs)
 
     def close(self) -> None:
         if self._closed:

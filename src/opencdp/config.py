@@ -226,6 +226,17 @@ class RateLimitConfig:
 QueueFullPolicy = Literal["block", "drop_oldest", "spill"]
 
 
+def _send_to_customer_io(name: str, value: object) -> bool | Literal["hold"] | None:
+    if value is None or value == "hold":
+        return None if value is None else "hold"
+    try:
+        return checks.flag(name, value)
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"{exc}; or 'hold' to queue the Customer.io copies without sending them "
+            "(see docs/hold.md)", option=name) from None
+
+
 def _customer_io(name: str, value: object) -> CustomerIO | None:
     if value is None or isinstance(value, CustomerIO):
         return value
@@ -248,7 +259,8 @@ def _customer_io(name: str, value: object) -> CustomerIO | None:
 
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "cdp_api_key": checks.api_key,
-    "send_to_customer_io": lambda n, v: None if v is None else checks.flag(n, v),
+    "send_to_customer_io": _send_to_customer_io,
+    "hold_retention": checks.number,
     "customer_io": _customer_io,
     "debug": checks.flag,
     "logger": checks.logger,
@@ -334,7 +346,8 @@ class ClientConfig:
     """
 
     cdp_api_key: str
-    send_to_customer_io: bool | None = None
+    send_to_customer_io: bool | Literal["hold"] | None = None
+    hold_retention: float = 14 * 86400.0
     customer_io: CustomerIO | None = None
     debug: bool = False
     logger: Any = None
@@ -396,13 +409,26 @@ class ClientConfig:
             object.__setattr__(self, spec.name, value)
         if self.send_to_customer_io and self.customer_io is None:
             raise ConfigurationError(
-                "send_to_customer_io=True needs customer_io=CustomerIO(site_id, api_key)",
+                f"send_to_customer_io={self.send_to_customer_io!r} needs "
+                "customer_io=CustomerIO(site_id, api_key)", option="send_to_customer_io")
+        scheme = self.queue.lower().split("?", 1)[0].split(":", 1)[0]
+        if self.customerio_held and scheme == "memory":
+            raise ConfigurationError(
+                "send_to_customer_io='hold' needs a durable queue: held Customer.io copies "
+                "wait for days and must survive restarts, and the hold mark that "
+                "`opencdp migrate rollback` flips is shared through the queue. Set "
+                "queue='sqlite:///opencdp-queue.db' or queue='redis://host:6379/0'",
                 option="send_to_customer_io")
 
     @property
     def dual_write(self) -> bool:
         """On when Customer.io is configured, unless ``send_to_customer_io=False``."""
         return self.customer_io is not None and self.send_to_customer_io is not False
+
+    @property
+    def customerio_held(self) -> bool:
+        """Customer.io copies are queued but held while the queue's hold mark says so."""
+        return self.customer_io is not None and self.send_to_customer_io == "hold"
 
     @property
     def customerio_disabled(self) -> bool:

@@ -27,6 +27,7 @@ from . import clock, reentry
 from .config import ClientConfig
 from .destinations.base import Destination, Failure, Request, Response
 from .errors import OpenCDPError
+from .holding import Hold
 from .lane import LATENCY_BUCKETS, Lane, LaneCounters
 from .logs import Log
 from .loops import new_loop, preimport
@@ -83,7 +84,8 @@ class Dispatcher:
     def __init__(self, config: ClientConfig, outbox: Outbox, log: Log,
                  destinations: Sequence[Destination],
                  scrub: Callable[[str], str] = lambda text: text,
-                 on_error: Callable[[Message, str, str], Any] | None = None) -> None:
+                 on_error: Callable[[Message, str, str], Any] | None = None,
+                 holds: dict[str, Hold] | None = None) -> None:
         self.config = config
         self.outbox = outbox
         self.log = log
@@ -91,6 +93,9 @@ class Dispatcher:
         self.lease_seconds = max(1.0, config.timeout * 3)
         self._destinations = {d.name: d for d in destinations}
         self.destinations = list(self._destinations)
+        self.holds: dict[str, Hold] = dict(holds or {})
+        """Destinations in hold mode, by name: their lanes send nothing while ``holding``,
+        and nobody waits for them (flush, close, blocking calls)."""
         self.exchange_hooks: list[ExchangeHook] = []
         self._on_error = on_error
         self._callbacks = DaemonExecutor(1, "opencdp-on-error")
@@ -218,8 +223,20 @@ class Dispatcher:
 
     def _housework(self) -> None:
         self.outbox.maintain(clock.wall())
+        for name, hold in self.holds.items():
+            try:
+                hold.maintain(self.outbox, clock.wall())
+            except OpenCDPError as exc:
+                self.internal_error("OCDP369", f"hold:{name}:{type(exc).__name__}",
+                                    f"[CDP] OCDP369 the hold of {name} could not be read or "
+                                    f"purged (its copies stay held; tried again in a second): "
+                                    f"{type(exc).__name__}: {exc}")
         if self.housework is not None:
             self.housework()
+
+    def holding(self, name: str) -> bool:
+        hold = self.holds.get(name)
+        return hold is not None and hold.holding
 
     def on_fork(self) -> None:
         """In a forked child, right after ``fork``: the parent's thread is gone and its
@@ -285,8 +302,12 @@ class Dispatcher:
         """Register interest in a message's outcomes; call before ``outbox.put``."""
         waiter = _Waiter(
             {name for bit, name in DESTINATION_NAMES.items()
-             if message.destinations & bit and name in self._destinations}
+             if message.destinations & bit and name in self._destinations
+             and not self.holding(name)}
         )
+        if not waiter.remaining:
+            waiter.future.set_result({})
+            return waiter.future
         with self._waiters_lock:
             self._waiters[message.id] = waiter
         return waiter.future
@@ -333,6 +354,8 @@ class Dispatcher:
         no lease of this process's still open (another process's leases are its own)."""
         stats = self.outbox.stats(clock.wall())
         for name in self.destinations:
+            if self.holding(name):
+                continue
             lane_stats = stats.get(name)
             if lane_stats is not None and (lane_stats.pending or lane_stats.in_flight_here):
                 return False
@@ -386,9 +409,13 @@ class Dispatcher:
         lanes = {}
         for name in self.destinations:
             lane = self._lanes.get(name)
+            hold = self.holds.get(name)
+            state, since, purged = ((None, None, 0) if hold is None
+                                    else (hold.state, hold.since, hold.purged))
             if lane is None:
                 lanes[name] = LaneSnapshot(name, LaneCounters(), "CLOSED", 0, None, None, False,
-                                           0, {}, 0)
+                                           0, {}, 0, hold=state, hold_since=since,
+                                           hold_purged=purged)
                 continue
             breaker = lane.breaker
             lanes[name] = LaneSnapshot(
@@ -396,7 +423,7 @@ class Dispatcher:
                 breaker.last_failure, self.scrub(breaker.last_failure_reason or "") or None,
                 lane.failing, lane.inflight, lane.bucket.to_dict(), lane.bucket.throttled,
                 max(0.0, clock.monotonic() - lane.progress_at), lane.errors_since_progress,
-                lane.last_error,
+                lane.last_error, hold=state, hold_since=since, hold_purged=purged,
             )
         running = self._thread is not None and self._thread.is_alive()
         return EngineSnapshot(lanes, self.restarts, dict(self.internal_errors), running)

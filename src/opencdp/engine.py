@@ -37,8 +37,9 @@ from .errors import (
 )
 from .guards import GuardPolicy, Guards, check_track_key, customerio_refusal
 from .health import Health, snapshot
+from .holding import Hold
 from .logs import Log
-from .message import CUSTOMERIO, OPENCDP, Message
+from .message import CUSTOMERIO, DESTINATION_NAMES, OPENCDP, Message
 from .outbox.base import Outbox
 from .outbox.url import open_outbox, safe_url
 from .policies.idempotency import IdempotencyGuard, SharedIdempotencyGuard
@@ -47,6 +48,7 @@ from .threads import DaemonExecutor
 
 __all__ = ["Engine", "FlushResult", "build"]
 
+CUSTOMERIO_NAME = DESTINATION_NAMES[CUSTOMERIO]
 _SEND_WORD = {"email": "email", "push": "push", "sms": "SMS", "whatsapp": "WhatsApp"}
 
 
@@ -94,9 +96,15 @@ class Engine:
         )
         self.secrets = config.secrets
         self.gateway = Gateway(config.cdp_hosts, config.cdp_api_key)
+        holds = {}
+        if config.customerio_held:
+            holds[CUSTOMERIO_NAME] = Hold(CUSTOMERIO_NAME, config.hold_retention, self.log,
+                                          config.silence)
+            if config.send:
+                holds[CUSTOMERIO_NAME].start(self.outbox, clock.wall())
         self.dispatcher = Dispatcher(config, self.outbox, self.log,
                                      _destinations(config, self.gateway), scrub=self.scrub,
-                                     on_error=config.on_error)
+                                     on_error=config.on_error, holds=holds)
         self.dual = config.dual_write
         self.everywhere = OPENCDP | CUSTOMERIO if self.dual else OPENCDP
         self.blocking = config.delivery == "blocking"

@@ -64,6 +64,8 @@ def parse_flag(name: str, raw: str) -> bool:
 
 
 def _parse(variable: Variable, raw: str) -> Any:
+    if variable.option == "send_to_customer_io" and raw.strip().lower() == "hold":
+        return "hold"  # phase 3 of a migration: see docs/hold.md
     if variable.kind == "flag":
         return parse_flag(variable.name, raw)
     if variable.kind == "list":
@@ -110,7 +112,8 @@ def read_environment(env: Mapping[str, str], overrides: Mapping[str, Any]) -> di
     if options.get("send_to_customer_io") and "customer_io" not in options and (
             overrides.get("customer_io") is None):
         raise ConfigurationError(
-            "environment variable OPENCDP_SEND_TO_CUSTOMER_IO is true but Customer.io is not "
+            "environment variable OPENCDP_SEND_TO_CUSTOMER_IO is "
+            f"{options['send_to_customer_io']!r} but Customer.io is not "
             "configured: set CUSTOMERIO_SITE_ID and CUSTOMERIO_TRACK_API_KEY (or pass "
             "customer_io=CustomerIO(...))", option="OPENCDP_SEND_TO_CUSTOMER_IO")
     return options

@@ -25,6 +25,7 @@ import orjson
 
 from . import clock
 from .errors import ConfigurationError
+from .holding import HOLDING
 from .outbox.base import QueueStats
 from .serving import lifespan
 
@@ -57,7 +58,10 @@ STALL_ERRORS = 3
 
 def stall_reason(lane: LaneSnapshot, stats: QueueStats) -> str | None:
     """Why a destination makes no progress, or None: the one progress rule (see the module
-    docstring). Each cause names itself; the text is already scrubbed."""
+    docstring). Each cause names itself; the text is already scrubbed. A held destination
+    sends nothing on purpose: its waiting copies are not a stall."""
+    if lane.hold in HOLDING:
+        return None
     if lane.errors_since_progress >= STALL_ERRORS:
         return (f"{lane.errors_since_progress} failed turns in a row since the last delivery: "
                 f"{lane.last_error or 'internal error'}")
@@ -100,13 +104,26 @@ class DestinationHealth:
     """Why nothing moves (``stall_reason``), or None while the destination makes progress."""
     spilled: int = 0
     spilled_oldest_age: float | None = None
+    held: bool = False
+    """In hold mode and held: copies queue and nothing is sent (``pending`` and
+    ``in_flight`` are the held copies; ``held_count`` sums them)."""
+    held_since: float | None = None
+    """Wall-clock seconds when the hold began (of a held or finished hold)."""
+    held_purged: int = 0
+    """Held copies this client purged: older than ``hold_retention``, or after finish."""
+
+    @property
+    def held_count(self) -> int:
+        return self.pending + self.in_flight if self.held else 0
 
     @property
     def state(self) -> str:
-        """``ok``, ``disabled``, ``failing``, ``stalled``, or the breaker's state in lower
-        case."""
+        """``ok``, ``disabled``, ``held``, ``failing``, ``stalled``, or the breaker's state
+        in lower case."""
         if self.disabled:
             return "disabled"
+        if self.held:
+            return "held"
         if self.failing:
             return "failing"
         if self.stalled is not None:
@@ -115,8 +132,8 @@ class DestinationHealth:
 
     @property
     def healthy(self) -> bool:
-        return self.disabled or (self.circuit_state == "CLOSED" and not self.failing
-                                 and self.stalled is None)
+        return self.disabled or self.held or (self.circuit_state == "CLOSED"
+                                              and not self.failing and self.stalled is None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,6 +161,12 @@ class DestinationHealth:
                 "by_kind": {k: dict(v) for k, v in self.by_kind.items()},
             },
             "avg_latency_ms": self.avg_latency_ms,
+            "held": None if not self.held else {
+                "count": self.held_count,
+                "oldest_age": self.oldest_pending_age,
+                "since": _iso(self.held_since),
+                "purged": self.held_purged,
+            },
         }
 
 
@@ -209,6 +232,7 @@ def snapshot(
         stats = queue.get(name) or QueueStats()
         counters = lane.counters
         requests = counters.requests
+        holding = lane.hold in HOLDING
         out[name] = DestinationHealth(
             name=name,
             circuit_state=lane.circuit_state,
@@ -228,12 +252,16 @@ def snapshot(
             failed=counters.dead,
             avg_latency_ms=(round(counters.latency_total / requests * 1000, 2)
                             if requests else None),
-            failing=lane.failing,
+            failing=lane.failing and not holding,
             by_kind={k: dict(v) for k, v in counters.by_kind.items() if v},
             stalled=(f"the queue cannot be read: {queue_error}" if queue_error is not None
                      else stall_reason(lane, stats)),
             spilled=stats.spilled,
             spilled_oldest_age=stats.spilled_oldest_age,
+            held=holding and lane.hold != "finished",
+            disabled=lane.hold == "finished",
+            held_since=lane.hold_since if holding else None,
+            held_purged=lane.hold_purged,
         )
     for name in disabled:
         out[name] = DestinationHealth(
@@ -284,7 +312,8 @@ def render(health: Health, destination: str | None = None) -> tuple[int, dict[st
     ``failing`` or ``stalled`` (nothing moves until someone acts): a Customer.io outage
     degrades the service but loses nothing, since its messages wait in the outbox, while a
     destination refusing everything (wrong key, wrong region) dead-letters every message
-    until someone acts. An unknown or unconfigured destination is a 404.
+    until someone acts. A held destination (hold mode) answers 200: sending nothing is what
+    it was asked to do. An unknown or unconfigured destination is a 404.
     """
     if destination is None:
         body: dict[str, Any] = {"status": health.status}

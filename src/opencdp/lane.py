@@ -111,6 +111,7 @@ class Lane:
                                                          rate)
         else:
             self.bucket = TokenBucket(rate)
+        self.hold = engine.holds.get(self.name)
         self.max_inflight = config.max_concurrent_requests
         self.batch_size = config.batch_size
         self.counters = LaneCounters()
@@ -201,6 +202,12 @@ class Lane:
                 await asyncio.sleep(0.5)
 
     async def _turn(self) -> None:
+        hold = self.hold
+        if hold is not None and hold.holding:
+            # Held on purpose: nothing leased, nothing due, so nothing is stalled.
+            self.progressed()
+            await self._sleep(_IDLE_WAIT)
+            return
         wait = self.breaker.wait_time()
         if wait > 0:
             await self._sleep(wait)

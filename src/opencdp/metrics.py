@@ -24,6 +24,8 @@ opencdp_queue_pending                          gauge      destination
 opencdp_queue_in_flight                        gauge      destination
 opencdp_queue_oldest_pending_age_seconds       gauge      destination
 opencdp_dead_letters                           gauge      destination
+opencdp_queue_held                             gauge      destination (copies held in hold
+                                                          mode; 0 when not held)
 opencdp_rate_limit_throttled_total             counter    destination
 opencdp_rate_limit_paused_seconds              gauge      destination
 opencdp_guard_warnings_total                   counter    code
@@ -86,6 +88,8 @@ _OUTCOMES = (
     ("dead", "messages_dead_lettered", "Messages moved to the dead-letter store."),
 )
 _DEST = ["destination"]
+_HELD_DOC = ("Copies queued for this destination and held (send_to_customer_io='hold'): "
+             "not sent until `opencdp migrate rollback`; 0 when not held.")
 
 logger = logging.getLogger("opencdp.metrics")
 
@@ -121,6 +125,8 @@ def _families() -> dict[str, Any]:
         "Age of the oldest pending message (0 when none is pending).", labels=_DEST)
     families["dead_letters"] = GaugeMetricFamily(
         "opencdp_dead_letters", "Dead letters stored for this destination.", labels=_DEST)
+    families["held"] = GaugeMetricFamily(
+        "opencdp_queue_held", _HELD_DOC, labels=_DEST)
     families["throttled"] = CounterMetricFamily(
         "opencdp_rate_limit_throttled", "Times the token bucket made the lane wait.",
         labels=_DEST)
@@ -191,6 +197,7 @@ class OpenCDPCollector(Collector):
             families["in_flight"].add_metric(labels, dest.in_flight)
             families["age"].add_metric(labels, dest.oldest_pending_age or 0.0)
             families["dead_letters"].add_metric(labels, dest.dead_letters)
+            families["held"].add_metric(labels, dest.held_count)
             paused = dest.rate_limit.get("paused_for", 0.0)
             families["paused"].add_metric(labels, float(paused)
                                           if isinstance(paused, (int, float)) else 0.0)
@@ -299,6 +306,7 @@ class MultiprocessWriter:
              "Age of the oldest pending message (0 when none is pending).", "livemax"),
             ("dead_letters", "dead_letters", "Dead letters stored for this destination.",
              queue_mode),
+            ("held", "queue_held", _HELD_DOC, queue_mode),
             ("paused", "rate_limit_paused_seconds",
              "Seconds left of a pause a 429 Retry-After imposed.", "livemax"),
         ):
@@ -353,7 +361,7 @@ class MultiprocessWriter:
                 ("circuit", CIRCUIT_STATES.get(dest.circuit_state, 2)),
                 ("failures", dest.failure_count), ("pending", dest.pending),
                 ("in_flight", dest.in_flight), ("age", dest.oldest_pending_age or 0.0),
-                ("dead_letters", dest.dead_letters),
+                ("dead_letters", dest.dead_letters), ("held", dest.held_count),
                 ("paused", float(paused) if isinstance(paused, (int, float)) else 0.0),
             ):
                 self._gauges[key].labels(name).set(gauge_value)

@@ -138,7 +138,8 @@ class ClientOptions(TypedDict, total=False):
     """Every keyword of ``Client``, ``AsyncClient`` and ``ClientConfig``; see the README."""
 
     cdp_api_key: str
-    send_to_customer_io: bool | None
+    send_to_customer_io: bool | Literal["hold"] | None
+    hold_retention: float
     customer_io: CustomerIO | CustomerIOOptions | None
     debug: bool
     logger: LoggerLike | None

@@ -34,6 +34,13 @@ class LaneSnapshot:
     """Turns that failed (queue errors, internal errors) since then."""
     last_error: str | None = None
     """The last of those errors, scrubbed of secrets."""
+    hold: str | None = None
+    """The hold mark's state (``held``, ``draining``, ``released``, ``finished``) when the
+    destination is in hold mode, else None."""
+    hold_since: float | None = None
+    """Wall-clock seconds when the hold began."""
+    hold_purged: int = 0
+    """Held copies this client purged (retention, or after the hold finished)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,8 @@ def optional(check: Any) -> Any:
 
 DOCUMENTED: dict[str, Any] = {
     "cdp_api_key": lambda v: type(v) is str and v and v == v.strip() and " " not in v,
-    "send_to_customer_io": optional(flag),
+    "send_to_customer_io": optional(lambda v: flag(v) or v == "hold"),
+    "hold_retention": seconds,
     "customer_io": optional(lambda v: isinstance(v, CustomerIO)),
     "debug": flag,
     "logger": optional(lambda v: callable(v.debug) and callable(v.error)),

@@ -136,7 +136,7 @@ def lookup(text: str) -> Entry | None:
 def _file_entries() -> list[Entry]:
     text = resources.files(__package__).joinpath("codes.md").read_text(encoding="utf-8")
     parts = _HEADING.split(text)
-    found = []
+    found: list[Entry] = []
     for code, title, after in zip(parts[1::3], parts[2::3], parts[3::3], strict=True):
         rest = after.lstrip("\n")
         level = _LEVEL.match(rest)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from opencdp.message import CUSTOMERIO, OPENCDP, Message, new_ulid
 from opencdp.outbox.base import DeadLetter
 from opencdp.reconcile import compare_person
-from opencdp.reconcile.compare import compare_people, unmatched, within
+from opencdp.reconcile.compare import compare_people, same_value, unmatched, within
 
 
 def person(**kw: Any) -> dict[str, Any]:
@@ -111,3 +113,15 @@ def test_within_uses_the_time_the_message_was_accepted() -> None:
     assert within(letters, 1500, None) == letters[1:]
     assert within(letters, None, 1500) == letters[:1]
     assert within(letters, 1000, 2000) == letters[:1], "the window's end is open"
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    (42, "42", True), (True, "true", True), (1.5, "1.5", True), ({"b": 1, "a": 2},
+                                                                  '{"a":2,"b":1}', True),
+    (42, "43", False), ("42", "42.0", False), (42, 42.0, True), (None, "null", True),
+    ("x", "y", False), (1, 2, False),
+])
+def test_attributes_compare_as_customerio_stores_them(a: object, b: object,
+                                                      same: bool) -> None:
+    assert same_value(a, b) is same
+    assert same_value(b, a) is same

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from ..message import CUSTOMERIO, OPENCDP
 from ..outbox.base import DeadLetter
 from .report import PersonDifference
@@ -64,6 +66,24 @@ def _device_names(device: Mapping[str, Any]) -> set[str]:
     return {str(device[k]) for k in ("id", "deviceId", "apnToken", "fcmToken") if device.get(k)}
 
 
+def _as_stored(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(
+        value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal, or equal as Customer.io keeps them: its App API gives every attribute back as a
+    string, so a person imported from it holds ``"42"`` where a call stored ``42``."""
+    if a == b:
+        return True
+    if isinstance(a, str) == isinstance(b, str):
+        return False
+    try:
+        return _as_stored(a) == _as_stored(b)
+    except TypeError:
+        return False
+
+
 def compare_person(opencdp: Mapping[str, Any] | None, customerio: Mapping[str, Any] | None,
                    since: float | None = None, until: float | None = None,
                    ) -> dict[str, Any] | None:
@@ -88,7 +108,7 @@ def compare_person(opencdp: Mapping[str, Any] | None, customerio: Mapping[str, A
     attributes = {
         "only_opencdp": sorted(k for k in a if k not in b),
         "only_customerio": sorted(k for k in b if k not in a),
-        "different": sorted(k for k in a.keys() & b.keys() if a[k] != b[k]),
+        "different": sorted(k for k in a.keys() & b.keys() if not same_value(a[k], b[k])),
     }
     if any(attributes.values()):
         details["attributes"] = attributes

@@ -133,3 +133,19 @@ def test_an_empty_queue_is_not_ready_and_bad_usage_exits_2(queue_url: str,
 def test_dead_letters_group_by_code_then_status(reason: str, code: int | None,
                                                 key: str) -> None:
     assert reason_key(reason, code) == key
+
+
+def test_a_held_customerio_copy_is_phase_3_and_its_wait_is_no_reason(
+        make_client: Callable[..., Client], sandbox: Any, queue_url: str) -> None:
+    client = make_client(queue=queue_url, send_to_customer_io="hold")
+    for i in range(30):
+        client.track(f"user_{i % 3}", "held_event", {"n": i})
+    assert client.flush(timeout=10)
+    found = migration_status(queue_url, max_pending_age=0.0)
+    assert found.phase == 3 and "held" in found.phase_label
+    assert found.hold is not None
+    assert (found.hold["state"], found.hold["held"]) == ("held", 30)
+    assert found.destinations["opencdp"]["delivered"] == 30
+    assert found.destinations["customerio"]["delivered"] == 0
+    assert found.reasons == []
+    assert found.ready

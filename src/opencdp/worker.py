@@ -104,8 +104,14 @@ def _config(queue: str, cdp_endpoint: str | None, track_url: str | None, app_url
 @click.option("--drain-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds to drain on SIGTERM/SIGINT.")
 @click.option("--debug", is_flag=True, help="Log every delivery.")
+@click.option("--http-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+              help="Serve /health and the /dashboard (login: a key of OPENCDP_RELAY_KEYS) on "
+                   "--http-host:PORT.")
+@click.option("--http-host", default="127.0.0.1", show_default=True,
+              help="Address for --http-port.")
 def worker(queue: str, cdp_endpoint: str | None, track_url: str | None, app_url: str | None,
-           timeout: float, drain_timeout: float, debug: bool) -> None:
+           timeout: float, drain_timeout: float, debug: bool, http_port: int | None,
+           http_host: str) -> None:
     """Deliver messages from a shared outbox until SIGTERM/SIGINT.
 
     Credentials come from the environment: CDP_API_KEY, and CUSTOMERIO_SITE_ID with
@@ -131,12 +137,36 @@ def worker(queue: str, cdp_endpoint: str | None, track_url: str | None, app_url:
         raise click.UsageError(str(exc)) from None
     except OpenCDPError as exc:
         raise click.ClickException(str(exc)) from None
+    http = _serve_http(client, http_host, http_port) if http_port is not None else None
     print(json.dumps({"worker": "started", "queue": _safe(queue),
-                      "destinations": ["opencdp"] + (["customerio"] if config.dual_write else [])}),
+                      "destinations": ["opencdp"] + (["customerio"] if config.dual_write else []),
+                      **({"dashboard": http.url + "/dashboard/"} if http else {})}),
           flush=True)
     drained = _deliver_until(client, stop, drain_timeout)
+    if http is not None:
+        http.stop()
     print(json.dumps({"worker": "stopped", "drained": drained}), flush=True)
     sys.exit(0)
+
+
+def _serve_http(client: Client, host: str, port: int) -> Any:
+    """/health and /dashboard on a thread; the dashboard needs OPENCDP_RELAY_KEYS."""
+    from .dashboard import ClientSource, dashboard_app
+    from .dashboard.command import HTTPThread, keys_from_env, routes
+    from .health import health_asgi_app
+
+    keys = keys_from_env()
+    if keys is None:
+        client.close(0)
+        raise click.UsageError("--http-port serves the dashboard behind a key: set "
+                               "OPENCDP_RELAY_KEYS=key1,key2")
+    board = dashboard_app(ClientSource(lambda: client, "worker", keys), keys)
+    try:
+        return HTTPThread(routes({"/dashboard": board, "/health": health_asgi_app(client)}),
+                          host, port, "worker").start()
+    except (ConfigurationError, OpenCDPError) as exc:
+        client.close(0)
+        raise click.ClickException(str(exc)) from None
 
 
 def _safe(url: str) -> str:

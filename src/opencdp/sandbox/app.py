@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..dashboard.sandbox_page import PAGE_PREFIX, sandbox_page
 from ..serving import lifespan
 from .admin import ADMIN_PREFIX, AdminAPI, content_refusal, refusal
 from .app_api import AppAPI
@@ -41,6 +42,7 @@ def urls_for(base: str, ca_file: str | None) -> dict[str, Any]:
         "customerio_app": base,
         "admin": f"{base}{ADMIN_PREFIX}",
         "ca_file": ca_file,
+        "dashboard": f"{base}{PAGE_PREFIX}/",
     }
 
 
@@ -93,6 +95,10 @@ class SandboxApp:
             api = self.app_people if self.app_people.owns(path) else self.app_api
             response = api.handle(req)
             st = state.store.customerio
+        elif admin and path.startswith(PAGE_PREFIX):
+            await send_response(send, sandbox_page(state, req.method, path, req.query,
+                                                   scope["headers"]))
+            return
         elif admin:
             await send_response(send, await self.admin.handle(req))
             return

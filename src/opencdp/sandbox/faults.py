@@ -91,6 +91,7 @@ class FaultMiddleware:
         state = self.state
         st = state.store.service(service)
         st.requests += 1
+        send = state.requests_log.watch(service, scope, send)
         f = state.faults[service]
         if not f.active:
             await self.app(scope, receive, send)

@@ -8,6 +8,7 @@ from collections import deque
 from typing import Any
 
 from .config import SERVICES, FaultSettings, SandboxConfig, parse_faults
+from .requests_log import RequestLog
 from .store import Store
 
 __all__ = ["APP_READS_KEPT", "SlidingWindow", "State"]
@@ -52,6 +53,7 @@ class State:
         self.track_basic = basic
         self.strict = config.strict
         self.cdp_auth = config.cdp_key
+        self.requests_log = RequestLog()
         self.reset_runtime()
 
     def reset_runtime(self) -> None:
@@ -65,6 +67,7 @@ class State:
     def reset(self) -> None:
         """Back to the state at start-up: empty store, start-up faults, fresh windows."""
         self.store.reset()
+        self.requests_log.clear()
         self.faults = parse_faults(self.config.faults)
         self.reset_runtime()
 

@@ -13,6 +13,7 @@ Routes::
     /metrics                       Prometheus text: opencdp.metrics' collector and the
                                    relay's own request counter, on a registry of the app's own
     /webhooks/customerio           signed Customer.io webhooks (when a signing key is set)
+    /dashboard                     the live dashboard (opencdp.dashboard), behind a relay key
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ..client import Client
+from ..dashboard import ClientSource, dashboard_app
 from ..errors import OpenCDPError
 from ..health import Health, health_asgi_app
 from .auth import KeyCheck
@@ -148,8 +150,11 @@ def create_app(config: ServerConfig) -> Starlette:
         return Response(body, 200, {"content-type": CONTENT_TYPE_LATEST})
 
     health = health_asgi_app(relay.health)
+    dashboard = dashboard_app(ClientSource(lambda: relay.client, "relay", config.api_keys),
+                              config.api_keys)
     routes: list[BaseRoute] = [
         Mount(GATEWAY_PREFIX, routes=GatewayAPI(relay).routes()),
+        Mount("/dashboard", app=dashboard),
         Route("/health", health, methods=["GET", "HEAD"]),
         Route("/health/{destination}", health, methods=["GET", "HEAD"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -176,6 +181,7 @@ def create_app(config: ServerConfig) -> Starlette:
             yield
         finally:
             relay.closing = True
+            dashboard.close()
             relay.drained = await asyncio.to_thread(client.close, config.drain_timeout)
 
     app = Starlette(

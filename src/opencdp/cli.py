@@ -29,6 +29,7 @@ _COMMANDS = {
     "reconcile": "opencdp.reconcile.command:command",
     "import": "opencdp.migrate.importing:command",
     "migrate": "opencdp.migrate.command:migrate",
+    "dashboard": "opencdp.dashboard.command:dashboard",
 }
 
 # Which extra brings a missing module, by the command that needed it; a module that only one

@@ -308,7 +308,17 @@ class SQLiteOutbox(Outbox):
         parent = Path(self.path).parent
         try:
             parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            # An existing file is never opened and closed here: closing any descriptor of it
+            # drops every POSIX lock this process holds on it, those of another outbox's
+            # connection included, and another process closing its own connection would then
+            # take the live write-ahead log for unused and delete it.
+            if not os.access(self.path, os.R_OK | os.W_OK):
+                raise ConfigurationError(
+                    f"cannot create the SQLite outbox file {self.path}: Permission denied"
+                ) from None
+            return
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot create the SQLite outbox file {self.path}: {exc.strerror}"

@@ -46,9 +46,11 @@ ASSETS = _load()
 
 
 def page_headers() -> list[tuple[bytes, bytes]]:
-    """Headers every dashboard answer carries: no framing, no sniffing, no referrer."""
+    """Headers every dashboard answer carries: no framing, no sniffing, no referrer beyond
+    the page's own origin (``no-referrer`` would make browsers send ``Origin: null`` with the
+    login form, which the CSRF check then refuses)."""
     return [(b"content-security-policy", CSP), (b"x-frame-options", b"DENY"),
-            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
 
 
 def asset_response(name: str, accept_encoding: str, if_none_match: str | None,

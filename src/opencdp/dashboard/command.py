@@ -88,7 +88,7 @@ class HTTPThread:
                                 log_config=None, log_level="warning", server_header=False,
                                 ws="none", timeout_graceful_shutdown=2)
 
-        class _Server(uvicorn.Server):  # type: ignore[misc]
+        class _Server(uvicorn.Server):
             def install_signal_handlers(self) -> None:
                 pass  # the process's own handlers stay in charge
 

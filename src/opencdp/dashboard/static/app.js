@@ -44,9 +44,8 @@
     const mine = transitions.filter((t) => t.destination === name);
     const h = el("h4", {class: "sr", text: name + " breaker changes"});
     const list = el("ol", {class: "transitions", "aria-label": name + " breaker changes"});
-    if (!mine.length) list.append(el("li", {class: "muted", text: "no breaker changes in this window"}));
     for (const t of mine.slice(-20).reverse()) list.append(el("li", {text: `${clock(t.t)}: ${t.from} → ${t.to}`}));
-    box.append(h, list);
+    box.append(h, mine.length ? list : el("p", {class: "muted", text: "Breaker: no changes in this window."}));
     return box;
   }
 
@@ -153,15 +152,15 @@
     const dest = f.destination === "all" ? "any destination" : f.destination;
     try {
       const {count} = await request("api/dead-count?" + new URLSearchParams({destination: f.destination, since: f.since}));
-      if (!count) { $("dead-summary").textContent = "Nothing to " + kind + " in this selection."; return; }
+      if (!count) { $("action-status").textContent = "Nothing to " + kind + " in this selection."; return; }
       const what = kind === "replay"
         ? `Replay ${count} dead letter(s) for ${dest} that died ${windowText}? They go back on the normal path, through the breakers and rate limits.`
         : `Purge ${count} dead letter(s) for ${dest} that died ${windowText}? They are deleted for good.`;
-      if (!(await confirmDialog(what))) { $("dead-summary").textContent = "Cancelled."; return; }
+      if (!(await confirmDialog(what))) { $("action-status").textContent = "Cancelled."; return; }
       const body = await post("api/" + kind, {destination: f.destination, since: f.since});
-      $("dead-summary").textContent = kind === "replay" ? `Replayed ${body.replayed} dead letter(s).` : `Purged ${body.purged} dead letter(s).`;
+      $("action-status").textContent = kind === "replay" ? `Replayed ${body.replayed} dead letter(s).` : `Purged ${body.purged} dead letter(s).`;
       await loadDead();
-    } catch (e) { $("dead-summary").textContent = `Cannot ${kind}: ${e.message}`; }
+    } catch (e) { $("action-status").textContent = `Cannot ${kind}: ${e.message}`; }
   }
 
   async function loadMigration(refresh) {
@@ -173,13 +172,12 @@
         : [el("li", {text: "no reason against it"})]));
       box.replaceChildren(
         el("p", {}, el("strong", {text: `Phase ${m.phase}: `}), m.phase_label),
-        el("p", {}, el("strong", {text: "Ready for phase 3: "}), badge(m.ready_for_phase_3 ? "ok" : "stalled"),
-          " ", m.ready_for_phase_3 ? "yes" : "no"),
+        el("p", {}, el("strong", {text: "Ready for phase 3: "}), badge(m.ready_for_phase_3 ? "yes" : "no")),
         el("h3", {text: "Reasons"}), reasons,
         el("p", {}, el("strong", {text: "Parity: "}), p.percent === null || p.percent === undefined
           ? `no people compared (${p.source})` : `${num(p.percent)} % of ${p.compared} people (${p.source})`,
           `, ${p.unmatched || 0} message(s) reached one platform only`),
-        m.hold ? el("p", {text: `Customer.io copy: ${m.hold.state}, ${m.hold.held} held`}) : null,
+        ...(m.hold ? [el("p", {text: `Customer.io copy: ${m.hold.state}, ${m.hold.held} held`})] : []),
         ...(m.notes || []).map((n) => el("p", {class: "muted", text: n})));
     } catch (e) { box.replaceChildren(el("p", {class: "error", text: "Cannot read the migration status: " + e.message})); }
   }

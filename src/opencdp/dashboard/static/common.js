@@ -31,7 +31,7 @@ const UI = (() => {
   const STATES = {ok: ["✓ ok", "s-ok"], held: ["⏸ held", "s-warn"], disabled: ["– disabled", "s-warn"],
     failing: ["✕ failing", "s-bad"], stalled: ["⚠ stalled", "s-bad"], open: ["✕ breaker open", "s-bad"],
     half_open: ["◐ breaker half-open", "s-warn"], queue: ["• queue view", "s-ok"],
-    degraded: ["⚠ degraded", "s-warn"], down: ["✕ down", "s-bad"], unknown: ["? unknown", "s-warn"]};
+    degraded: ["⚠ degraded", "s-warn"], yes: ["✓ yes", "s-ok"], no: ["✕ no", "s-bad"], down: ["✕ down", "s-bad"], unknown: ["? unknown", "s-warn"]};
   function badge(state) {
     const [text, cls] = STATES[state] || ["? " + state, "s-warn"];
     return el("span", {class: "badge " + cls, text});

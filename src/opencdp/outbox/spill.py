@@ -46,6 +46,7 @@ from .base import (
     QueueStats,
     RetryItem,
 )
+from .files import create_private
 from .forking import hold_across_fork
 from .throttle import LogThrottle
 
@@ -82,9 +83,7 @@ class SpillFile:
             return self._db
         if self._closed:
             raise OutboxError(f"the spill file {self.path} is closed")
-        parent = Path(self.path).parent
-        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        create_private(self.path)
         db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                              check_same_thread=False)
         try:

@@ -96,6 +96,7 @@ from .base import (
 )
 from .base import destination_bit as _bit
 from .buffer import PutBuffer
+from .files import create_private
 from .forking import hold_across_fork
 from .owners import process_identity, process_namespace, provably_dead
 
@@ -305,25 +306,12 @@ class SQLiteOutbox(Outbox):
             self._db = self._connect()
 
     def _create_file(self) -> None:
-        parent = Path(self.path).parent
         try:
-            parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            # An existing file is never opened and closed here: closing any descriptor of it
-            # drops every POSIX lock this process holds on it, those of another outbox's
-            # connection included, and another process closing its own connection would then
-            # take the live write-ahead log for unused and delete it.
-            if not os.access(self.path, os.R_OK | os.W_OK):
-                raise ConfigurationError(
-                    f"cannot create the SQLite outbox file {self.path}: Permission denied"
-                ) from None
-            return
+            create_private(self.path)
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot create the SQLite outbox file {self.path}: {exc.strerror}"
             ) from None
-        os.close(fd)
 
     def _connect(self, check: bool = False) -> sqlite3.Connection:
         """A configured connection; with ``check``, the file is vetted first (and the schema

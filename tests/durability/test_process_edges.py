@@ -301,4 +301,5 @@ def test_a_durable_close_says_what_it_left(sandbox: Any, tmp_path: Path, caplog:
         assert client.close(0.5) is False
     lines = [r.getMessage() for r in caplog.records if "OCDP342" in r.getMessage()]
     assert lines == [f"[CDP] OCDP342 closed with 5 for opencdp pending in "
-                     f"sqlite:///{tmp_path / 'q.db'}; delivered at the next start"]
+                     f"sqlite:///{tmp_path / 'q.db'}; delivered at the next start "
+                     "(opencdp explain OCDP342)"]

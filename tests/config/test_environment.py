@@ -107,3 +107,11 @@ def test_every_variable_is_documented_on_the_options_page() -> None:
     page = (Path(__file__).resolve().parents[2] / "docs" / "options.md").read_text()
     for variable in ENVIRONMENT:
         assert f"`{variable.name}`" in page, variable.name
+
+
+def test_every_option_has_a_row_on_the_options_page() -> None:
+    from opencdp.options import ClientOptions
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "options.md").read_text()
+    missing = [name for name in ClientOptions.__annotations__ if f"| `{name}` |" not in page]
+    assert not missing, f"docs/options.md has no row for {missing}"

@@ -12,9 +12,10 @@ _SUBCOMMANDS = {
     "status": "opencdp.migrate.status:command",
     "rollback": "opencdp.migrate.hold:rollback_command",
     "finish": "opencdp.migrate.hold:finish_command",
+    "hold": "opencdp.migrate.hold:hold_command",
 }
 
 
 @click.group(cls=LazyGroup, commands=_SUBCOMMANDS)
 def migrate() -> None:
-    """Where a migration stands, and the way back: status, rollback, finish."""
+    """Where a migration stands, and the way back: status, rollback, hold, finish."""

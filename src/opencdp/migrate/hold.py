@@ -77,6 +77,8 @@ __all__ = [
     "RollbackReport",
     "finish",
     "finish_command",
+    "hold_again",
+    "hold_command",
     "rollback",
     "rollback_command",
 ]
@@ -350,6 +352,21 @@ def finish(outbox: Outbox) -> tuple[int, bool]:
     return outbox.purge_pending(DESTINATION, None, clock.wall()), already
 
 
+def hold_again(outbox: Outbox) -> bool:
+    """Hold the Customer.io copies again after a rollback released them (or before any client
+    in hold mode started): True when the mark moved, False when it already said held.
+    Clients in hold mode hold again within a second; those with dual-write on still send."""
+    mark = outbox.hold_mark(DESTINATION)
+    if mark is not None and mark.state == "held":
+        return False
+    if mark is not None and mark.state != "released":
+        raise _refuse(mark, "hold")
+    moved = outbox.set_hold_mark(DESTINATION, "held", clock.wall(), (None, "released"))
+    if moved is None or moved.state != "held":
+        raise _refuse(moved, "hold")
+    return True
+
+
 # --- the commands -------------------------------------------------------------------------
 
 @contextlib.contextmanager
@@ -434,6 +451,25 @@ def rollback_command(queue_url: str, as_json: bool) -> None:
     click.echo("the hold is released: clients in hold mode deliver again within a second. "
                "Set send_to_customer_io=True (OPENCDP_SEND_TO_CUSTOMER_IO=true) at your "
                "next deploy.")
+
+
+@click.command(name="hold")
+@_queue_option
+@_json_option
+def hold_command(queue_url: str, as_json: bool) -> None:
+    """Hold the Customer.io copies again, after a rollback released them.
+
+    Clients running with send_to_customer_io="hold" hold again within a second; a client
+    with dual-write on (True) still sends, so set "hold" on every process first.
+    """
+    with _queue(queue_url) as box:
+        moved = hold_again(box)
+    if as_json:
+        click.echo(orjson.dumps({"held": True, "changed": moved,
+                                 "queue": safe_url(queue_url)}).decode())
+        return
+    click.echo("the Customer.io copies are held again: clients in hold mode stop sending "
+               "within a second" if moved else "the Customer.io copies were already held")
 
 
 @click.command(name="finish")

@@ -69,7 +69,7 @@ def test_serve_prints_its_urls_first_then_drains_on_sigterm(
     serve: subprocess.Popen[bytes], sandbox: Any
 ) -> None:
     first = json.loads(_read_line(serve, timeout=30))
-    assert list(first) == ["url", "gateway", "health", "metrics", "webhooks"]
+    assert list(first) == ["url", "gateway", "health", "metrics", "webhooks", "dashboard"]
     url = first["url"]
     assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
     assert first["gateway"] == url + "/gateway/data-gateway"

@@ -1,9 +1,10 @@
 """``opencdp serve``: the relay, until SIGTERM/SIGINT.
 
 The first line on stdout is one JSON object whose first key is the base URL (``url``, then
-``gateway``, ``health``, ``metrics``, ``webhooks``), printed once the client is running and the
-socket accepts connections. At shutdown a last line ``{"relay": "stopped", "drained": ...}``
-says whether everything queued was delivered in time (what was not stays in a durable queue).
+``gateway``, ``health``, ``metrics``, ``webhooks``, ``dashboard``), printed once the client is
+running and the socket accepts connections. At shutdown a last line ``{"relay": "stopped",
+"drained": ...}`` says whether everything queued was delivered in time (what was not stays in
+a durable queue).
 Keys and credentials come from the environment only, never from arguments that a process list
 would show.
 """

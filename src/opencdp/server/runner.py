@@ -100,9 +100,9 @@ class RelayServer:
             "gateway": self.url + GATEWAY_PREFIX,
             "health": self.url + "/health",
             "metrics": self.url + "/metrics",
-            "dashboard": self.url + "/dashboard/",
             "webhooks": (self.url + "/webhooks/customerio"
                          if self.config.webhook_signing_key is not None else None),
+            "dashboard": self.url + "/dashboard/",
         }
 
     @property

@@ -91,17 +91,24 @@ def expected(sandbox: Sandbox, keep: Any = lambda p: True) -> dict[str, Any]:
     return out
 
 
+def person(record: Record) -> str:
+    """Who a record names: its ``user_id``, or the email of a person without an id."""
+    return str(record.get("user_id") or record["identifiers"]["email"])
+
+
 def check(records: list[Record], want: dict[str, Any]) -> None:
     """Every selected person once, with their attributes, devices and events; nothing else."""
     kinds: dict[str, list[Record]] = {"identify": [], "device": [], "track": []}
     for r in records:
         kinds[r["type"]].append(r)
-    users = [r["user_id"] for r in kinds["identify"]]
+    users = [person(r) for r in kinds["identify"]]
     assert len(users) == len(set(users)) == len(want["identify"])
-    assert {r["user_id"]: r["attributes"] for r in kinds["identify"]} == want["identify"]
-    devices = [(r["user_id"], r["device_id"], r["platform"]) for r in kinds["device"]]
+    assert {person(r): r["attributes"] for r in kinds["identify"]} == want["identify"]
+    devices = [(person(r), r["device_id"], r["platform"]) for r in kinds["device"]]
+    assert all(r["apn_token" if r["platform"] == "ios" else "fcm_token"] == r["device_id"]
+               for r in kinds["device"]), "the push token, as register_device needs it"
     assert len(devices) == len(set(devices)) and set(devices) == want["device"]
-    events = {r["event_id"]: (r["user_id"], r["event"], r["timestamp"], r["properties"])
+    events = {r["event_id"]: (person(r), r["event"], r["timestamp"], r["properties"])
               for r in kinds["track"]}
     assert len(events) == len(kinds["track"]) and events == want["track"]
 
@@ -142,7 +149,8 @@ def test_reads_every_person_device_and_event_once(workspace: Sandbox) -> None:
     assert any("guarantees only the last 30 days" in n and f"{PEOPLE} older" in n
                for n in report["notes"])
     by_email = [r for r in records if r["type"] == "identify"
-                and r["user_id"].startswith("no-id-")]
+                and r.get("identifiers", {}).get("email", "").startswith("no-id-")]
+    assert all("user_id" not in r for r in by_email), "never a made-up user_id"
     assert len(by_email) == NO_ID and all("id" not in r["attributes"] for r in records
                                          if r["type"] == "identify")
 

@@ -38,10 +38,16 @@ Selection, identity and attributes
   values carry the ``cio_`` prefix (``/v1/activities`` requires it); the batch endpoint omits
   unknown ids instead of failing, so the reader tries both forms on its first batch and keeps
   the one that finds people.
-- ``user_id`` is the person's ``id``; without one, their ``email``; without either,
-  ``cio_<cio_id>`` (the form Track v1 paths take). That is the order reconcile matches
-  people in, so an imported person compares with their Customer.io profile. Those without an
-  ``id`` are counted (``people_without_id``).
+- ``user_id`` is the person's ``id``. A person without one (a workspace that identifies by
+  email) is named the way Customer.io knows them, ``"identifiers": {"email": ...}`` (else
+  ``{"cio_id": ...}``), never under a made-up ``user_id``: OpenCDP's gateway names people by
+  an id and refuses an email as one, so the importer refuses these records by name (OCDP356)
+  rather than sending what would be dead-lettered, or inventing an id no later call would
+  use. They are counted (``people_without_id``).
+- A device's ``id`` is its push token: the record carries it as ``device_id`` and as
+  ``apn_token`` (``ios``) or ``fcm_token`` (``android``), the call's required token. The App
+  API does not say which service an iOS token belongs to; APNs is the common case, and
+  either name matches the same device when platforms are compared.
 - Attributes come as Customer.io returns them: strings. ``id`` (it is the ``user_id``),
   ``cio_id``, ``cio_subscription_preferences`` and the computed ``_cio_*`` ones are
   Customer.io's bookkeeping and are dropped; ``email`` stays. A device's read-only ``_*``
@@ -195,14 +201,21 @@ def _selection(segment: object, filter: object) -> dict[str, Any]:
     return result
 
 
-def _user_id(identifiers: Mapping[str, Any]) -> str | None:
-    for name in ("id", "email"):
+def _who(identifiers: Mapping[str, Any]) -> dict[str, Any] | None:
+    """How a record names its person (see "Selection, identity and attributes")."""
+    def text(name: str) -> str | None:
         value = identifiers.get(name)
         if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
             return str(value)
-    cio = identifiers.get("cio_id")
-    if isinstance(cio, (str, int)) and not isinstance(cio, bool) and str(cio):
-        return f"cio_{cio}"
+        return None
+
+    found = text("id")
+    if found is not None:
+        return {"user_id": found}
+    for name in ("email", "cio_id"):
+        found = text(name)
+        if found is not None:
+            return {"identifiers": {name: found}}
     return None
 
 
@@ -330,7 +343,8 @@ class AppAPIReader:
                 + (f" ({older} older event(s) were returned anyway)" if older else ""))
         if self.counts["people_without_id"]:
             notes.append(f"{self.counts['people_without_id']} people have no id in "
-                         "Customer.io: imported under their email, or cio_<cio_id>")
+                         "Customer.io: OpenCDP names people by id, so an import refuses their "
+                         "records (OCDP356)")
         if self.counts["people_gone"]:
             notes.append(f"{self.counts['people_gone']} people were deleted between the "
                          "search and the fetch of their profile")
@@ -481,11 +495,11 @@ class AppAPIReader:
             attributes = {}
         if not identifiers.get("email") and isinstance(attributes.get("email"), str):
             identifiers = {**identifiers, "email": attributes["email"]}
-        user_id = _user_id({**identifiers, "cio_id": cio})
-        assert user_id is not None  # cio is never empty
-        if not identifiers.get("id"):
+        who = _who({**identifiers, "cio_id": cio})
+        assert who is not None  # cio is never empty
+        if "user_id" not in who:
             self.counts["people_without_id"] += 1
-        identify: Record = {"type": "identify", "user_id": user_id, "attributes": {
+        identify: Record = {"type": "identify", **who, "attributes": {
             k: v for k, v in attributes.items()
             if k not in DROPPED_ATTRS and not k.startswith("_cio")}}
         stamps = person.get("timestamps")
@@ -498,8 +512,10 @@ class AppAPIReader:
         for device in person.get("devices") or ():
             if not isinstance(device, dict) or not isinstance(device.get("id"), str):
                 continue
-            record: Record = {"type": "device", "user_id": user_id,
-                              "device_id": device["id"], "platform": device.get("platform")}
+            platform = device.get("platform")
+            record: Record = {"type": "device", **who, "device_id": device["id"],
+                              "platform": platform,
+                              "apn_token" if platform == "ios" else "fcm_token": device["id"]}
             last_used = device.get("last_used")
             if isinstance(last_used, int) and not isinstance(last_used, bool):
                 record["last_used"] = last_used
@@ -546,7 +562,7 @@ class AppAPIReader:
                 if selected is not None and str(who.get("cio_id")) not in selected:
                     self.counts["activities_outside_selection"] += 1
                     continue
-                record = self._activity_record(kind, item, _user_id(who))
+                record = self._activity_record(kind, item, _who(who))
                 if record is None:
                     continue
                 if record["timestamp"] < horizon:
@@ -558,11 +574,11 @@ class AppAPIReader:
             start = nxt
 
     @staticmethod
-    def _activity_record(kind: str, item: dict[str, Any], user_id: str | None
+    def _activity_record(kind: str, item: dict[str, Any], who: dict[str, Any] | None
                          ) -> Record | None:
         ts = item.get("timestamp")
         aid = item.get("id")
-        if user_id is None or not isinstance(ts, int) or isinstance(ts, bool):
+        if who is None or not isinstance(ts, int) or isinstance(ts, bool):
             return None
         data = item.get("data")
         properties = data if isinstance(data, dict) else {}
@@ -571,14 +587,14 @@ class AppAPIReader:
             name = item.get("name")
             if not isinstance(name, str) or not name:
                 return None
-            record = {"type": "track", "user_id": user_id, "event": name,
+            record = {"type": "track", **who, "event": name,
                       "properties": properties, "timestamp": ts}
         else:
             field = "url" if kind == "page" else "name"
             value = item.get(field)
             if not isinstance(value, str) or not value:
                 return None
-            record = {"type": kind, "user_id": user_id, field: value,
+            record = {"type": kind, **who, field: value,
                       "properties": properties, "timestamp": ts}
         if isinstance(aid, str) and aid:
             record["event_id"] = aid

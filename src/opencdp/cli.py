@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import click
 
-__all__ = ["LazyGroup", "extra_for", "main", "progress"]
+__all__ = ["LazyGroup", "Update", "extra_for", "main", "progress"]
 
 _COMMANDS = {
     "sandbox": "opencdp.sandbox.command:sandbox",
@@ -106,15 +106,25 @@ class LazyGroup(click.Group):
         return command  # type: ignore[no-any-return]
 
 
+class Update(Protocol):
+    """What ``progress`` yields: ``update(completed, total=None, status=None)``."""
+
+    def __call__(self, completed: int, total: int | None = None,
+                 status: str | None = None, /) -> None: ...
+
+
 @contextlib.contextmanager
-def progress(description: str, total: int | None = None,
-             ) -> Iterator[Callable[[int, int | None], None] | None]:
+def progress(description: str, total: int | None = None, *, status: bool = False,
+             ) -> Iterator[Update | None]:
     """A progress bar on stderr for a long operation; yields ``update(completed, total)``,
     or None when no bar is shown (so the caller can skip work done only for the bar).
 
     Shown only when stderr is a terminal and ``rich`` is installed (the ``demo`` extra), so
     pipes, log files and supervisors see nothing but the command's own output. The bar is
-    transient: it is gone once the operation ends.
+    transient: it is gone once the operation ends. ``status=True`` adds the time left and a
+    text the caller keeps current (``update(completed, None, "1,200 records  950/s")``): a
+    bar counts one unit (bytes, messages), and an import must also show records, their rate
+    and its refusals.
     """
     if not sys.stderr.isatty():
         yield None
@@ -125,21 +135,29 @@ def progress(description: str, total: int | None = None,
             BarColumn,
             MofNCompleteColumn,
             Progress,
+            ProgressColumn,
             SpinnerColumn,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
         )
     except ImportError:
         yield None
         return
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
+    columns: list[ProgressColumn | str] = [SpinnerColumn(), TextColumn("{task.description}"),
+                                           BarColumn(), MofNCompleteColumn(),
+                                           TimeElapsedColumn()]
+    if status:
+        columns += [TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total, status="")
 
-        def update(completed: int, new_total: int | None = None) -> None:
+        def update(completed: int, new_total: int | None = None,
+                   text: str | None = None) -> None:
             if new_total is not None:
                 bar.update(task, total=new_total)
+            if text is not None:
+                bar.update(task, status=text)
             bar.update(task, completed=completed)
 
         yield update

@@ -10,7 +10,11 @@ The interface a reader implements is one iterable of ``(Position, record)`` pair
 ``Unreadable`` saying why a line is none). ``Position.cursor`` is opaque JSON that the same
 reader must accept back to resume just past that record; ``base``/``offset`` name the
 record for its deterministic id. The files reader is ``sources.read_files``; the
-Customer.io App API reader feeds the same ``Importer.run``.
+Customer.io App API reader (``appapi.AppAPIReader``, ``--from-customerio``) feeds the same
+``Importer.run`` through ``workspace_items``, which names each record by what it is in the
+workspace (``appapi.record_key``: ``person:<cio_id>``, ``event:<activity id>``) rather than
+by where paging put it, so a re-import after a lost checkpoint sends the same ids even when
+people were added to the workspace in between.
 
 Exactly once, across re-runs, Ctrl-C and kill -9:
 
@@ -35,10 +39,11 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Final, TextIO
+from urllib.parse import urlsplit
 
 import click
 import orjson
@@ -49,8 +54,9 @@ from ..client import Client
 from ..config import ClientConfig, CustomerIO
 from ..errors import ConfigurationError, OpenCDPError, ValidationError
 from ..message import CUSTOMERIO, OPENCDP
+from .appapi import AppAPIReader, record_key
 from .checkpoint import Checkpoint, CheckpointError, load, save
-from .records import RecordError, to_call
+from .records import RecordError, key_base, to_call
 from .sources import (
     FORMATS,
     Position,
@@ -61,7 +67,8 @@ from .sources import (
     read_files,
 )
 
-__all__ = ["DESTINATIONS", "Importer", "Refusal", "Report", "command", "import_config"]
+__all__ = ["DESTINATIONS", "Importer", "Refusal", "Report", "command", "import_config",
+           "workspace_items", "workspace_reader"]
 
 DESTINATIONS: Final = {"opencdp": OPENCDP, "customerio": CUSTOMERIO,
                        "both": OPENCDP | CUSTOMERIO}
@@ -104,6 +111,9 @@ class Report:
     dry_run: bool = False
     seconds: float = 0.0
     error: str | None = None
+    workspace: dict[str, Any] | None = None
+    """``AppAPIReader.report()`` of a ``--from-customerio`` run: this run's reads and 429s,
+    and the notes (the 30-day activity horizon) a user must see beside the counts."""
 
     @property
     def refused_total(self) -> int:
@@ -116,7 +126,8 @@ class Report:
                 "dead_lettered": self.dead_lettered, "pending": self.pending,
                 "interrupted": self.interrupted, "complete": self.complete,
                 "dry_run": self.dry_run, "seconds": round(self.seconds, 3),
-                "error": self.error}
+                "error": self.error,
+                **({"workspace": self.workspace} if self.workspace is not None else {})}
 
 
 class Importer:
@@ -193,7 +204,7 @@ class Importer:
             for position, record in items:
                 read += 1
                 if type(record) is Unreadable:
-                    self._refuse(position, "OCDP351", record.message)
+                    self._refuse(position, record.code, record.message)
                 else:
                     try:
                         message, key = to_call(calls, record,  # type: ignore[arg-type]
@@ -245,6 +256,8 @@ class Importer:
             cursor = position.cursor
             source = self.names[cursor[0]] if isinstance(cursor, (list, tuple)) and cursor \
                 and isinstance(cursor[0], int) and cursor[0] < len(self.names) else ""
+            if isinstance(cursor, dict) and isinstance(cursor.get("key"), str):
+                source = cursor["key"]  # the workspace's record: person:<cio_id>, ...
             self.on_refused(Refusal(source, position.line, code, message))
 
     def _pace(self, started: float, read: int, rate: float) -> None:
@@ -340,6 +353,81 @@ def import_config(queue: str | None, to: str, dry_run: bool,
     return config.with_options(**changes)
 
 
+# -- a Customer.io workspace as a source -------------------------------------------------------
+
+def workspace_items(reader: AppAPIReader, after: Any = None, first_line: int = 1
+                    ) -> Iterator[tuple[Position, dict[str, Any] | Unreadable]]:
+    """The reader's ``(cursor, record)`` pairs as the importer's ``(Position, record)``.
+
+    The id comes from ``record_key`` (what the record is in the workspace) and the record's
+    type, never from where paging put it: the search answers from a live index, so a person
+    created between two runs shifts everyone after them, and a re-import after a lost
+    checkpoint must still send each record under the id the first run gave it. ``line`` is
+    the record's ordinal over all runs (``first_line`` is the checkpoint's ``read`` + 1), so
+    a refusal can be found again in the same read.
+
+    A person without an id in Customer.io comes named by their email (or ``cio_id``); their
+    records are refused here (OCDP356), whatever ``--to`` says: OpenCDP's gateway refuses an
+    email as a person's id, and Customer.io, the source, has them already.
+    """
+    line = first_line
+    for cursor, record in reader.read(start_from=after):
+        key = record_key(cursor)
+        position = Position(cursor, line, key_base(str(record.get("type")), key), 0)
+        line += 1
+        if "user_id" not in record:
+            who = record.get("identifiers")
+            named = " or ".join(who) if isinstance(who, dict) and who else "cio_id"
+            yield position, Unreadable(
+                f"OCDP356 this person has no id in Customer.io (known by {named} only); "
+                "OpenCDP names people by an id and refuses an email as one: give them an id "
+                "in Customer.io (identify them with an id attribute) and import again",
+                "OCDP356")
+            continue
+        yield position, record
+
+
+def _app_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for the client's own options: without Customer.io's Track credentials the App
+    API variables are the reader's alone, and ``from_env`` would refuse an ``app_url``
+    without a site."""
+    out = dict(env)
+    if not (out.get("CUSTOMERIO_SITE_ID") or "").strip():
+        out.pop("CUSTOMERIO_APP_URL", None)
+    return out
+
+
+def workspace_reader(config: ClientConfig, env: Mapping[str, str], **options: Any
+                     ) -> AppAPIReader:
+    """The App API reader for ``--from-customerio``: the key, region and App API URL of the
+    client's ``CustomerIO`` options when they have a key (``CUSTOMERIO_APP_API_KEY`` with the
+    Track credentials), else of ``CUSTOMERIO_APP_API_KEY``, ``CUSTOMERIO_REGION`` and
+    ``CUSTOMERIO_APP_URL`` alone: ``--to opencdp`` needs no Track key. Never a command-line
+    option, so the key is in no shell history or process list."""
+    ca_file = config.tls_ca_file
+    cio = config.customer_io
+    if cio is not None and cio.app_api_key:
+        return AppAPIReader.from_customerio(cio, ca_file=ca_file, **options)
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value.strip() if value and value.strip() else None
+
+    key = get("CUSTOMERIO_APP_API_KEY")
+    if key is None:
+        raise ConfigurationError(
+            "OCDP355 --from-customerio reads the workspace with its App API key: set "
+            "CUSTOMERIO_APP_API_KEY (Settings > API credentials > App API keys; not the "
+            "Track API key), and CUSTOMERIO_REGION=eu for an EU workspace",
+            option="app_api_key", code="OCDP355")
+    try:
+        return AppAPIReader(key, region=(get("CUSTOMERIO_REGION") or "us").lower(),
+                            app_url=get("CUSTOMERIO_APP_URL"), ca_file=ca_file, **options)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"OCDP355 --from-customerio: {exc}", option=exc.option,
+                                 code="OCDP355") from None
+
+
 # -- the command --------------------------------------------------------------------------------
 
 def _renames(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -420,6 +508,13 @@ class _Output:
                 rows.append((f"dead-lettered at {name}", report.dead_lettered[name]))
             if report.pending.get(name):
                 rows.append((f"pending for {name}", report.pending[name]))
+        workspace = report.workspace
+        if workspace is not None:
+            counts = workspace["counts"]
+            rows += [("read from Customer.io: people", counts["people"]),
+                     ("  devices", counts["devices"]), ("  events", counts["events"]),
+                     ("  App API requests", counts["requests"]),
+                     ("  answered 429 (waited, retried)", counts["429s"])]
         width = max(len(label) for label, _ in rows)
         state = "dry run: nothing sent" if report.dry_run else (
             "complete" if report.complete else "interrupted" if report.interrupted else
@@ -427,13 +522,87 @@ class _Output:
         self.stream.write(f"import {state} in {report.seconds:.1f} s\n")
         for label, value in rows:
             self.stream.write(f"  {label.ljust(width)}  {value:>12,}\n")
+        for note in (workspace or {}).get("notes") or ():
+            self.stream.write(f"  note: {note}\n")
         if checkpoint and not report.complete:
             self.stream.write(f"  resume with the same command (checkpoint {checkpoint})\n")
         self.stream.flush()
 
 
+@dataclass(slots=True)
+class _Source:
+    """What the command reads, as the shared run needs it: the checkpoint's identity of the
+    source and the options that decide ids, the records after a cursor, and progress."""
+
+    sources: list[Any]
+    settings: dict[str, Any]
+    default_checkpoint: str
+    names: list[str]
+    items: Callable[[Any, int], Iterable[tuple[Position, dict[str, Any] | Unreadable]]]
+    matching: Callable[[Checkpoint, str], None]
+    total: int | None = None
+    done: Callable[[Importer], int] = lambda importer: importer.report.read
+    reader: AppAPIReader | None = None
+
+
+def _files(paths: list[str], fmt: str | None, to: str, maps: tuple[str, ...],
+           key: str | None) -> _Source:
+    try:
+        formats = [format_for(p, fmt) for p in paths]
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    renames = _renames(maps)
+    identities = [identify_source(p) for p in paths]
+    settings = {"formats": formats, "to": to, "map": renames, "key": key}
+    return _Source(
+        [i.to_json() for i in identities], settings,
+        _default_checkpoint(paths, identities, settings), paths,
+        lambda after, line: read_files(paths, formats, after=after, renames=renames,
+                                       key=key, identities=identities),
+        lambda found, path: _matching(found, identities, settings, path),
+        total=sum(i.size for i in identities),
+        done=lambda importer: _done(importer, identities))
+
+
+def _workspace(reader: AppAPIReader, to: str) -> _Source:
+    """``--from-customerio``: the workspace is named by its App API URL (never its key), the
+    ids by the selection; a checkpoint of another selection would skip or repeat people."""
+    sources = [{"customerio": reader.url}]
+    settings = {"from": "customerio", "to": to, "selection": reader.selection,
+                "activities": reader.activities}
+    digest = hashlib.sha256(orjson.dumps([sources, settings], option=orjson.OPT_SORT_KEYS)
+                            ).hexdigest()[:12]
+    host = (urlsplit(reader.url).hostname or "workspace").replace(":", "_")
+
+    def matching(found: Checkpoint, path: str) -> None:
+        if found.sources != sources:
+            raise CheckpointError("OCDP353", f"the checkpoint {path} belongs to another "
+                                  f"import ({found.sources}); name another --checkpoint to "
+                                  "import this workspace")
+        if found.settings != settings:
+            raise CheckpointError("OCDP353", f"the checkpoint {path} was written with another "
+                                  f"selection or --to ({found.settings}); resume with those "
+                                  "options, or name another --checkpoint to import again")
+
+    return _Source(sources, settings,
+                   os.path.abspath(f".customerio-{host}.opencdp-import-{digest}.json"), [],
+                   lambda after, line: workspace_items(reader, after, line), matching,
+                   reader=reader)
+
+
 @click.command(name="import")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.option("--from-customerio", "from_customerio", is_flag=True,
+              help="Read a Customer.io workspace through its App API (CUSTOMERIO_APP_API_KEY) "
+                   "instead of files: people, their attributes and devices.")
+@click.option("--segment", type=click.IntRange(min=0), default=None, metavar="ID",
+              help="With --from-customerio: only this segment's members.")
+@click.option("--filter", "audience", default=None, metavar="JSON",
+              help="With --from-customerio: only the people this App API audience filter "
+                   "selects.")
+@click.option("--activities", is_flag=True,
+              help="With --from-customerio: also their events from the activity log "
+                   "(Customer.io guarantees the last 30 days only).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="Input format (default: from the extension: .ndjson/.jsonl/.json, .csv).")
 @click.option("--to", "to", type=click.Choice(sorted(DESTINATIONS)), default="opencdp",
@@ -442,7 +611,8 @@ class _Output:
               help="The durable queue: sqlite:///path.db or redis://host:port/db "
                    "(default: $OPENCDP_QUEUE_URL).")
 @click.option("--checkpoint", "checkpoint_path", default=None, metavar="FILE",
-              help="Where to keep the position (default: beside the first file).")
+              help="Where to keep the position (default: beside the first file, or in the "
+                   "current directory for --from-customerio).")
 @click.option("--dry-run", is_flag=True, help="Read and check everything; send nothing.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines (the default off a terminal).")
 @click.option("--rate", type=click.FloatRange(min=0.1), default=None, metavar="N",
@@ -452,26 +622,48 @@ class _Output:
                    "'-' drops it). Repeatable.")
 @click.option("--key", "key", default=None, metavar="COLUMN",
               help="Name each record by this column's value instead of its line.")
-def command(paths: tuple[str, ...], fmt: str | None, to: str, queue: str | None,
-            checkpoint_path: str | None, dry_run: bool, as_json: bool, rate: float | None,
-            maps: tuple[str, ...], key: str | None) -> None:
-    """Backfill people, devices and events from files, exactly once.
+def command(paths: tuple[str, ...], from_customerio: bool, segment: int | None,
+            audience: str | None, activities: bool, fmt: str | None, to: str,
+            queue: str | None, checkpoint_path: str | None, dry_run: bool, as_json: bool,
+            rate: float | None, maps: tuple[str, ...], key: str | None) -> None:
+    """Backfill history from files or a Customer.io workspace.
+
+    People, devices and events: from NDJSON or CSV files, or with --from-customerio from a
+    workspace through its App API.
 
     Each record goes through the same checks as a call and is queued durably; a record
     refused is listed with its line and code, and the rest go on. Ctrl-C stops with a valid
-    checkpoint; the same command resumes. See docs/import.md.
+    checkpoint; the same command resumes. See docs/import.md and
+    docs/import-from-customerio.md.
     """
     out = _Output(as_json or not sys.stdout.isatty(), sys.stdout)
-    files = list(paths)
+    if from_customerio:
+        if paths:
+            raise click.UsageError("give PATH... or --from-customerio, not both")
+        given = [name for name, value in (("--format", fmt), ("--map", maps), ("--key", key))
+                 if value]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} read files; --from-customerio reads "
+                                   "the workspace's own fields")
+        env = dict(os.environ)
+        client_env = _app_env(env)
+    else:
+        if not paths:
+            raise click.UsageError("give the files to import (PATH...), or --from-customerio")
+        given = [name for name, value in (("--segment", segment is not None),
+                                          ("--filter", audience), ("--activities", activities))
+                 if value]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} select(s) what --from-customerio "
+                                   "reads; files are read whole")
+        env = client_env = dict(os.environ)
     try:
-        formats = [format_for(p, fmt) for p in files]
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    renames = _renames(maps)
-    identities = [identify_source(p) for p in files]
-    settings = {"formats": formats, "to": to, "map": renames, "key": key}
-    try:
-        config = import_config(queue, to, dry_run)
+        config = import_config(queue, to, dry_run, client_env)
+        if from_customerio:
+            source = _workspace(workspace_reader(config, env, segment=segment,
+                                                 filter=audience, activities=activities), to)
+        else:
+            source = _files(list(paths), fmt, to, maps, key)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None
     if not dry_run and config.queue.strip().split("?")[0].lower() == "memory":
@@ -482,13 +674,13 @@ def command(paths: tuple[str, ...], fmt: str | None, to: str, queue: str | None,
     cp_path: str | None = None
     checkpoint: Checkpoint | None = None
     if not dry_run:
-        cp_path = checkpoint_path or _default_checkpoint(files, identities, settings)
+        cp_path = checkpoint_path or source.default_checkpoint
         try:
             checkpoint = load(cp_path)
             if checkpoint is not None:
-                _matching(checkpoint, identities, settings, cp_path)
+                source.matching(checkpoint, cp_path)
             else:
-                checkpoint = Checkpoint([i.to_json() for i in identities], settings)
+                checkpoint = Checkpoint(source.sources, source.settings)
                 save(cp_path, checkpoint)
         except CheckpointError as exc:
             raise click.UsageError(str(exc)) from None
@@ -500,16 +692,21 @@ def command(paths: tuple[str, ...], fmt: str | None, to: str, queue: str | None,
         raise click.ClickException(str(exc)) from None
     importer = Importer(client, to=DESTINATIONS[to], checkpoint_path=cp_path,
                         checkpoint=checkpoint, dry_run=dry_run, rate=rate,
-                        source_names=files, on_refused=out.refused)
-    code = _run(importer, out, files, formats, identities, renames, key, checkpoint,
-                cp_path)
-    sys.exit(code)
+                        source_names=source.names, on_refused=out.refused)
+    sys.exit(_run(importer, out, source, checkpoint, cp_path))
 
 
-def _run(importer: Importer, out: _Output, files: list[str], formats: list[str],
-         identities: list[SourceIdentity], renames: dict[str, str], key: str | None,
-         checkpoint: Checkpoint | None, cp_path: str | None) -> int:
+def _status(report: Report) -> str:
+    """The bar's words: what a byte count cannot say (records, their rate, refusals)."""
+    rate = report.read / report.seconds if report.seconds else 0.0
+    return (f"{report.read:,} records  {rate:,.0f}/s  "
+            f"{report.refused_total:,} refused")
+
+
+def _run(importer: Importer, out: _Output, source: _Source, checkpoint: Checkpoint | None,
+         cp_path: str | None) -> int:
     report = importer.report
+    reader = source.reader
     interrupts = [0]
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -517,6 +714,14 @@ def _run(importer: Importer, out: _Output, files: list[str], formats: list[str],
         if interrupts[0] > 1:
             raise KeyboardInterrupt  # a second Ctrl-C: stop waiting at once
         importer.stop()
+
+    def progress_line(r: Report) -> None:
+        fields: dict[str, Any] = {"read": r.read, "queued": r.queued,
+                                  "refused": r.refused_total,
+                                  "rate": round(r.read / r.seconds) if r.seconds else 0}
+        if reader is not None:
+            fields.update(requests=reader.counts["requests"], throttled=reader.counts["429s"])
+        out.line("progress", **fields)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     client = importer.client
@@ -528,17 +733,15 @@ def _run(importer: Importer, out: _Output, files: list[str], formats: list[str],
         if checkpoint is not None and checkpoint.complete:
             report.complete = True
         else:
-            total = sum(i.size for i in identities)
-            items = read_files(files, formats, after=checkpoint.cursor if checkpoint else None,
-                               renames=renames, key=key, identities=identities)
-            with progress("importing", total=total) as update:
+            items = source.items(checkpoint.cursor if checkpoint else None,
+                                 (checkpoint.read if checkpoint else 0) + 1)
+            with progress("importing", total=source.total, status=True) as update:
                 if update is None and out.json:
-                    importer.on_progress = lambda r: out.line(
-                        "progress", read=r.read, queued=r.queued, refused=r.refused_total,
-                        rate=round(r.read / r.seconds) if r.seconds else 0)
+                    importer.on_progress = progress_line
                 elif update is not None:
                     bar = update
-                    importer.on_progress = lambda r: bar(_done(importer, identities), None)
+                    importer.on_progress = lambda r: bar(source.done(importer), None,
+                                                         _status(r))
                 importer.run(items)
         if not importer.stopping:
             with progress("delivering") as update:
@@ -557,6 +760,8 @@ def _run(importer: Importer, out: _Output, files: list[str], formats: list[str],
             signal.signal(signum, handler)
         with contextlib.suppress(OpenCDPError):
             client.close(timeout=2.0 if importer.stopping else client.config.shutdown_timeout)
+        if reader is not None:
+            report.workspace = reader.report()
     if report.interrupted and code == 0:
         code = 130
     out.table(report, cp_path)

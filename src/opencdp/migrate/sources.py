@@ -70,9 +70,11 @@ class Position(NamedTuple):
 
 
 class Unreadable(NamedTuple):
-    """A line or row that is no record (OCDP351), and why."""
+    """A line or row that is no record (OCDP351), or a record a reader knows cannot be
+    imported (its ``code``), and why."""
 
     message: str
+    code: str = "OCDP351"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ FULL = [
     ["-m", "bench.queue_costs", "--events", "1000000", "--drain", "10000"],
     ["bench/bench_outbox.py", "--count", "20000", "--rounds", "5"],
     ["bench/bench_sandbox.py", "--duration", "5"],
+    ["-m", "bench.importer", "--records", "200000", "--rss-factor", "10"],
 ]
 QUICK = [
     ["-m", "bench.caller_cost", "--calls", "50000"],
@@ -22,6 +23,7 @@ QUICK = [
     ["-m", "bench.queue_costs", "--events", "200000", "--drain", "5000"],
     ["bench/bench_outbox.py", "--count", "5000", "--rounds", "2"],
     ["bench/bench_sandbox.py", "--duration", "2"],
+    ["-m", "bench.importer", "--records", "50000", "--rss-factor", "4", "--rounds", "1"],
 ]
 
 

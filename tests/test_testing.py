@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 
 from opencdp import Client
-from opencdp.destinations.base import Failure, Request, Response
 from opencdp.testing import (
     NO_BACKOFF,
     AsyncCapture,
     Capture,
+    Failure,
     MockTransport,
+    Request,
+    Response,
     capture,
     sandbox_client,
 )
@@ -166,3 +168,15 @@ def test_capture_records_the_v1_only_calls_too() -> None:
         kinds = sorted((m.kind, m.destinations) for m in cap.messages)
     assert len(kinds) == 3
     assert all(destinations == ("customerio",) for _, destinations in kinds)
+
+
+def test_the_wire_types_are_one_set_wherever_they_are_imported_from() -> None:
+    """Users' tests import them from here, destinations and transports from ``opencdp.wire``:
+    one class each, so an ``isinstance`` in a handler holds whichever was imported."""
+    from opencdp import testing, transport, wire
+    from opencdp.destinations import base
+
+    for name in ("Request", "Response", "Failure"):
+        assert getattr(testing, name) is getattr(wire, name) is getattr(base, name)
+    assert testing.Transport is wire.Transport is transport.Transport
+    assert isinstance(testing.MockTransport(lambda r: None), wire.Transport)

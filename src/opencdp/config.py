@@ -32,6 +32,7 @@ elif TYPE_CHECKING:
 
 if TYPE_CHECKING:
     from .options import ClientOptions
+    from .wire import Transport
 
 __all__ = [
     "DEFAULT_CDP_ENDPOINT",
@@ -385,7 +386,7 @@ class ClientConfig:
     before_send: Any = None
     proxy: str | None = None
     trust_env: bool = True
-    transport: Any = None
+    transport: Transport | None = None
 
     def __init__(self, **options: Unpack[ClientOptions]) -> None:
         given: dict[str, Any] = dict(options)

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from . import clock, reentry
 from .config import ClientConfig
-from .destinations.base import Destination, Failure, Request, Response
+from .destinations.base import Destination
 from .errors import OpenCDPError
 from .holding import Hold
 from .lane import LATENCY_BUCKETS, Lane, LaneCounters
@@ -35,7 +35,8 @@ from .message import DESTINATION_NAMES, Message
 from .outbox.base import Leased, Outbox
 from .snapshot import EngineSnapshot, LaneSnapshot
 from .threads import DaemonExecutor
-from .transport import AiohttpTransport, Transport
+from .transport import AiohttpTransport
+from .wire import Failure, Request, Response, Transport
 
 __all__ = ["LATENCY_BUCKETS", "Dispatcher", "Outcomes"]
 

@@ -22,23 +22,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import clock
-from .destinations.base import (
-    Dead,
-    Delivered,
-    Destination,
-    Failure,
-    Outcome,
-    Request,
-    Response,
-    Retry,
-    Split,
-)
+from .destinations.base import Dead, Delivered, Destination, Outcome, Retry, Split
 from .errors import OutboxError
 from .outbox.base import DeadItem, Leased, RetryItem
 from .policies.breaker import CircuitBreaker, State
 from .policies.plan import RECENT_RESPONSES, plan_retry, signal
 from .policies.ratelimit import SharedTokenBucket, TokenBucket
 from .threads import DaemonExecutor
+from .wire import Failure, Request, Response
 
 if TYPE_CHECKING:
     from .dispatch import Dispatcher

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 if TYPE_CHECKING:
     from .config import BreakerConfig, CustomerIO, RateLimitConfig, RetryConfig
     from .guards import Schemas
+    from .wire import Transport
 
 __all__ = [
     "BeforeSend",
@@ -29,7 +30,6 @@ __all__ = [
     "PageContext",
     "RateLimitOptions",
     "RetryOptions",
-    "TransportLike",
 ]
 
 
@@ -38,13 +38,6 @@ class LoggerLike(Protocol):
 
     def debug(self, msg: str, /) -> object: ...
     def error(self, msg: str, /) -> object: ...
-
-
-class TransportLike(Protocol):
-    """What the engine sends through: one request at a time, closed once at shutdown."""
-
-    async def send(self, request: Any, /) -> Any: ...
-    async def aclose(self) -> None: ...
 
 
 OnError = Callable[[Any, str, str], object]
@@ -177,4 +170,4 @@ class ClientOptions(TypedDict, total=False):
     before_send: BeforeSend | None
     proxy: str | None
     trust_env: bool
-    transport: TransportLike | None
+    transport: Transport | None

@@ -24,15 +24,19 @@ import orjson
 
 from .client import AsyncClient, Client
 from .config import BreakerConfig, CustomerIO, RetryConfig
-from .destinations.base import Failure, Request, Response
 from .outbox.base import DeadLetter
+from .wire import Failure, Request, Response, Transport
 
 __all__ = [
     "NO_BACKOFF",
     "AsyncCapture",
     "Capture",
     "Captured",
+    "Failure",
     "MockTransport",
+    "Request",
+    "Response",
+    "Transport",
     "capture",
     "capture_options",
     "sandbox_client",

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .destinations.base import Failure, Request, Response
 from .errors import ConfigurationError
 from .redaction import scrub
+from .wire import Failure, Request, Response
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client

@@ -1,4 +1,4 @@
-"""HTTP for the engine: the ``Transport`` protocol and its aiohttp implementation.
+"""HTTP for the engine: the aiohttp implementation of ``opencdp.wire.Transport``.
 
 A transport makes one exchange (``Request`` in, ``Response`` or ``Failure`` out) and decides
 nothing else: which host, which credentials and whether to try elsewhere are the
@@ -27,7 +27,7 @@ import asyncio
 import concurrent.futures
 import ssl
 import urllib.request
-from typing import Protocol, cast, runtime_checkable
+from typing import cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -37,19 +37,10 @@ from aiohttp.resolver import ThreadedResolver
 from ._version import __version__
 from .checks import is_loopback
 from .config import ClientConfig
-from .destinations.base import Failure, FailureKind, Request, Response
 from .threads import Lookups
+from .wire import Failure, FailureKind, Request, Response, Transport
 
 __all__ = ["AiohttpTransport", "Transport", "failure_from"]
-
-
-@runtime_checkable
-class Transport(Protocol):
-    """What the engine sends through. Both methods run on the engine's event loop."""
-
-    async def send(self, request: Request) -> Response | Failure: ...
-
-    async def aclose(self) -> None: ...
 
 
 def failure_from(exc: BaseException) -> Failure:

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 from ..checks import is_loopback
 from ..client import Client
 from ..config import ClientConfig, CustomerIO
-from ..destinations.base import Response
 from ..destinations.opencdp import Gateway
 from ..errors import ConfigurationError, DeliveryError, OpenCDPError, ValidationError
 from ..options import ClientOptions
+from ..wire import Response
 from . import checks
 from .errors import CDPError, CDPValidationError
 from .models import (

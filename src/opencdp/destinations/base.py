@@ -4,15 +4,19 @@ A ``Destination`` turns leased messages into ``Request`` objects (refusing, per 
 what it cannot take) and a finished exchange (``Response`` or ``Failure``) into per-message
 outcomes. The lane is generic: it never asks which destination it drives, so adding a
 platform means writing one of these, not editing the engine.
+
+The wire types live in ``opencdp.wire``, which the transports share; they are re-exported
+here for code written against this module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 from ..message import Message
 from ..outbox.base import Leased
+from ..wire import Failure, FailureKind, Request, Response
 
 __all__ = [
     "Dead",
@@ -26,52 +30,6 @@ __all__ = [
     "Retry",
     "Split",
 ]
-
-Service = Literal["gateway", "track"]
-FailureKind = Literal["connect", "connect_timeout", "timeout", "reset", "tls", "internal"]
-_NEVER_SENT: frozenset[str] = frozenset({"connect", "connect_timeout", "tls"})
-
-
-@dataclass(slots=True)
-class Request:
-    """One HTTP exchange to make. ``base`` is the host (scheme, host, base path) it goes to;
-    ``send_safe`` marks a transactional send, which may move to another host only when it
-    provably never reached the first."""
-
-    service: Service
-    method: str
-    path: str
-    body: bytes | None
-    items: list[Leased]
-    headers: dict[str, str] = field(default_factory=dict)
-    base: str = ""
-    send_safe: bool = False
-
-    @property
-    def url(self) -> str:
-        return self.base + self.path
-
-
-@dataclass(slots=True, frozen=True)
-class Response:
-    status: int
-    body: bytes
-    headers: dict[str, str]
-    host: str = ""
-
-
-@dataclass(slots=True, frozen=True)
-class Failure:
-    """The exchange did not complete. ``kind`` says how far it got: only ``connect`` and
-    ``connect_timeout`` and ``tls`` (the handshake failed) prove the server never received
-    the request."""
-
-    reason: str
-    kind: FailureKind = "internal"
-
-    @property
-    def maybe_received(self) -> bool:
-        return self.kind not in _NEVER_SENT
 
 
 @dataclass(slots=True, frozen=True)

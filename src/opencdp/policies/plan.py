@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..config import RetryConfig
-from ..destinations.base import Failure, Response, Retry
+from ..destinations.base import Retry
 from ..outbox.base import Leased, RetryItem
+from ..wire import Failure, Response
 from .retry import exhausted, retry_at
 
 __all__ = ["PAUSE_AFTER_429S", "RECENT_RESPONSES", "RetryPlan", "Signal", "plan_retry", "signal"]

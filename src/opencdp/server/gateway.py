@@ -22,7 +22,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -41,7 +41,8 @@ from .auth import unauthorized_message
 
 if TYPE_CHECKING:
     from ..client import Client
-    from .app import Relay
+    from .auth import KeyCheck
+    from .config import ServerConfig
 
 __all__ = [
     "GATEWAY_PREFIX",
@@ -237,10 +238,23 @@ _UNAVAILABLE: Final = {"retry-after": "1"}
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+class RelayView(Protocol):
+    """What the routes read of the relay (``app.Relay``). A protocol, not that class: the
+    relay's app builds these routes, so naming it here made the two modules import each
+    other."""
+
+    config: ServerConfig
+    keys: KeyCheck
+    client: Client | None
+    closing: bool
+
+    def count(self, endpoint: str, status: int) -> None: ...
+
+
 class GatewayAPI:
     """The routes under ``/gateway/data-gateway``, bound to one relay."""
 
-    def __init__(self, relay: Relay) -> None:
+    def __init__(self, relay: RelayView) -> None:
         self.relay = relay
 
     def routes(self) -> list[BaseRoute]:

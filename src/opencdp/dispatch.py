@@ -28,12 +28,12 @@ from .config import ClientConfig
 from .destinations.base import Destination
 from .errors import OpenCDPError
 from .holding import Hold
-from .lane import LATENCY_BUCKETS, Lane, LaneCounters
+from .lane import Lane
 from .logs import Log
 from .loops import new_loop, preimport
 from .message import DESTINATION_NAMES, Message
 from .outbox.base import Leased, Outbox
-from .snapshot import EngineSnapshot, LaneSnapshot
+from .snapshot import LATENCY_BUCKETS, EngineSnapshot, LaneCounters, LaneSnapshot
 from .threads import DaemonExecutor
 from .transport import AiohttpTransport
 from .wire import Failure, Request, Response, Transport
@@ -97,7 +97,7 @@ class Dispatcher:
         self.holds: dict[str, Hold] = dict(holds or {})
         """Destinations in hold mode, by name: their lanes send nothing while ``holding``,
         and nobody waits for them (flush, close, blocking calls)."""
-        self.exchange_hooks: list[ExchangeHook] = []
+        self._exchange_hooks: tuple[ExchangeHook, ...] = ()
         self._on_error = on_error
         self._callbacks = DaemonExecutor(1, "opencdp-on-error")
         self._pending_callbacks: set[concurrent.futures.Future[None]] = set()
@@ -136,12 +136,23 @@ class Dispatcher:
         self.count_error(code)
         self.log.error_once(cause, self.scrub(text), interval=_LOG_INTERVAL)
 
+    @property
+    def exchange_hooks(self) -> tuple[ExchangeHook, ...]:
+        return self._exchange_hooks
+
     def add_exchange_hook(self, hook: ExchangeHook) -> None:
-        self.exchange_hooks.append(hook)
+        """Call ``hook(lane, request, result, start_ns, end_ns)`` after every exchange, on the
+        engine's loop (tracing). A tuple replaced whole, so the loop never iterates a list
+        that another thread is changing."""
+        self._exchange_hooks = (*self._exchange_hooks, hook)
+
+    def remove_exchange_hook(self, hook: ExchangeHook) -> None:
+        """Stop calling ``hook``; removing one that is not there does nothing."""
+        self._exchange_hooks = tuple(h for h in self._exchange_hooks if h is not hook)
 
     def exchanged(self, lane: str, request: Request, result: Response | Failure,
                   start_ns: int) -> None:
-        for hook in self.exchange_hooks:
+        for hook in self._exchange_hooks:
             try:
                 hook(lane, request, result, start_ns, time.time_ns())
             except Exception as exc:

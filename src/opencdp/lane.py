@@ -14,12 +14,10 @@ stalled Redis or SQLite never freezes the event loop or the other lane.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from . import clock
 from .destinations.base import Dead, Delivered, Destination, Outcome, Retry, Split
@@ -28,68 +26,54 @@ from .outbox.base import DeadItem, Leased, RetryItem
 from .policies.breaker import CircuitBreaker, State
 from .policies.plan import RECENT_RESPONSES, plan_retry, signal
 from .policies.ratelimit import SharedTokenBucket, TokenBucket
+from .snapshot import LaneCounters
 from .threads import DaemonExecutor
 from .wire import Failure, Request, Response
 
 if TYPE_CHECKING:
-    from .dispatch import Dispatcher
+    from .config import ClientConfig
+    from .holding import Hold
+    from .logs import Log
+    from .outbox.base import Outbox
+    from .wire import Transport
 
-__all__ = ["LATENCY_BUCKETS", "Lane", "LaneCounters"]
+__all__ = ["Lane", "LaneHost"]
 
 T = TypeVar("T")
 _IDLE_WAIT = 1.0
 _POLL = 0.005
 _HOT_SECONDS = 2.0
 _FAILING_AFTER = 3
-LATENCY_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-)
 
 
-@dataclass
-class LaneCounters:
-    """Plain counters, read at scrape or health time (nothing is pushed anywhere).
+class LaneHost(Protocol):
+    """What a lane uses of the dispatcher that runs it. A protocol, not the ``Dispatcher``
+    class: the dispatcher builds its lanes, so naming it here would make the two modules
+    import each other."""
 
-    ``by_kind[outcome][kind]`` counts messages per outcome (``dispatched`` when first
-    leased, ``delivered``, ``retried``, ``dead``); ``latency`` counts requests per bucket of
-    ``LATENCY_BUCKETS`` (not cumulative; the last slot is above the largest bound).
-    """
+    config: ClientConfig
+    outbox: Outbox
+    log: Log
+    holds: dict[str, Hold]
+    lease_seconds: float
+    transport: Transport
+    scrub: Callable[[str], str]
 
-    requests: int = 0
-    delivered: int = 0
-    retried: int = 0
-    dead: int = 0
-    failures: int = 0
-    latency_total: float = 0.0
-    statuses: dict[int, int] = field(default_factory=dict)
-    by_kind: dict[str, dict[str, int]] = field(
-        default_factory=lambda: {k: {} for k in ("dispatched", "delivered", "retried", "dead")}
-    )
-    latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    def count_error(self, code: str) -> None: ...
 
-    def count(self, outcome: str, items: list[Leased]) -> None:
-        table = self.by_kind[outcome]
-        for item in items:
-            kind = item.message.kind
-            table[kind] = table.get(kind, 0) + 1
+    def internal_error(self, code: str, cause: str, text: str) -> None: ...
 
-    def observe(self, seconds: float) -> None:
-        self.requests += 1
-        self.latency_total += seconds
-        self.latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+    def exchanged(self, lane: str, request: Request, result: Response | Failure,
+                  start_ns: int) -> None: ...
 
-    def copy(self) -> LaneCounters:
-        return LaneCounters(
-            self.requests, self.delivered, self.retried, self.dead, self.failures,
-            self.latency_total, dict(self.statuses),
-            {k: dict(v) for k, v in self.by_kind.items()}, list(self.latency),
-        )
+    def finished(self, lane: str, items: list[Leased], ok: bool, reason: str | None,
+                 status: int | None) -> None: ...
 
 
 class Lane:
     """One destination's delivery loop on the engine's event loop."""
 
-    def __init__(self, engine: Dispatcher, destination: Destination, rate: float | None) -> None:
+    def __init__(self, engine: LaneHost, destination: Destination, rate: float | None) -> None:
         self.engine = engine
         self.destination = destination
         self.name = destination.name

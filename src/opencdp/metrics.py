@@ -68,7 +68,7 @@ except ImportError as exc:  # pragma: no cover - depends on installed extras
         "opencdp.metrics needs prometheus-client: pip install 'opencdp[metrics]'"
     ) from exc
 
-from .dispatch import LATENCY_BUCKETS
+from .snapshot import LATENCY_BUCKETS
 
 if TYPE_CHECKING:
     from .client import AsyncClient, Client

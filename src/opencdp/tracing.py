@@ -92,15 +92,12 @@ def instrument(client: Client | AsyncClient, tracer: Any = None) -> Callable[[],
         span.end(end_time=end_ns)
 
     setattr(hook, _MARK, True)
-    hooks = engine.dispatcher.exchange_hooks
-    hooks[:] = [h for h in hooks if not getattr(h, _MARK, False)]
-    hooks.append(hook)
-
-    def remove() -> None:
-        if hook in hooks:
-            hooks.remove(hook)
-
-    return remove
+    dispatcher = engine.dispatcher
+    for earlier in dispatcher.exchange_hooks:
+        if getattr(earlier, _MARK, False):
+            dispatcher.remove_exchange_hook(earlier)
+    dispatcher.add_exchange_hook(hook)
+    return lambda: dispatcher.remove_exchange_hook(hook)
 
 
 def _error_type(reason: str) -> str:

@@ -126,9 +126,33 @@ def test_without_opentelemetry_the_error_says_what_to_install(
     monkeypatch.setitem(sys.modules, "opentelemetry", None)
     with pytest.raises(ConfigurationError, match="pip install opentelemetry-api"):
         instrument(client)
-    assert client.engine.dispatcher.exchange_hooks == []
+    assert client.engine.dispatcher.exchange_hooks == ()
 
 
 def test_instrument_needs_a_client() -> None:
     with pytest.raises(ConfigurationError, match="Client or AsyncClient"):
         instrument(object())  # type: ignore[arg-type]
+
+
+def test_instrumenting_and_removing_leave_other_exchange_hooks(
+        make_client: Callable[..., Client], provider: TracerProvider) -> None:
+    """Hooks are added and removed through the dispatcher, never by editing its list."""
+    client = make_client(send_to_customer_io=False, customer_io=None)
+    dispatcher = client.engine.dispatcher
+    seen: list[str] = []
+
+    def mine(lane: str, *rest: object) -> None:
+        seen.append(lane)
+
+    dispatcher.add_exchange_hook(mine)
+    instrument(client, provider.get_tracer("test"))
+    remove = instrument(client, provider.get_tracer("test"))
+    assert len(dispatcher.exchange_hooks) == 2 and dispatcher.exchange_hooks[0] is mine
+    remove()
+    assert dispatcher.exchange_hooks == (mine,)
+    client.identify("user_1", {"plan": "pro"})
+    assert client.flush(timeout=10)
+    assert seen == ["opencdp"]
+    dispatcher.remove_exchange_hook(mine)
+    dispatcher.remove_exchange_hook(mine)
+    assert dispatcher.exchange_hooks == ()

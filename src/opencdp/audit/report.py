@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from typing import Literal
 from urllib.parse import quote
 
+from .._version import __version__
 from .model import AuditResult, Severity
 from .rules import all_rules
 
@@ -64,8 +65,6 @@ def _uri(path: str) -> tuple[str, bool]:
 
 
 def to_sarif(result: AuditResult) -> str:
-    from opencdp import __version__
-
     rules = list(all_rules())
     index = {rule.code: i for i, rule in enumerate(rules)}
     descriptors = [

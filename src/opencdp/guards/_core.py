@@ -14,15 +14,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal, Protocol
 
 from .. import reentry
 from ..errors import ConfigurationError, ValidationError
 
-if TYPE_CHECKING:
-    from .schemas import Schemas
-
-__all__ = ["RULES", "Example", "Finding", "GuardPolicy", "Reporter", "Rule", "Severity"]
+__all__ = ["RULES", "Example", "Finding", "GuardPolicy", "Reporter", "Rule", "SchemaCheck",
+           "Severity"]
 
 Severity = Literal["debug", "warning", "error"]
 _SEVERITIES: Final = ("debug", "warning", "error")
@@ -37,6 +35,15 @@ class Finding:
     message: str
     field: str | None
     severity: Severity
+
+
+class SchemaCheck(Protocol):
+    """What the guards ask of a taxonomy (``Schemas``). A protocol, because the schemas are
+    rules defined on top of this module; naming their class here made the two import each
+    other."""
+
+    def check(self, kind: str, name: str | None, data: Any, reporter: Reporter) -> Any:
+        """Report (or refuse) what does not match; return ``data`` unchanged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +123,7 @@ class GuardPolicy:
     silence: frozenset[str] = frozenset()
     email_hint: Literal["off", "debug", "warning"] = "debug"
     max_event_names: int = 500
-    schemas: Schemas | None = None
+    schemas: SchemaCheck | None = None
     customerio_limits: bool = True
     remember_ids: int = 100_000
     report_interval: float = 60.0

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from . import config as _config
 from .errors import ConfigurationError
+from .settings import CustomerIO, check_option
 
 __all__ = ["ENVIRONMENT", "Variable", "parse_flag", "read_environment"]
 
@@ -83,7 +83,7 @@ def _parse(variable: Variable, raw: str) -> Any:
 def _checked(variable: Variable, value: Any) -> Any:
     label = f"environment variable {variable.name}"
     try:
-        return _config.check_option(variable.option, value, label)
+        return check_option(variable.option, value, label)
     except ConfigurationError as exc:
         raise ConfigurationError(str(exc), option=variable.name, code=exc.code) from None
 
@@ -119,7 +119,7 @@ def read_environment(env: Mapping[str, str], overrides: Mapping[str, Any]) -> di
     return options
 
 
-def _customer_io(env: Mapping[str, str]) -> _config.CustomerIO | None:
+def _customer_io(env: Mapping[str, str]) -> CustomerIO | None:
     def get(name: str) -> str | None:
         value = env.get(name)
         return value.strip() if value and value.strip() else None
@@ -158,13 +158,13 @@ def _customer_io(env: Mapping[str, str]) -> _config.CustomerIO | None:
     for name, url in urls.items():
         if url:
             try:
-                _config.CustomerIO(site, track_key, region=region, **{
+                CustomerIO(site, track_key, region=region, **{
                     name.removeprefix("CUSTOMERIO_").lower(): url})
             except ConfigurationError as exc:
                 raise ConfigurationError(
                     f"environment variable {name}: {exc}", option=name, code=exc.code
                 ) from None
-    return _config.CustomerIO(
+    return CustomerIO(
         site, track_key, region=region, app_api_key=app_key,
         track_url=urls["CUSTOMERIO_TRACK_URL"], app_url=urls["CUSTOMERIO_APP_URL"],
     )

@@ -13,8 +13,8 @@ from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
 if TYPE_CHECKING:
-    from .config import BreakerConfig, CustomerIO, RateLimitConfig, RetryConfig
     from .guards import Schemas
+    from .settings import BreakerConfig, CustomerIO, RateLimitConfig, RetryConfig
     from .wire import Transport
 
 __all__ = [

@@ -29,6 +29,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -39,7 +40,9 @@ from ..errors import OpenCDPError
 from ..health import Health, health_asgi_app
 from .auth import KeyCheck
 from .config import ServerConfig
+from .fastpath import FastIngest
 from .gateway import GATEWAY_PREFIX, GatewayAPI
+from .scale import health_with_relay, start_extras
 
 __all__ = ["Relay", "create_app"]
 
@@ -63,6 +66,9 @@ class Relay:
         self.registry: Any = None
         self._requests: Any = None
         self._collector: Any = None
+        self._counted: dict[tuple[str, int], Any] = {}
+        self.sender: Client | None = None  # sends' client when ingest-only (scale.py)
+        self._writer: Any = None  # multiprocess metrics writer (scale.py)
 
     def __repr__(self) -> str:
         state = "running" if self.client is not None and not self.closing else "stopped"
@@ -70,7 +76,11 @@ class Relay:
 
     def count(self, endpoint: str, status: int) -> None:
         if self._requests is not None:
-            self._requests.labels(endpoint, str(status)).inc()
+            child = self._counted.get((endpoint, status))
+            if child is None:  # labels() costs as much as the rest of a count: once per pair
+                child = self._counted[(endpoint, status)] = self._requests.labels(
+                    endpoint, str(status))
+            child.inc()
 
     def health(self) -> Health:
         if self.client is None:
@@ -92,18 +102,33 @@ class Relay:
             self.metrics_problem = "this opencdp install has no metrics collector"
             return
         self.registry = CollectorRegistry()
+        shared = module.multiprocess_dir() is not None  # several processes: scale.py
         self._requests = Counter(
             "opencdp_relay_requests", "Gateway API requests answered by the relay.",
-            ["endpoint", "status"], registry=self.registry,
+            ["endpoint", "status"], registry=None if shared else self.registry,
         )
 
     def attach_metrics(self, client: Client) -> None:
         if self.registry is not None and self._collector is not None:
             self.registry.register(self._collector(client))
 
+    def start_multiprocess_metrics(self, client: Client) -> Any:
+        """This process's writer into the shared metrics files, or None when not shared."""
+        from .. import metrics
+
+        if self.registry is None or metrics.multiprocess_dir() is None:
+            return None
+        self._writer = metrics.MultiprocessWriter(client)
+        return self._writer
+
     def scrape(self) -> bytes:
         from prometheus_client import generate_latest
 
+        if self._writer is not None:  # every process's values, this one's as of now
+            from ..metrics import multiprocess_registry
+
+            self._writer.write()
+            return bytes(generate_latest(multiprocess_registry()))
         data: bytes = generate_latest(self.registry)
         return data
 
@@ -149,11 +174,12 @@ def create_app(config: ServerConfig) -> Starlette:
         body = await run_in_threadpool(relay.scrape)
         return Response(body, 200, {"content-type": CONTENT_TYPE_LATEST})
 
-    health = health_asgi_app(relay.health)
+    health = health_with_relay(health_asgi_app(relay.health), relay)
+    gateway = GatewayAPI(relay)
     dashboard = dashboard_app(ClientSource(lambda: relay.client, "relay", config.api_keys),
                               config.api_keys)
     routes: list[BaseRoute] = [
-        Mount(GATEWAY_PREFIX, routes=GatewayAPI(relay).routes()),
+        Mount(GATEWAY_PREFIX, routes=gateway.routes()),
         Mount("/dashboard", app=dashboard),
         Route("/health", health, methods=["GET", "HEAD"]),
         Route("/health/{destination}", health, methods=["GET", "HEAD"]),
@@ -177,15 +203,18 @@ def create_app(config: ServerConfig) -> Starlette:
         if handler is not None:
             handler.client = client
         relay.attach_metrics(client)
+        stop_extras = await start_extras(relay, client)
         try:
             yield
         finally:
             relay.closing = True
             dashboard.close()
+            await stop_extras()
             relay.drained = await asyncio.to_thread(client.close, config.drain_timeout)
 
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(FastIngest, api=gateway)],  # person calls (fastpath.py)
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, ClientDisconnect: _client_gone,
                             Exception: _http_error},

@@ -86,19 +86,29 @@ def _check_queue(url: str) -> None:
               type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               help="Server log level (stderr).")
 @click.option("--debug", is_flag=True, help="Log every delivery.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
+              envvar="OPENCDP_RELAY_WORKERS",
+              help="Relay processes on the one port (SO_REUSEPORT); they share the queue.")
+@click.option("--ingest-only", is_flag=True,
+              help="Store and answer only; `opencdp worker` processes deliver the queue.")
 def serve(queue: str, host: str, port: int, cdp_endpoints: tuple[str, ...],
           track_url: str | None, app_url: str | None, max_body_bytes: int,
           drain_timeout: float, tls_cert: str | None, tls_key: str | None, log_level: str,
-          debug: bool) -> None:
+          debug: bool, workers: int, ingest_only: bool) -> None:
     """Serve the OpenCDP gateway API and deliver what arrives with dual-write and a durable
     queue. Accepted keys: OPENCDP_RELAY_KEYS (comma-separated); upstream credentials:
     CDP_API_KEY and CUSTOMERIO_*; webhooks: CUSTOMERIO_WEBHOOK_SIGNING_KEY."""
     try:
         config = _config(queue, host, port, cdp_endpoints, track_url, app_url, max_body_bytes,
                          drain_timeout, debug, tls_cert, tls_key)
+        if ingest_only:
+            config = config.with_options(ingest_only=True)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None
     _check_queue(queue)
+    if workers > 1:
+        _serve_processes(config, workers, log_level)
+        return
     holder: list[RelayServer] = []
 
     def announce() -> None:
@@ -119,4 +129,21 @@ def serve(queue: str, host: str, port: int, cdp_endpoints: tuple[str, ...],
             raise click.UsageError(str(exc)) from None
         raise click.ClickException(str(exc)) from None
     sys.stdout.write(json.dumps({"relay": "stopped", "drained": bool(server.drained)}) + "\n")
+    sys.stdout.flush()
+
+
+def _serve_processes(config: ServerConfig, workers: int, log_level: str) -> None:
+    """``--workers N``: the supervisor of server/scale.py prints the same two lines."""
+    from .scale import Supervisor
+
+    def announce(urls: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps({**urls, "workers": workers}) + "\n")
+        sys.stdout.flush()
+
+    try:
+        supervisor = Supervisor(config, workers, log_level=log_level, on_started=announce)
+        drained = supervisor.run()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.stdout.write(json.dumps({"relay": "stopped", "drained": drained}) + "\n")
     sys.stdout.flush()

@@ -55,9 +55,11 @@ class ServerConfig:
     takes them); they are not the upstream key, which is ``client.cdp_api_key``. ``queue`` is
     the delivering client's outbox URL and replaces ``client.queue``. ``host`` stays on
     loopback unless set. ``drain_timeout`` bounds both the wait for requests in flight and the
-    client's final flush at shutdown. ``tls_cert_file`` (a PEM chain, with the private key unless
-    ``tls_key_file`` is given) serves https: callers' keys cross the network in a header, so
-    serve TLS (here or in a proxy in front) whenever the relay listens beyond loopback.
+    client's final flush at shutdown. ``ingest_only`` stores and answers without delivering
+    (``opencdp worker`` processes deliver the queue; server/scale.py). ``tls_cert_file``
+    (a PEM chain, with the private key unless ``tls_key_file`` is given) serves https:
+    callers' keys cross the network in a header, so serve TLS (here or in a proxy in front)
+    whenever the relay listens beyond loopback.
     """
 
     api_keys: tuple[str, ...]
@@ -70,6 +72,7 @@ class ServerConfig:
     drain_timeout: float = 10.0
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    ingest_only: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "api_keys", _keys(self.api_keys))
@@ -96,6 +99,12 @@ class ServerConfig:
             raise ConfigurationError("drain_timeout must be > 0 seconds")
         if self.tls_key_file is not None and self.tls_cert_file is None:
             raise ConfigurationError("tls_key_file needs tls_cert_file")
+        if not isinstance(self.ingest_only, bool):
+            raise ConfigurationError("ingest_only must be True or False")
+        if self.ingest_only and self.queue.split(":", 1)[0].lower() == "memory":
+            raise ConfigurationError(
+                "ingest_only stores for `opencdp worker` processes to deliver, so it needs a "
+                "queue they share: redis://host:port/db (or sqlite:///path on one host)")
         for name in ("tls_cert_file", "tls_key_file"):
             path = getattr(self, name)
             if path is not None and not os.path.isfile(path):
@@ -111,7 +120,8 @@ class ServerConfig:
             f"ServerConfig(api_keys=[{keys}], client={self.client!r}, queue={_safe(self.queue)!r}, "
             f"host={self.host!r}, port={self.port}, max_body_bytes={self.max_body_bytes}, "
             f"webhook_signing_key={redact(self.webhook_signing_key)}, "
-            f"drain_timeout={self.drain_timeout:g}, tls={self.tls_cert_file is not None})"
+            f"drain_timeout={self.drain_timeout:g}, tls={self.tls_cert_file is not None}"
+            + (", ingest_only=True)" if self.ingest_only else ")")
         )
 
     def client_config(self) -> ClientConfig:
@@ -119,7 +129,8 @@ class ServerConfig:
         ``fail_on_exception`` so a write that could not be made durable raises (a 503 the
         SDKs retry) instead of being logged and answered 202."""
         return self.client.with_options(
-            queue=self.queue, delivery="background", start_worker=True, register_atexit=False,
+            queue=self.queue, delivery="background", start_worker=not self.ingest_only,
+            register_atexit=False,
             fail_on_exception=True,
         )
 

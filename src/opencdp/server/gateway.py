@@ -21,15 +21,16 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive
 
+from ..calls import Calls, Queued
 from ..destinations.base import Failure
 from ..destinations.base import Response as Upstream
 from ..errors import ClientClosedError, OutboxError, ValidationError
@@ -38,6 +39,7 @@ from ..guards.values import snapshot
 from ..message import parse_ulid
 from ..webhooks.apps import content_length
 from .auth import unauthorized_message
+from .intake import Intake
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -80,8 +82,15 @@ _WIRE_FIELDS: Final = {
 }
 _JSON: Final = "application/json"
 _LONG_DIGITS: Final = re.compile(rb"\d{19,}")
+_DEVICE_FIELDS: Final = ("fcm_token", "apn_token", "name", "os_version", "model", "app_version",
+                          "last_active_at", "last_used", "attributes")
+"""``Client.register_device``'s keyword arguments, all of which ``Calls`` expects."""
 _ACCEPTED: Final = orjson.dumps({"status": "accepted"})
 _OK: Final = orjson.dumps({"status": "ok"})
+
+
+class ClientGone(Exception):
+    """The client hung up before its whole body arrived: nothing to answer."""
 
 
 class Refused(Exception):
@@ -95,11 +104,14 @@ class Refused(Exception):
         self.field = field
         self.headers = dict(headers or {})
 
-    def response(self) -> Response:
+    def body(self) -> bytes:
         body: dict[str, Any] = {"message": self.message}
         if self.field is not None:
             body["field"] = self.field
-        return Response(orjson.dumps(body), self.status, self.headers, _JSON)
+        return orjson.dumps(body)
+
+    def response(self) -> Response:
+        return Response(self.body(), self.status, self.headers, _JSON)
 
 
 def _invalid(message: str, field: str) -> ValidationError:
@@ -107,6 +119,8 @@ def _invalid(message: str, field: str) -> ValidationError:
 
 
 def _check_keys(body: Mapping[str, Any], allowed: frozenset[str], endpoint: str) -> None:
+    if body.keys() <= allowed:
+        return
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise _invalid(f"{endpoint} does not take {', '.join(unknown)}", unknown[0])
@@ -165,6 +179,26 @@ def parse_device(body: Mapping[str, Any]) -> tuple[str | int, object, object, di
     return identifier, body.get("deviceId"), body.get("platform"), options
 
 
+Build = Callable[[Calls], Queued]
+
+
+def person_call(endpoint: str, body: Mapping[str, Any], idempotency_key: str | None
+                ) -> tuple[Build, Mapping[str, str]]:
+    """A person call's wire body → what builds its message from ``Calls`` (the checks
+    ``Client`` runs), and the renames of its refusals' fields. Raises ``ValidationError``."""
+    if endpoint == "track":
+        identifier, name, properties = parse_track(body)
+        event_id = _event_id(idempotency_key)
+        return (lambda calls: calls.track(identifier, name, properties, None, event_id)), {}
+    if endpoint == "identify":
+        identifier, attributes = parse_identify(body)
+        return ((lambda calls: calls.identify(identifier, attributes, None, None)),
+                {"attributes": "properties"})
+    identifier, device_id, platform, options = parse_device(body)
+    fields = {**dict.fromkeys(_DEVICE_FIELDS), **options}
+    return (lambda calls: calls.register_device(identifier, device_id, platform, fields)), {}
+
+
 def send_answer(result: Upstream | Failure) -> Response:
     """The caller's answer to a forwarded send (see the module docstring for the statuses)."""
     if isinstance(result, Upstream):
@@ -218,13 +252,18 @@ async def read_json(request: Request, limit: int, reporter: Reporter) -> dict[st
         body += chunk
         if len(body) > limit:
             raise Refused(413, f"request body exceeds {limit} bytes", "body")
+    return parse_body(bytes(body), reporter)
+
+
+def parse_body(body: bytes, reporter: Reporter) -> dict[str, Any]:
+    """A whole request body as a JSON object (see ``_exact`` for its integers)."""
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise Refused(400, "the body must be JSON", "body") from None
     if not isinstance(parsed, dict):
         raise Refused(400, "the body must be a JSON object", "body")
-    result: dict[str, Any] = _exact(bytes(body), parsed, reporter)
+    result: dict[str, Any] = _exact(body, parsed, reporter)
     return result
 
 
@@ -234,6 +273,7 @@ def _refusal(exc: ValidationError, renames: Mapping[str, str]) -> Refused:
 
 
 _UNAVAILABLE: Final = {"retry-after": "1"}
+_NO_HEADERS: Final[Mapping[str, str]] = {}
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -246,6 +286,7 @@ class RelayView(Protocol):
     config: ServerConfig
     keys: KeyCheck
     client: Client | None
+    sender: Client | None
     closing: bool
 
     def count(self, endpoint: str, status: int) -> None: ...
@@ -256,6 +297,7 @@ class GatewayAPI:
 
     def __init__(self, relay: RelayView) -> None:
         self.relay = relay
+        self._intakes: dict[int, Intake] = {}
 
     def routes(self) -> list[BaseRoute]:
         routes: list[BaseRoute] = [
@@ -307,51 +349,92 @@ class GatewayAPI:
         self._client()
         return Response(_OK, 200, media_type=_JSON)
 
-    async def _enqueue(self, call: Callable[[], object], renames: Mapping[str, str]) -> Response:
+    def _intake(self, client: Client) -> Intake:
+        intake = self._intakes.get(id(client))
+        if intake is None or intake.engine is not client.engine:
+            intake = self._intakes[id(client)] = Intake(client)
+        return intake
+
+    async def _person(self, request: Request, endpoint: str) -> Response:
+        client = self._client()
+        body = await self._body(request, client)
+        return await self._store(client, endpoint, body, request.headers.get("idempotency-key"))
+
+    async def _store(self, client: Client, endpoint: str, body: Mapping[str, Any],
+                     idempotency_key: str | None) -> Response:
+        intake = self._intake(client)
         try:
-            await run_in_threadpool(call)
+            build, renames = person_call(endpoint, body, idempotency_key)
+        except ValidationError as exc:
+            raise _refusal(exc, {}) from None
+        try:
+            queued = build(intake.calls)
         except ValidationError as exc:
             raise _refusal(exc, renames) from None
+        await intake.store(queued)
         return Response(_ACCEPTED, 202, media_type=_JSON)
 
-    async def identify(self, request: Request) -> Response:
-        client: Any = self._client()
-        body = await self._body(request, client)
+    async def ingest(self, endpoint: str, headers: Sequence[tuple[bytes, bytes]],
+                     receive: Receive) -> tuple[int, bytes, Mapping[str, str]]:
+        """A person call answered without Starlette (``FastIngest``): the same checks, the
+        same answers, as (status, body, extra headers). Raises ``ClientGone`` when the
+        client hangs up before its body arrived."""
+        authorization: bytes | None = None
+        lengths: list[str] = []
+        idempotency: str | None = None
+        for name, value in headers:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"content-length":
+                lengths.append(value.decode("latin-1"))
+            elif name == b"idempotency-key":
+                idempotency = value.decode("latin-1")
+        relay = self.relay
         try:
-            identifier, properties = parse_identify(body)
-        except ValidationError as exc:
-            raise _refusal(exc, {}) from None
-        return await self._enqueue(lambda: client.identify(identifier, properties),
-                                   {"attributes": "properties"})
+            if not relay.keys.accepts(authorization):
+                raise Refused(401, unauthorized_message(authorization))
+            client = self._client()
+            limit = relay.config.max_body_bytes
+            length = content_length(lengths)
+            if length == -1:
+                raise Refused(400, "Content-Length must be one whole number", "body")
+            if length is not None and length > limit:
+                raise Refused(413, f"request body exceeds {limit} bytes", "body")
+            raw = b""
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    raise ClientGone
+                raw += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(raw) > limit:
+                    raise Refused(413, f"request body exceeds {limit} bytes", "body")
+            body = parse_body(raw, client.engine.guards._reporter)
+            await self._store(client, endpoint, body, idempotency)
+        except Refused as refused:
+            return refused.status, refused.body(), refused.headers
+        except (ClientClosedError, OutboxError) as exc:
+            unavailable = Refused(503, "the relay cannot store this now "
+                                  f"({type(exc).__name__}); nothing was stored, try again",
+                                  headers=_UNAVAILABLE)
+            return unavailable.status, unavailable.body(), unavailable.headers
+        return 202, _ACCEPTED, _NO_HEADERS
+
+    async def identify(self, request: Request) -> Response:
+        return await self._person(request, "identify")
 
     async def track(self, request: Request) -> Response:
-        client: Any = self._client()
-        body = await self._body(request, client)
-        try:
-            identifier, name, properties = parse_track(body)
-        except ValidationError as exc:
-            raise _refusal(exc, {}) from None
-        event_id = _event_id(request.headers.get("idempotency-key"))
-        return await self._enqueue(
-            lambda: client.track(identifier, name, properties, event_id=event_id), {}
-        )
+        return await self._person(request, "track")
 
     async def register_device(self, request: Request) -> Response:
-        client: Any = self._client()
-        body = await self._body(request, client)
-        try:
-            identifier, device_id, platform, options = parse_device(body)
-        except ValidationError as exc:
-            raise _refusal(exc, {}) from None
-        return await self._enqueue(
-            lambda: client.register_device(identifier, device_id, platform, **options), {}
-        )
+        return await self._person(request, "registerDevice")
 
     def _sender(self, channel: str) -> Handler:
         async def send(request: Request) -> Response:
             client = self._client()
             body = await self._body(request, client)
-            engine = client.engine
+            engine = (self.relay.sender or client).engine  # ingest-only: the sends' client
             try:
                 wire = engine.prepare_send(channel, body)
             except ValidationError as exc:

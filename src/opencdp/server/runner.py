@@ -33,13 +33,14 @@ class RelayServer:
 
     def __init__(self, config: ServerConfig, *, on_started: Callable[[], None] | None = None,
                  log_level: str = "warning", quiet_logging: bool = True,
-                 read_timeout: float = READ_TIMEOUT) -> None:
+                 read_timeout: float = READ_TIMEOUT, sock: socket.socket | None = None) -> None:
         """``read_timeout``: seconds a client may take to send a request's headers, or to
-        send the next part of its body, before it is answered 408 and disconnected."""
+        send the next part of its body, before it is answered 408 and disconnected. ``sock``:
+        a socket already bound to the port (one of several processes sharing it, scale.py)."""
         import uvicorn
 
         self.config = config
-        self.sock = bind(config.host, config.port, "relay")
+        self.sock = sock if sock is not None else bind(config.host, config.port, "relay")
         self.port: int = self.sock.getsockname()[1]
         host = f"[{config.host}]" if ":" in config.host else config.host
         self.url = f"{config.scheme}://{host}:{self.port}"

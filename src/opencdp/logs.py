@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from . import reentry
 from .codes import with_reference
+from .throttle import Throttle
 
 __all__ = ["Log"]
 
@@ -54,7 +54,7 @@ class Log:
         self._info = _method(logger, "info", "debug")
         self._warning = _method(logger, "warning", "warn")
         self._error = _method(logger, "error")
-        self._once: dict[str, float] = {}
+        self._once = Throttle()
         self._lock = threading.Lock()
 
     def after_fork(self) -> None:
@@ -92,20 +92,13 @@ class Log:
         return True
 
     def _first(self, key: str, interval: float | None) -> bool:
-        now = time.monotonic()
         nested = reentry.inside()  # read before our own region marks this thread
         with reentry.region():
             # From a signal handler that interrupted this very check: log, don't wait.
             if not self._lock.acquire(blocking=not nested):
                 return True
             try:
-                last = self._once.get(key)
-                if last is not None and (interval is None or now - last < interval):
-                    return False
-                if last is None and len(self._once) >= 10_000:
-                    return False
-                self._once[key] = now
-                return True
+                return self._once.admit(key, interval) is not None
             finally:
                 self._lock.release()
 

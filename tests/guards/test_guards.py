@@ -293,7 +293,7 @@ def test_remembered_causes_are_bounded() -> None:
     for i in range(100):
         guards.identify("42", {f"a{i}_at": 1704067200000}, None)
     assert rec.codes == ["OCDP104"] * 100  # one cause per attribute name
-    assert len(guards._reporter._seen) <= 10
+    assert len(guards._reporter._throttle) <= 10
 
 
 def test_identified_ids_are_remembered_within_a_bound() -> None:

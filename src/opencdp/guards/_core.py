@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Final, Literal, Protocol
 
 from .. import reentry
 from ..errors import ConfigurationError, ValidationError
+from ..throttle import Throttle
 
 __all__ = ["RULES", "Example", "Finding", "GuardPolicy", "Reporter", "Rule", "SchemaCheck",
            "Severity"]
@@ -166,8 +167,8 @@ class Reporter:
     causes are bounded: the oldest half is forgotten when ``remember_ids`` is reached.
     """
 
-    __slots__ = ("_cap", "_clock", "_counts", "_interval", "_late", "_lenient", "_lock", "_once",
-                 "_report", "_seen", "_silence", "_strict")
+    __slots__ = ("_counts", "_interval", "_late", "_lenient", "_lock", "_report", "_silence",
+                 "_strict", "_throttle")
 
     def __init__(self, policy: GuardPolicy, report: Callable[[Finding], None],
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -176,11 +177,8 @@ class Reporter:
         self._silence = policy.silence
         self._lenient = policy.lenient
         self._interval = float(policy.report_interval)
-        self._clock = clock
-        self._cap = max(policy.remember_ids, 2)
+        self._throttle = Throttle(clock, policy.remember_ids)
         self._counts: dict[str, int] = {}
-        self._seen: dict[tuple[str, str], list[float]] = {}
-        self._once: dict[tuple[str, str], None] = {}
         self._lock = threading.Lock()
         self._late: deque[str] = deque()
 
@@ -261,30 +259,8 @@ class Reporter:
         self._count(code)
         if code in self._silence:
             return None
-        if rule.once or code in self._lenient:
-            if key in self._once:
-                return None
-            self._forget(self._once)
-            self._once[key] = None
-            return 0
-        now = self._clock()
-        entry = self._seen.get(key)
-        if entry is None:
-            self._forget(self._seen)
-            self._seen[key] = [now + self._interval, 0.0]
-            return 0
-        if now < entry[0]:
-            entry[1] += 1
-            return None
-        skipped = int(entry[1])
-        entry[0], entry[1] = now + self._interval, 0.0
-        return skipped
-
-    def _forget(self, causes: dict[tuple[str, str], Any]) -> None:
-        """Drop the oldest half of ``causes`` once it holds ``remember_ids`` of them."""
-        if len(causes) >= self._cap:
-            for old in list(causes)[: self._cap // 2]:
-                del causes[old]
+        once = rule.once or code in self._lenient
+        return self._throttle.admit(key, None if once else self._interval)
 
     def counts(self) -> dict[str, int]:
         nested = reentry.inside()

@@ -17,7 +17,6 @@ import pytest
 from opencdp.errors import ConfigurationError, ValidationError
 from opencdp.guards import Finding, GuardPolicy, Guards
 from opencdp.guards.events import check_event_name
-from opencdp.message import CUSTOMERIO, OPENCDP, Message, new_ulid
 
 
 class Recorder:
@@ -35,11 +34,6 @@ class Recorder:
 def make(**policy: Any) -> tuple[Guards, Recorder]:
     rec = Recorder()
     return Guards(GuardPolicy(**policy), rec), rec
-
-
-def msg(kind: str, data: Any, name: str | None = None,
-        destinations: int = OPENCDP | CUSTOMERIO) -> Message:
-    return Message(new_ulid(), kind, "42", name, data, None, destinations)
 
 
 # -- reporting -------------------------------------------------------------------------------
@@ -492,12 +486,6 @@ def test_type_drift_is_reported_once_per_attribute() -> None:
     assert rec.findings[0].field == "attributes.plan"
     assert "was string, now number" in rec.findings[0].message
     assert guards.counts() == {"OCDP130": 2}
-
-
-def test_inspect_is_a_no_op_kept_for_old_callers() -> None:
-    guards, rec = make()
-    m = msg("track", {"a": 1}, "order_placed")
-    assert guards.inspect(m) is m and rec.findings == []
 
 
 def test_hostile_mappings_are_refused_with_a_validation_error() -> None:

@@ -13,7 +13,6 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from ..message import Message
 from ._core import Finding, GuardPolicy, Reporter, Rule
 from .arguments import check_device, check_event_id, check_merge
 from .attributes import AttributeTypeDrift, IdentifyWithoutEmail, PropertiesNotMapping
@@ -210,13 +209,6 @@ class Guards:
     def timestamp(self, value: object, field: str = "timestamp") -> int | None:
         """A datetime or Unix seconds as Unix seconds (ms/µs converted and warned)."""
         return to_seconds(value, field, self._reporter)
-
-    def inspect(self, message: Message) -> Message:
-        """Return ``message`` unchanged: its data was checked and frozen at the call.
-
-        Kept only for callers written before the snapshot; nothing is left to check later.
-        """
-        return message
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ import orjson
 
 from .client import AsyncClient, Client
 from .config import BreakerConfig, CustomerIO, RetryConfig
+from .destinations.opencdp import SUPPORTED_KINDS
 from .outbox.base import DeadLetter
 from .wire import Failure, Request, Response, Transport
 
@@ -111,22 +112,20 @@ class Captured:
     wire: dict[str, dict[str, Any]] = field(repr=False, compare=False)
 
 
-_GATEWAY_KINDS = {
-    "/v1/persons/identify": "identify",
-    "/v1/persons/track": "track",
-    "/v1/persons/registerDevice": "add_device",
-}
 _CIO_ACTIONS = {"event": "track"}
 
 
 def _gateway(request: Request, body: dict[str, Any]) -> dict[str, Any] | None:
-    kind = _GATEWAY_KINDS.get(request.path)
-    if kind is None:
+    """A gateway call read from its body; which calls the gateway takes is its module's say
+    (``SUPPORTED_KINDS``), and a view arrives as the track it is sent as."""
+    if len(request.items) != 1 or request.items[0].message.kind not in SUPPORTED_KINDS:
         return None
-    if kind == "add_device":
+    if "deviceId" in body:
+        kind = "add_device"
         data = {k: v for k, v in body.items() if k not in ("identifier", "deviceId")}
         name = body.get("deviceId")
     else:
+        kind = "track" if "eventName" in body else "identify"
         data = dict(body.get("properties") or {})
         name = body.get("eventName")
     return {"kind": kind, "identifier": body.get("identifier"), "name": name, "data": data,

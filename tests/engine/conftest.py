@@ -11,20 +11,21 @@ import pytest
 
 from opencdp import Client, CustomerIO
 from opencdp.config import BreakerConfig, RetryConfig
-from opencdp.destinations.base import Failure, Request, Response
+from opencdp.testing import Failure, MockTransport, Request, Response
 
 Handler = Callable[[Request], "Response | Failure"]
 
 
 class Recorder:
-    """A transport whose answers come from ``handler``; remembers every request."""
+    """A ``MockTransport`` handler that answers with ``handler`` and remembers every
+    exchange; the engine gets ``MockTransport(recorder)``, as users' tests would."""
 
     def __init__(self, handler: Handler | None = None) -> None:
         self.handler = handler or (lambda request: Response(200, b"{}", {}))
         self.requests: list[Request] = []
         self.answers: list[Response | Failure] = []
 
-    async def send(self, request: Request) -> Response | Failure:
+    async def __call__(self, request: Request) -> Response | Failure:
         self.requests.append(Request(request.service, request.method, request.path,
                                      request.body, list(request.items), dict(request.headers),
                                      request.base, request.send_safe))
@@ -32,9 +33,6 @@ class Recorder:
         answer = self.handler(request)
         self.answers.append(answer)
         return answer
-
-    async def aclose(self) -> None:
-        return None
 
     def to(self, service: str) -> list[Request]:
         return [r for r in self.requests if r.service == service and r.items]
@@ -66,7 +64,7 @@ def engine_client(recorder: Recorder) -> Iterator[Callable[..., Client]]:
         options.setdefault("retry", RetryConfig(base_delay=0.001, max_delay=0.01))
         options.setdefault("breaker", BreakerConfig(reset_timeout=0.05))
         options.setdefault("register_atexit", False)
-        options.setdefault("transport", recorder)
+        options.setdefault("transport", MockTransport(recorder))
         client = Client(cdp_api_key="cdp-key-for-tests", **options)
         made.append(client)
         return client

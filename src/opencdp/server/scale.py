@@ -53,7 +53,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -64,7 +64,6 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from ..client import Client
-    from .app import Relay
 
 __all__ = ["PROCESS_ENV", "Supervisor", "bind_shared", "health_with_relay", "process_info",
            "start_extras"]
@@ -106,6 +105,16 @@ def bind_shared(host: str, port: int) -> socket.socket:
 
 
 # inside each relay process ----------------------------------------------------------------
+class Relay(Protocol):
+    """What this module uses of the relay (``app.Relay``). A protocol, not that class: the
+    relay's app imports this module, so naming it here made the two import each other."""
+
+    config: ServerConfig
+    sender: Client | None
+
+    def start_multiprocess_metrics(self, client: Client) -> Any: ...
+
+
 class _HealthWithRelay:
     """A class, not a function: Starlette's ``Route`` takes a plain function for a
     request-response endpoint, and an object for an ASGI app."""

@@ -257,7 +257,8 @@ class AsyncClient(_Facade, AsyncTrackAPICalls):
         if engine.before_send is not None:
             message = self._calls.admit(message)
         if engine.outbox.durable:
-            future = await asyncio.to_thread(engine.enqueue, message, key)
+            # Awaited, not run on a thread: the queue's committer resolves it (engine.py).
+            future = await asyncio.wrap_future(engine.enqueue_soon(message, key))
         else:
             future = engine.enqueue(message, key)
         if future is not None:

@@ -129,6 +129,7 @@ class Engine:
         """Calls made from a signal handler that interrupted this thread's own call: queued
         by the next call, flush or close, or within a second by the engine (reentry.py)."""
         self._closer = DaemonExecutor(1, "opencdp-close")
+        self._intake = DaemonExecutor(16, "opencdp-intake")
         self.dispatcher.housework = self._drain_handoff
         self._warned_sends: set[str] = set()
         for code, text in config.notices:
@@ -181,6 +182,48 @@ class Engine:
                 self._drain_handoff()
             return self._enqueue(message, key)
 
+    def enqueue_soon(self, message: Message, key: str | None = None
+                     ) -> concurrent.futures.Future[concurrent.futures.Future[Outcomes] | None]:
+        """``enqueue`` for an event loop: a future of what ``enqueue`` returns, never waiting
+        here. A queue with an asynchronous put (Redis: ``put_soon``) resolves it from its
+        committer, so a thousand coroutines cost no thread each; anything else (a claim in
+        the idempotency guard, a handed-over call, another queue) runs ``enqueue`` on the
+        intake threads (daemon threads: asyncio's default executor is gone at exit)."""
+        if self.closed:
+            raise ClientClosedError("this client is closed; create a new one")
+        if key is None and message.destinations and self.config.send and \
+                not reentry.inside() and not self._handoff:
+            expected = self.dispatcher.expect(message) if self.blocking else None
+            try:
+                started = self.outbox.put_soon(message)
+            except OutboxError as exc:
+                started = concurrent.futures.Future()
+                started.set_exception(exc)
+            if started is not None:
+                out: concurrent.futures.Future[concurrent.futures.Future[Outcomes] | None] = \
+                    concurrent.futures.Future()
+
+                def finished(put: concurrent.futures.Future[None]) -> None:
+                    exc = put.exception()
+                    if exc is None:
+                        self.dispatcher.notify(force=self.blocking)
+                        out.set_result(expected)
+                    elif isinstance(exc, OutboxError):
+                        try:
+                            self._not_queued(message, None, exc)
+                        except OutboxError as raised:
+                            out.set_exception(raised)
+                        else:
+                            out.set_result(None)
+                    else:
+                        out.set_exception(exc)
+
+                started.add_done_callback(finished)
+                return out
+            if expected is not None:
+                self.dispatcher.forget(message)
+        return self._intake.submit(self.enqueue, message, key)
+
     def hook_dropped(self, message: Message, reason: str, detail: str | None = None
                      ) -> Message:
         """Count a message ``before_send`` dropped and return it for no destination.
@@ -227,21 +270,25 @@ class Engine:
         try:
             self.outbox.put(message)
         except OutboxError as exc:
-            if key is not None:
-                self.idempotency.release(key)
-            self.dispatcher.forget(message)
-            self.intake_failures += 1
-            self.log.warning_once(
-                f"intake:{type(exc).__name__}",
-                f"[CDP] OCDP307 could not queue a {message.kind} message anywhere: "
-                f"{self.scrub(str(exc))} (counted in client.health().intake_failures)",
-                interval=60.0,
-            )
-            if isinstance(exc, QueueFullError) or self.config.fail_on_exception:
-                raise
+            self._not_queued(message, key, exc)
             return None
         self.dispatcher.notify(force=self.blocking)
         return future
+
+    def _not_queued(self, message: Message, key: str | None, exc: OutboxError) -> None:
+        """Count and log a put that failed; raise it when the caller asked for that."""
+        if key is not None:
+            self.idempotency.release(key)
+        self.dispatcher.forget(message)
+        self.intake_failures += 1
+        self.log.warning_once(
+            f"intake:{type(exc).__name__}",
+            f"[CDP] OCDP307 could not queue a {message.kind} message anywhere: "
+            f"{self.scrub(str(exc))} (counted in client.health().intake_failures)",
+            interval=60.0,
+        )
+        if isinstance(exc, QueueFullError) or self.config.fail_on_exception:
+            raise exc
 
     # waiting ------------------------------------------------------------------------------
     def settle(self, outcomes: Outcomes | None) -> None:

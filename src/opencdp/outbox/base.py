@@ -15,6 +15,7 @@ microseconds, and ``put`` must be durable when it returns on the caller's thread
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -242,6 +243,12 @@ class Outbox(Protocol):
         (used to move a spill back quickly)."""
         for message in messages:
             self.put(message)
+
+    def put_soon(self, message: Message) -> concurrent.futures.Future[None] | None:
+        """Start a ``put`` and return a future resolved once it is durable (or failed with
+        the ``put``'s error), for callers that must not block (an event loop); None when
+        this queue has no such path, and the caller runs ``put`` on a thread instead."""
+        return None
 
     def put_unless_stored(self, message: Message, since: float) -> None:
         """``put``, unless an earlier attempt (one that raised MaybeStoredError at or after

@@ -50,6 +50,7 @@ transitions above.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -92,6 +93,7 @@ from .base import (
 )
 from .base import destination_bit as _bit
 from .buffer import PutBuffer
+from .commit import GroupCommit
 
 __all__ = ["RedisOutbox"]
 
@@ -373,6 +375,8 @@ _CONTROL_TIMEOUT = 1.0
 """The most ``stats`` waits for Redis: ``flush``, ``close`` and ``health`` poll it."""
 
 _BATCH_LIMIT = 5000
+_GROUP_LIMIT = 512  # puts in one grouped round trip: one script call of ~512 XADDs is ~1 ms
+_UNWAITED = 5.0
 _UNLESS_SCAN = 20_000  # entries searched for an earlier, timed-out write of the same message
 _TRIM_EVERY = 1.0
 _CLAIM_EVERY = 0.25
@@ -499,6 +503,7 @@ class RedisOutbox(Outbox):
         socket_timeout: float = 5.0,
         put_timeout: float | None = None,
         logger: logging.Logger | None = None,
+        replicas: int = 0,
     ) -> None:
         if durability not in ("durable", "batched"):
             raise ConfigurationError(
@@ -516,6 +521,12 @@ class RedisOutbox(Outbox):
         self._put_timeout = socket_timeout if put_timeout is None else put_timeout
         if not self._put_timeout > 0:
             raise ConfigurationError(f"put_timeout must be > 0 seconds, got {put_timeout!r}")
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+            raise ConfigurationError(f"replicas must be a whole number >= 0, got {replicas!r}")
+        self.replicas = replicas
+        # WAIT must answer before the put's own socket timeout does.
+        self._replica_wait_ms = max(1, int(min(self._put_timeout, self._socket_timeout) * 500))
+        self._unwaited_until = 0.0
         tag = "{" + prefix + "}"
         self._stream = f"{tag}:stream"
         self._counts = f"{tag}:counts"
@@ -708,6 +719,18 @@ class RedisOutbox(Outbox):
         if self._pid != os.getpid():
             self._reset_after_fork()
 
+    def repoint(self, url: str) -> None:
+        """Talk to the server at ``url`` from now on (a cluster partition whose slot moved to
+        a promoted replica), keeping this instance's consumer name and leases: the entries
+        it leased are in the group's pending list there too (replicated), so its
+        acknowledgements still land, and nobody else delivers them again."""
+        old = (self._redis, self._put_redis, self._quick_redis)
+        self._url = url
+        self._connect()
+        for client in old:
+            with contextlib.suppress(redis.exceptions.RedisError):
+                client.close()
+
     def pending_messages(self) -> int:
         return len(self._buffer)
 
@@ -723,6 +746,9 @@ class RedisOutbox(Outbox):
 
     def _init_state(self) -> None:
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._group: GroupCommit[tuple[bytes, int]] = GroupCommit(
+            self._write_group, wait=2 * self._put_timeout + 0.1, limit=_GROUP_LIMIT,
+            name="opencdp-redis-commit")
         self._inflight: dict[int, dict[int, _InFlight]] = {bit: {} for bit in DESTINATION_NAMES}
         self._buffer: PutBuffer[tuple[bytes, int]] = PutBuffer(
             self._write_many, interval=self.batch_interval, name="opencdp-redis-flush",
@@ -773,10 +799,30 @@ class RedisOutbox(Outbox):
         if self.durability == "batched":
             self._buffer.add((dumps_message(message), dests))
             return
-        with self._errors():
-            self._put_script(keys=[self._stream, self._counts],
-                             args=[dumps_message(message), *self._put_args[dests]],
-                             client=self._put_redis)
+        self._group.commit((dumps_message(message), dests))
+
+    def put_soon(self, message: Message) -> concurrent.futures.Future[None] | None:
+        """The put as a future the committer thread resolves: an event loop awaits it
+        (``asyncio.wrap_future``) instead of lending a thread to wait."""
+        dests = message.destinations & 3
+        if not dests or self.durability == "batched":
+            self.put(message)
+            done: concurrent.futures.Future[None] = concurrent.futures.Future()
+            done.set_result(None)
+            return done
+        if self._closed:
+            raise OutboxError("the Redis outbox is closed")
+        return self._group.submit((dumps_message(message), dests))
+
+    def _write_group(self, rows: Sequence[tuple[bytes, int]]) -> None:
+        """One round trip for a group of puts (the committer's ``write``)."""
+        if len(rows) == 1:
+            body, dests = rows[0]
+            with self._errors():
+                self._script(self._put_script, [self._stream, self._counts],
+                             [body, *self._put_args[dests]], self._put_redis)
+            return
+        self._write_many(rows)
 
     def put_many(self, messages: Sequence[Message]) -> None:
         rows = [(dumps_message(m), m.destinations & 3) for m in messages if m.destinations & 3]
@@ -789,12 +835,9 @@ class RedisOutbox(Outbox):
             return
         start = f"{max(0, int((since - 1.0) * 1000))}-0"  # a second of slack for clock skew
         with self._errors():
-            self._put_unless(
-                keys=[self._stream, self._counts],
-                args=[start, _UNLESS_SCAN, message.ulid, dumps_message(message),
-                      *self._put_args[dests]],
-                client=self._put_redis,
-            )
+            self._script(self._put_unless, [self._stream, self._counts],
+                         [start, _UNLESS_SCAN, message.ulid, dumps_message(message),
+                          *self._put_args[dests]], self._put_redis)
 
     def _write_many(self, rows: Sequence[tuple[bytes, int]]) -> None:
         # One script call per chunk: one XADD per message on the server, one round trip and
@@ -806,8 +849,45 @@ class RedisOutbox(Outbox):
             counts[0] += dests & 1
             counts[1] += dests >> 1
         with self._errors():
-            self._put_many(keys=[self._stream, self._counts], args=[*args, *counts],
-                           client=self._put_redis)
+            self._script(self._put_many, [self._stream, self._counts], [*args, *counts],
+                         self._put_redis)
+
+    def _wait_in(self, pipe: Any) -> bool:
+        """Append ``WAIT`` for the replicas to ``pipe`` when they are waited for."""
+        if not self.replicas or clock.monotonic() < self._unwaited_until:
+            return False
+        pipe.execute_command("WAIT", self.replicas, self._replica_wait_ms)
+        return True
+
+    def _script(self, script: Any, keys: list[Any], args: list[Any], client: Any) -> Any:
+        """Run ``script``; with ``replicas``, ``WAIT`` for them in the same round trip and on
+        the same connection (WAIT counts the writes of its own connection only), so a write
+        acknowledged here survives the promotion of a replica. A node whose replicas do not
+        confirm in time (none left after a failover, or lagging) is not waited for during
+        ``_UNWAITED`` seconds: the write stands on the primary, as without ``replicas``."""
+        if not self.replicas or clock.monotonic() < self._unwaited_until:
+            return script(keys=keys, args=args, client=client)
+        for _ in range(2):
+            pipe = client.pipeline(transaction=False)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", self.replicas, self._replica_wait_ms)
+            result, acked = pipe.execute(raise_on_error=False)
+            if isinstance(result, redis.exceptions.NoScriptError):
+                client.script_load(script.script)  # not run: load it and send again
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            if isinstance(acked, BaseException) or int(acked) < self.replicas:
+                self._unwaited_until = clock.monotonic() + _UNWAITED
+                self._log.warning(
+                    "[CDP] OCDP390 the Redis node of %s did not confirm a write on %d "
+                    "replica(s) within %d ms (%s); writes there are not waited for during "
+                    "%g s, so a failover meanwhile can lose the last of them",
+                    self._stream, self.replicas, self._replica_wait_ms,
+                    acked if isinstance(acked, BaseException) else f"{acked} confirmed",
+                    _UNWAITED)
+            return result
+        raise redis.exceptions.NoScriptError("the script could not be loaded")
 
     def flush(self) -> None:
         """Send buffered puts now (batched mode); a no-op in durable mode."""
@@ -833,11 +913,14 @@ class RedisOutbox(Outbox):
         with self._errors():
             if clock.wall() >= self._next_claim[bit]:
                 self._next_claim[bit] = clock.wall() + min(_CLAIM_EVERY, lease_seconds)
-                cursor, claimed, *_ = self._redis.xautoclaim(
+                claim = self._redis.pipeline(transaction=False)
+                claim.xautoclaim(
                     self._stream, destination, self.consumer,
                     min_idle_time=max(1, int(lease_seconds * 1000)),
                     start_id=self._claim_cursor[bit], count=limit,
                 )
+                self._wait_in(claim)
+                cursor, claimed, *_ = claim.execute()[0]
                 self._claim_cursor[bit] = _text(cursor)
                 entries.extend(e for e in claimed if e and e[1])
             def ours(entry: tuple[bytes, dict[bytes, bytes]]) -> bool:
@@ -855,7 +938,9 @@ class RedisOutbox(Outbox):
                     self._promote(keys=[self._delayed[bit], self._stream],
                                   args=[now, limit, repr(now + MAX_AHEAD)], client=pipe)
                 pipe.xreadgroup(destination, self.consumer, {self._stream: ">"}, count=wanted)
-                *writes, read = pipe.execute(raise_on_error=False)
+                # A lease is a write too: lost in a failover, its entries would be read again.
+                waited = self._wait_in(pipe)
+                *writes, read = pipe.execute(raise_on_error=False)[:-1 if waited else None]
                 if isinstance(read, BaseException):
                     raise read
                 refused = next((w for w in writes if isinstance(w, BaseException)), refused)
@@ -897,9 +982,15 @@ class RedisOutbox(Outbox):
         taken = self._take(bit, ids)
         if not taken:
             return
-        with self._errors():
-            self._ack_script(keys=[self._stream, self._counts],
-                             args=[destination, destination, *(t.entry for _, t in taken)])
+        try:
+            with self._errors():
+                self._script(self._ack_script, [self._stream, self._counts],
+                             [destination, destination, *(t.entry for _, t in taken)],
+                             self._redis)
+        except OutboxError:
+            # Still leased here: a later ack (or the lane's retry) of the same ids acts.
+            self._inflight[bit].update(taken)
+            raise
         self._maybe_trim()
 
     def retry(self, destination: str, items: Sequence[RetryItem]) -> None:
@@ -916,7 +1007,8 @@ class RedisOutbox(Outbox):
             args += [held.entry, item.not_before, member]
         if len(args) > 1:
             with self._errors():
-                self._retry_script(keys=[self._stream, self._delayed[bit]], args=args)
+                self._script(self._retry_script, [self._stream, self._delayed[bit]], args,
+                             self._redis)
 
     def dead(self, destination: str, items: Sequence[DeadItem], now: float) -> None:
         bit = _bit(destination)
@@ -934,7 +1026,8 @@ class RedisOutbox(Outbox):
             args += [held.entry, fields]
         if len(args) > 2:
             with self._errors():
-                self._dead_script(keys=[self._stream, self._counts, self._dead], args=args)
+                self._script(self._dead_script, [self._stream, self._counts, self._dead], args,
+                             self._redis)
 
     def _maybe_trim(self) -> None:
         if clock.monotonic() - self._last_trim < _TRIM_EVERY:
@@ -1165,6 +1258,7 @@ class RedisOutbox(Outbox):
         if self._closed:
             return
         self._buffer.close()
+        self._group.close()
         # Tidying only (a consumer name with nothing pending): bounded by put_timeout, so a
         # paused server does not hold the host's shutdown.
         with contextlib.suppress(redis.exceptions.RedisError):

@@ -22,6 +22,7 @@ open file's messages into the file now there (OCDP325).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -36,6 +37,7 @@ from typing import Any
 from .. import clock
 from ..errors import OpenCDPError, OutboxError
 from ..message import DESTINATION_NAMES, Message, dumps_message, loads_message
+from ..threads import DaemonExecutor
 from .base import (
     DeadItem,
     DeadLetter,
@@ -283,6 +285,7 @@ class SpilledOutbox(Outbox):
         self._drain_lock = threading.Lock()
         self._spilled_since = 0  # messages spilled in the current episode
         self._spilling = bool(spill.exists() and spill.counts().get(0))
+        self._fallback = DaemonExecutor(4, "opencdp-spill")
         _wrappers.add(self)
 
     def __repr__(self) -> str:
@@ -300,6 +303,41 @@ class SpilledOutbox(Outbox):
             since = self._try_primary(message)
             if since is None:
                 return
+        self._spill(message, since)
+
+    def put_soon(self, message: Message) -> concurrent.futures.Future[None] | None:
+        """The primary's asynchronous put; when it fails, the spill's write runs on a thread
+        of ours (never on the thread that answered the primary's round trip, which is
+        another caller's or the committer)."""
+        if self._spilling:
+            return None
+        started = self.primary.put_soon(message)
+        if started is None:
+            return None
+        out: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def finished(future: concurrent.futures.Future[None]) -> None:
+            exc = future.exception()
+            if exc is None:
+                out.set_result(None)
+            elif not isinstance(exc, OpenCDPError):
+                out.set_exception(exc)
+            else:
+                self._fallback.submit(self._spill_after, message, exc, out)
+
+        started.add_done_callback(finished)
+        return out
+
+    def _spill_after(self, message: Message, exc: OpenCDPError,
+                     out: concurrent.futures.Future[None]) -> None:
+        try:
+            self._spill(message, self._failed(exc))
+        except BaseException as error:
+            out.set_exception(error)
+        else:
+            out.set_result(None)
+
+    def _spill(self, message: Message, since: float | None) -> None:
         with self._lock:
             if not self._spilling:  # drained and handed back meanwhile
                 since = self._try_primary(message)
@@ -334,11 +372,14 @@ class SpilledOutbox(Outbox):
             self.primary.put(message)
             return None
         except OpenCDPError as exc:
-            self._log(logging.WARNING, "OCDP320", "spill",
-                      f"the queue did not take a message ({exc}); spilling to "
-                      f"{self.spill.path} until it recovers")
-            self._spilling = True
-            return clock.wall() if isinstance(exc, MaybeStoredError) else 0.0
+            return self._failed(exc)
+
+    def _failed(self, exc: OpenCDPError) -> float:
+        self._log(logging.WARNING, "OCDP320", "spill",
+                  f"the queue did not take a message ({exc}); spilling to "
+                  f"{self.spill.path} until it recovers")
+        self._spilling = True
+        return clock.wall() if isinstance(exc, MaybeStoredError) else 0.0
 
     # engine's thread ---------------------------------------------------------------------
     def maintain(self, now: float) -> None:

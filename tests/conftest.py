@@ -70,3 +70,22 @@ def redis_url() -> Iterator[str]:
         yield url
     finally:
         server.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Any]:
+    """Three masters with a replica each (tests/redis_server.py); its ``url`` is a
+    ``redis+cluster://`` queue URL. Shared by the session: a test that kills a node starts
+    a cluster of its own."""
+    helper = _redis_helper()
+    try:
+        cluster = helper.RedisCluster()
+    except helper.RedisUnavailable as exc:
+        if helper.in_ci():
+            pytest.fail(f"CI=true but no Redis Cluster could be had: {exc}")
+        pytest.skip(f"Redis Cluster tests need redis-server and redis-cli: {exc}")
+    cluster.__enter__()
+    try:
+        yield cluster
+    finally:
+        cluster.__exit__(None, None, None)

@@ -193,3 +193,171 @@ class RestartableRedis:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    for _ in range(200):
+        port = _free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RedisUnavailable("no free pair of ports for a cluster node")
+
+
+def _ask(port: int, *command: str, timeout: float = 2.0) -> str:
+    """One command over redis-cli's protocol-free path: a raw inline command and its reply."""
+    cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+    result = subprocess.run([cli, "-p", str(port), *command], capture_output=True, text=True,
+                            timeout=timeout, check=False)
+    return result.stdout
+
+
+class _NodeDown(RuntimeError):
+    """A cluster that could not be started on the ports chosen."""
+
+
+class RedisCluster:
+    """Six ``redis-server --cluster-enabled yes`` on loopback: three masters, one replica
+    each, joined by ``redis-cli --cluster create``. A test kills a master (SIGKILL) and waits
+    for its replica's promotion with ``wait_failover``."""
+
+    NODE_TIMEOUT_MS = 1000
+
+    def __init__(self, nodes: int = 6) -> None:
+        self.binary = find_or_install_redis()
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RedisUnavailable(f"redis-cli is not installed; {_HOW_TO}")
+        self.cli = cli
+        self.workdir = Path(tempfile.mkdtemp(prefix="opencdp-cluster-"))
+        self.count = nodes
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{next(iter(self.procs))}/"
+
+    def start(self, timeout: float = 60.0, attempts: int = 3) -> RedisCluster:
+        """Start and join the nodes; a node that cannot bind (its free port was taken
+        meanwhile) makes it try again on new ports. Failing to start is a ``RuntimeError``:
+        only a missing binary is ``RedisUnavailable`` (a skip outside CI)."""
+        for attempt in range(attempts):
+            try:
+                return self._start(timeout)
+            except _NodeDown:
+                self.close()
+                self.workdir = Path(tempfile.mkdtemp(prefix="opencdp-cluster-"))
+                self.procs = {}
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> RedisCluster:
+        for _ in range(self.count):
+            port = _free_cluster_port()
+            home = self.workdir / str(port)
+            home.mkdir()
+            self.procs[port] = subprocess.Popen(
+                [self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(home), "--daemonize", "no",
+                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                 "--cluster-node-timeout", str(self.NODE_TIMEOUT_MS),
+                 "--repl-diskless-sync-delay", "0", "--loglevel", "warning"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        for port, proc in self.procs.items():
+            while not _ping(port):
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise _NodeDown(f"cluster node on port {port} did not start")
+                time.sleep(0.02)
+        created = subprocess.run(
+            [self.cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.procs),
+             "--cluster-replicas", "1", "--cluster-yes"],
+            capture_output=True, text=True, timeout=timeout, check=False)
+        if created.returncode != 0:
+            raise _NodeDown(f"redis-cli --cluster create failed: {created.stdout[-2000:]}"
+                                   f"{created.stderr[-2000:]}")
+        self.wait_ok(deadline - time.monotonic())
+        while not self.replicas_synced():
+            if time.monotonic() > deadline:
+                raise _NodeDown("the cluster's replicas did not sync with their masters")
+            time.sleep(0.05)
+        return self
+
+    def replicas_synced(self) -> bool:
+        """Every replica's link to its master is up (only then can it be promoted)."""
+        infos = [_ask(p, "INFO", "replication") for p in self.live()]
+        replicas = [i for i in infos if "role:slave" in i]
+        return len(replicas) == self.count // 2 and all(
+            "master_link_status:up" in i for i in replicas)
+
+    def live(self) -> list[int]:
+        return [p for p, proc in self.procs.items() if proc.poll() is None]
+
+    def masters(self) -> list[int]:
+        """Ports of the live masters that serve slots, as the cluster sees them."""
+        for port in self.live():
+            lines = _ask(port, "CLUSTER", "NODES").splitlines()
+            if not lines:
+                continue
+            found = []
+            for line in lines:
+                fields = line.split()
+                flags = fields[2].split(",")
+                if "master" in flags and not {"fail", "fail?"} & set(flags) and len(fields) > 8:
+                    found.append(int(fields[1].split("@")[0].rsplit(":", 1)[1]))
+            return sorted(found)
+        return []
+
+    def wait_ok(self, timeout: float) -> None:
+        """Until every live node says cluster_state:ok and every slot has a live master."""
+        deadline = time.monotonic() + max(1.0, timeout)
+        while True:
+            states = [_ask(p, "CLUSTER", "INFO") for p in self.live()]
+            if states and all("cluster_state:ok" in s and "cluster_slots_ok:16384" in s
+                              for s in states):
+                return
+            if time.monotonic() > deadline:
+                raise _NodeDown(f"the cluster did not settle: {states}")
+            time.sleep(0.1)
+
+    def kill(self, port: int) -> None:
+        proc = self.procs[port]
+        proc.kill()
+        proc.wait(timeout=10)
+
+    def wait_failover(self, killed: int, timeout: float = 30.0) -> int:
+        """Wait until a replica took over the killed master's slots; returns its port."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            masters = self.masters()
+            if killed not in masters and len(masters) == 3:
+                try:
+                    self.wait_ok(0.5)
+                except _NodeDown:
+                    continue
+                (promoted,) = set(masters) - set(self.first_masters)
+                return promoted
+            time.sleep(0.1)
+        raise AssertionError(f"no replica took over from {killed} within {timeout} s")
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> RedisCluster:
+        self.start()
+        self.first_masters = self.masters()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

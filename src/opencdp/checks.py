@@ -23,7 +23,7 @@ from .redaction import redact_url
 
 T = TypeVar("T")
 _CODE = re.compile(r"OCDP\d{3}")
-QUEUE_SCHEMES = ("memory", "sqlite", "redis", "rediss", "unix")
+QUEUE_SCHEMES = ("memory", "sqlite", "redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 
 
 def could_be_secret(text: str) -> bool:

@@ -16,7 +16,8 @@ def _has_memory() -> bool:
     return importlib.util.find_spec("opencdp.outbox.memory") is not None
 
 
-KINDS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+KINDS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis),
+         pytest.param("cluster", marks=pytest.mark.redis)]
 if _has_memory():
     KINDS.insert(0, "memory")
 
@@ -30,6 +31,12 @@ def make_outbox(kind: str, request: pytest.FixtureRequest, tmp_path: Path, **opt
         from opencdp.outbox.sqlite import SQLiteOutbox
 
         return SQLiteOutbox(tmp_path / "outbox.db", **options)
+    if kind == "cluster":
+        from opencdp.outbox.cluster import RedisClusterOutbox
+
+        seed = request.getfixturevalue("redis_cluster").url.replace("redis+cluster", "redis")
+        return RedisClusterOutbox(seed.rstrip("/"), prefix="t" + secrets.token_hex(6),
+                                  partitions=4, **options)
     from opencdp.outbox.redis import RedisOutbox
 
     url = request.getfixturevalue("redis_url")

@@ -18,10 +18,14 @@ from opencdp.outbox.command import parse_since
 from opencdp.outbox.url import open_outbox
 
 
-@pytest.fixture
-def queue_url(durable_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if durable_kind == "sqlite":
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis),
+                        pytest.param("cluster", marks=pytest.mark.redis)])
+def queue_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'q.db'}"
+    if request.param == "cluster":
+        return (request.getfixturevalue("redis_cluster").url + "?partitions=4&prefix=cli"
+                + secrets.token_hex(5))
     return request.getfixturevalue("redis_url") + "?prefix=cli" + secrets.token_hex(5)
 
 

@@ -28,7 +28,11 @@ def _handles(box: Any) -> list[Any]:
         return [box._lock, box._bytes_lock, box._lanes["opencdp"].inflight]
     if kind == "sqlite":
         return [box._db, box._lock, box._commit_lock, box._buffer]
-    return [box._redis, box._put_redis, box._buffer, box._inflight]
+    if kind == "cluster":
+        return [box._where, box._balancing, *(h for part in box._parts
+                                               for h in (part._redis, part._put_redis,
+                                                         part._group, part._inflight))]
+    return [box._redis, box._put_redis, box._buffer, box._group, box._inflight]
 
 
 def test_after_fork_leaves_nothing_of_the_parents(outbox: Any) -> None:

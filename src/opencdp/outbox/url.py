@@ -10,6 +10,12 @@ Accepted forms::
     redis://host:port/db?timeout=0.5    connect/read timeout in seconds (default 5) of the
                                         engine's own calls (leases, acks); a caller's ``put``
                                         is bounded by ``queue_timeout`` instead
+    redis+cluster://host:port/?partitions=16
+                                        a Redis Cluster (any node's address), the queue split
+                                        into ``partitions`` streams spread over the slots
+                                        (``rediss+cluster://`` for TLS); also ``prefix``,
+                                        ``timeout`` and ``replicas`` (how many replicas each
+                                        write waits for, default 1; 0: none)
 
 A durable queue (SQLite, Redis) comes wrapped in a local spill (see ``spill.py``): a ``put``
 the queue cannot take is written to ``spill_path`` and moved back later. The default spill
@@ -133,6 +139,63 @@ def _positive(name: str, value: object, upper: float) -> float:
     return float(value)
 
 
+def _whole(url: str, options: dict[str, str], name: str, default: int, low: int,
+           high: int) -> int:
+    text = options.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError
+    except ValueError:
+        raise ConfigurationError(f"queue URL {safe_url(url)!r}: {name} must be a whole number "
+                                 f"in [{low}, {high}], got {text!r}") from None
+    return value
+
+
+def _cluster(url: str, durability: str, queue_timeout: float, spill_path: str | None,
+             log: logging.Logger) -> Outbox:
+    try:
+        from .cluster import RedisClusterOutbox
+    except ImportError as exc:
+        raise ConfigurationError(
+            "a redis+cluster:// queue needs the redis package: pip install 'opencdp[redis]'"
+        ) from exc
+    parts = urlsplit(url)
+    options = _options(parts.query, {"prefix", "timeout", "partitions", "replicas"}, url)
+    try:
+        timeout = float(options.get("timeout") or 5.0)
+        if not timeout > 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigurationError(
+            f"queue URL {safe_url(url)!r}: timeout must be a positive number of seconds"
+        ) from None
+    if not parts.hostname:
+        raise ConfigurationError(f"queue URL {safe_url(url)!r} names no Redis Cluster node")
+    if parts.path not in ("", "/", "/0"):
+        raise ConfigurationError(
+            f"queue URL {safe_url(url)!r}: a cluster has only database 0; give no path")
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        raise ConfigurationError(f"queue URL {safe_url(url)!r} has a bad port") from None
+    partitions = _whole(url, options, "partitions", 16, 1, 1024)
+    replicas = _whole(url, options, "replicas", 1, 0, 16)
+    seed = urlunsplit(("rediss" if parts.scheme.startswith("rediss") else "redis",
+                       parts.netloc, "", "", ""))
+    prefix = options.get("prefix") or "opencdp"
+    try:
+        box = RedisClusterOutbox(seed, partitions=partitions, prefix=prefix,
+                                 durability=durability, socket_timeout=timeout,
+                                 put_timeout=queue_timeout, replicas=replicas, logger=log)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"queue URL {safe_url(url)!r}: {exc}") from None
+    name = f"redis-cluster:{parts.hostname}:{port} {prefix}"
+    return _spilled(box, name, spill_path, log)
+
+
 def open_outbox(
     url: str,
     *,
@@ -212,6 +275,9 @@ def open_outbox(
         path = _sqlite_path(url)
         primary = SQLiteOutbox(path, durability=durability, logger=log)
         return _spilled(primary, f"sqlite:{os.path.abspath(path)}", spill_path, log)
+
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        return _cluster(url, durability, queue_timeout, spill_path, log)
 
     if scheme in ("redis", "rediss", "unix"):
         try:

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench chaos docs clean
+.PHONY: demo test lint typecheck bench chaos soak docs clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,11 @@ bench: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos --events 100000 --seconds 60 --outage 30
+
+# not in `make test`: a relay (--workers 2 --ingest-only) and two workers on Redis, 10 minutes
+# at 80 % of the capacity it measures first; figures in docs/relay.md
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --minutes 10 --fraction 0.8
 
 # the site, into site/ (offline, --strict; `make test` builds it too: tests/docs/test_site.py)
 docs: $(STAMP)

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import sys
 from collections.abc import Iterator
 from typing import Any, Protocol
 
 import click
+
+from ._version import __version__
 
 __all__ = ["LazyGroup", "Update", "extra_for", "main", "progress"]
 
@@ -31,6 +34,24 @@ _COMMANDS = {
     "migrate": "opencdp.migrate.command:migrate",
     "dashboard": "opencdp.dashboard.command:dashboard",
 }
+
+# What ``opencdp --help`` shows for each command, so listing them imports none of them (most
+# import the client and aiohttp); a test holds each equal to its command's own short help.
+_SUMMARIES = {
+    "audit": "Check Python code and email templates for Customer.io integration pitfalls.",
+    "dashboard": "Serve the live dashboard over a local SQLite or Redis queue until Ctrl-C.",
+    "explain": "Explain a code: what it means, why it matters, what to do, an example.",
+    "import": "Backfill history from files or a Customer.io workspace.",
+    "migrate": "Where a migration stands, and the way back: status, rollback, hold, finish.",
+    "queue": "Inspect a durable queue; list, show, replay or purge its dead letters.",
+    "reconcile": "Compare what reached OpenCDP with what reached Customer.io.",
+    "sandbox": "Emulate the OpenCDP gateway and Customer.io (Track v1/v2, App API) on one port.",
+    "serve": "Serve the OpenCDP gateway API and deliver what arrives with dual-write and a "
+             "durable queue.",
+    "worker": "Deliver messages from a shared outbox until SIGTERM/SIGINT.",
+}
+# The module whose absence means a command's extra is not installed, checked without import.
+_EXTRA_PROBES = {"sandbox": "uvicorn", "serve": "starlette"}
 
 # Which extra brings a missing module, by the command that needed it; a module that only one
 # extra provides wins over the command's own extra.
@@ -77,10 +98,18 @@ class LazyGroup(click.Group):
         return sorted(self.lazy)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # ``opencdp --help`` must work on a plain install: a subcommand whose extra is missing
-        # is listed with the install line instead of failing the whole listing.
+        # ``opencdp --help`` must work on a plain install and stay cheap: commands with a
+        # summary are listed from it, and one whose extra is missing with the install line.
         rows = []
         for name in self.list_commands(ctx):
+            probe = _EXTRA_PROBES.get(name)
+            if probe is not None and not _installed(probe):
+                rows.append((name, f"(needs pip install 'opencdp[{extra_for(name, probe)}]')"))
+                continue
+            if name in _SUMMARIES and self.lazy is _COMMANDS:
+                summary = click.Command(name, help=_SUMMARIES[name])
+                rows.append((name, summary.get_short_help_str(formatter.width - 6 - len(name))))
+                continue
             try:
                 command = self.get_command(ctx, name)
             except click.ClickException as exc:
@@ -104,6 +133,12 @@ class LazyGroup(click.Group):
             raise _MissingExtra(cmd_name, exc) from exc
         command: Any = getattr(module, attr)
         return command  # type: ignore[no-any-return]
+
+
+def _installed(module: str) -> bool:
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module) is not None
 
 
 class Update(Protocol):
@@ -164,6 +199,6 @@ def progress(description: str, total: int | None = None, *, status: bool = False
 
 
 @click.group(cls=LazyGroup)
-@click.version_option(package_name="opencdp")
+@click.version_option(__version__, package_name="opencdp")
 def main() -> None:
     """opencdp: dual-write customer data to OpenCDP and Customer.io, reliably."""

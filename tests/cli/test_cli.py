@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from opencdp.cli import _COMMANDS, extra_for, main
+from opencdp.cli import _COMMANDS, _SUMMARIES, extra_for, main
 
 
 @pytest.mark.parametrize(("command", "module", "extra"), [
@@ -81,3 +81,14 @@ def test_help_lists_every_command_even_with_an_extra_missing() -> None:
     assert set(listed) == set(_COMMANDS)
     assert {"audit", "explain", "queue", "reconcile", "sandbox", "serve", "worker"} <= set(listed)
     assert "(needs pip install 'opencdp[server]')" in listed["serve"]
+
+
+def test_the_help_summaries_are_the_commands_own() -> None:
+    """``opencdp --help`` lists commands from a table so it imports none of them; each line
+    must still be its command's short help."""
+    ctx = click.Context(main)
+    for name, summary in _SUMMARIES.items():
+        command = main.get_command(ctx, name)  # type: ignore[attr-defined]
+        assert command is not None
+        assert command.get_short_help_str(500) == summary, name
+    assert set(_SUMMARIES) == set(_COMMANDS)

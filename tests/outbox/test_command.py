@@ -31,8 +31,10 @@ def queue_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
 
 def seed(url: str) -> dict[str, Any]:
     """Two delivered to OpenCDP, one dead there (old), one dead at Customer.io (recent)."""
+    # A put's bound is generous here: on a loaded machine a 50 ms put (the default) spills,
+    # and a spilled message cannot be leased in this seed.
     box = open_outbox(url, max_queue_size=1, queue_full="drop_oldest", queue_full_timeout=0,
-                      durability="durable")
+                      durability="durable", queue_timeout=2.0)
     msgs = [Message(new_ulid(), "track", f"user-{i}", "Paid", {"amount": i}, None,
                     OPENCDP | CUSTOMERIO) for i in range(4)]
     for m in msgs:

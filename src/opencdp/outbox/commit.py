@@ -87,11 +87,13 @@ def _own(exc: OpenCDPError) -> OpenCDPError:
 class GroupCommit(Generic[Row]):
     """``commit(row)`` returns once ``write`` stored a round trip that held ``row``.
 
-    ``write(rows)`` stores every row or raises an ``OpenCDPError`` for all of them; it is
-    called by one thread at a time, with at most ``limit`` rows.
+    ``write(rows)`` stores every row or raises an ``OpenCDPError`` for all of them, or
+    returns one error (or None) per row when the rows' fates differ (several scripts in one
+    pipeline); it is called with at most ``limit`` rows, by up to ``senders`` threads at once.
     """
 
-    def __init__(self, write: Callable[[Sequence[Row]], None], *, wait: float,
+    def __init__(self, write: Callable[[Sequence[Row]], Sequence[OpenCDPError | None] | None],
+                 *, wait: float,
                  limit: int = 512, senders: int = 2, name: str = "opencdp-commit") -> None:
         self._write = write
         self.wait = wait
@@ -181,7 +183,7 @@ class GroupCommit(Generic[Row]):
         self.rounds += 1
         self._flying += 1
         try:
-            self._write([t.row for t in batch])
+            fates = self._write([t.row for t in batch])
         except OpenCDPError as exc:
             for t in batch:
                 t.finish(_own(exc))
@@ -190,8 +192,12 @@ class GroupCommit(Generic[Row]):
                 t.finish(OutboxError(f"the queue write failed: {type(exc).__name__}: {exc}"))
             raise
         else:
-            for t in batch:
-                t.finish(None)
+            if fates is None:
+                for t in batch:
+                    t.finish(None)
+            else:
+                for t, fate in zip(batch, fates, strict=True):
+                    t.finish(None if fate is None else _own(fate))
         finally:
             self._flying -= 1
 

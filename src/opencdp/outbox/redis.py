@@ -24,6 +24,13 @@ one cluster slot and the Lua scripts may touch them together):
 - A server restarted without persistence has lost the stream and the groups: every lease
   then fails with ``NOGROUP``. The outbox recreates what is missing (at the next lease or
   ``maintain``, logged once per recovery with OCDP323) and carries on.
+- Concurrent ``put`` calls share round trips (group commit, ``commit.py``): a lone caller
+  sends its own put at once; callers arriving while a round trip is under way go together in
+  the next one (one put-many script call), each returning once Redis answered for it.
+  ``put_soon`` is the same put for an event loop, resolved by the committer thread.
+- ``replicas=N`` makes each write ``WAIT`` for N replicas in the same round trip and on the
+  same connection (``WAIT`` counts that connection's writes): what a caller was told is
+  stored survives a failover (the cluster queue, ``cluster.py``, sets it to 1).
 - ``put`` runs on a connection of its own whose every wait (connect, send, reply) is bounded
   by ``put_timeout`` and never retried inside redis-py, so a paused or unreachable server
   costs a caller at most about that long; the caller's spill takes the message instead. The
@@ -842,15 +849,27 @@ class RedisOutbox(Outbox):
     def _write_many(self, rows: Sequence[tuple[bytes, int]]) -> None:
         # One script call per chunk: one XADD per message on the server, one round trip and
         # almost no client-side work per message.
+        with self._errors():
+            self._script(self._put_many, [self._stream, self._counts], self.many_args(rows),
+                         self._put_redis)
+
+    def many_args(self, rows: Sequence[tuple[bytes, int]]) -> list[Any]:
+        """The put-many script's arguments for ``rows`` (its keys: ``many_keys``)."""
         args: list[Any] = []
         counts = [0, 0]
         for body, dests in rows:
             args += (body, dests)
             counts[0] += dests & 1
             counts[1] += dests >> 1
-        with self._errors():
-            self._script(self._put_many, [self._stream, self._counts], [*args, *counts],
-                         self._put_redis)
+        return [*args, *counts]
+
+    @property
+    def many_keys(self) -> list[str]:
+        return [self._stream, self._counts]
+
+    @property
+    def put_many_script(self) -> Any:
+        return self._put_many
 
     def _wait_in(self, pipe: Any) -> bool:
         """Append ``WAIT`` for the replicas to ``pipe`` when they are waited for."""

@@ -55,9 +55,25 @@ def write_records(path: Path, count: int, bad_every: int = 100, users: int = 200
     return bad, kinds
 
 
-def start_import(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "opencdp", "import", *args], env=env,
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+class Started(subprocess.Popen[bytes]):
+    """An import running as a subprocess, writing to files: a pipe nobody reads while the
+    test waits fills up (64 KiB of refusals and progress) and stops the import."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.paths = (cwd / f"import-{os.getpid()}-{id(self)}.out",
+                      cwd / f"import-{os.getpid()}-{id(self)}.err")
+        with open(self.paths[0], "wb") as out, open(self.paths[1], "wb") as err:
+            super().__init__([sys.executable, "-m", "opencdp", "import", *args], env=env,
+                             cwd=cwd, stdout=out, stderr=err)
+
+    def communicate(self, input: bytes | None = None,
+                    timeout: float | None = None) -> tuple[bytes, bytes]:
+        self.wait(timeout)
+        return self.paths[0].read_bytes(), self.paths[1].read_bytes()
+
+
+def start_import(args: list[str], env: dict[str, str], cwd: Path) -> Started:
+    return Started(args, env, cwd)
 
 
 def run_import(args: list[str], env: dict[str, str], cwd: Path,

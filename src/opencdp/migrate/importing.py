@@ -34,6 +34,7 @@ so no checkpoint could be true.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
 import signal
@@ -449,6 +450,31 @@ def _default_checkpoint(paths: list[str], identities: list[SourceIdentity],
                         f".{os.path.basename(first)}.opencdp-import-{digest}.json")
 
 
+def _grown(paths: list[str], identities: list[SourceIdentity], settings: dict[str, Any],
+           default: str) -> tuple[str, list[SourceIdentity]]:
+    """The checkpoint of an earlier import of these files, when only the last one grew since
+    (records appended), and the files as that import knew them, so the records it read keep
+    their ids and a re-run imports only what was appended. Else ``default`` and the files as
+    they are now: a changed file is another source."""
+    first = os.path.abspath(paths[0])
+    pattern = os.path.join(glob.escape(os.path.dirname(first)),
+                           f".{glob.escape(os.path.basename(first))}.opencdp-import-*.json")
+    for path in sorted(glob.glob(pattern)):
+        try:
+            found = load(path)
+        except CheckpointError:
+            continue
+        if found is None or found.settings != settings or \
+                len(found.sources) != len(identities):
+            continue
+        same = [i.continues(s) for i, s in zip(identities, found.sources, strict=True)]
+        unchanged = all(i.size == s["size"]
+                        for i, s in zip(identities[:-1], found.sources[:-1], strict=True))
+        if unchanged and None not in same:
+            return path, [c for c in same if c is not None]
+    return default, identities
+
+
 def _matching(found: Checkpoint, identities: list[SourceIdentity],
               settings: dict[str, Any], path: str) -> None:
     """Raise OCDP353 unless ``found`` was written by this same import."""
@@ -554,9 +580,11 @@ def _files(paths: list[str], fmt: str | None, to: str, maps: tuple[str, ...],
     renames = _renames(maps)
     identities = [identify_source(p) for p in paths]
     settings = {"formats": formats, "to": to, "map": renames, "key": key}
+    checkpoint_path = _default_checkpoint(paths, identities, settings)
+    if not os.path.exists(checkpoint_path):
+        checkpoint_path, identities = _grown(paths, identities, settings, checkpoint_path)
     return _Source(
-        [i.to_json() for i in identities], settings,
-        _default_checkpoint(paths, identities, settings), paths,
+        [i.to_json() for i in identities], settings, checkpoint_path, paths,
         lambda after, line: read_files(paths, formats, after=after, renames=renames,
                                        key=key, identities=identities),
         lambda found, path: _matching(found, identities, settings, path),
@@ -730,9 +758,9 @@ def _run(importer: Importer, out: _Output, source: _Source, checkpoint: Checkpoi
         if checkpoint is not None and (checkpoint.cursor is not None or checkpoint.complete):
             out.line("resumed", skipped=report.skipped, skipped_refused=report.skipped_refused,
                      checkpoint=cp_path)
-        if checkpoint is not None and checkpoint.complete:
-            report.complete = True
-        else:
+        if checkpoint is not None and checkpoint.complete and reader is not None:
+            report.complete = True  # a workspace read to its end: no request needed
+        else:  # a file is read on from its cursor: what was appended since is imported
             items = source.items(checkpoint.cursor if checkpoint else None,
                                  (checkpoint.read if checkpoint else 0) + 1)
             with progress("importing", total=source.total, status=True) as update:

@@ -79,22 +79,42 @@ class Unreadable(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class SourceIdentity:
-    """A file as the checkpoint knows it."""
+    """A file as the checkpoint knows it. Its records' ids derive from ``head``, so a file
+    that only grew since (records appended) is the same source: ``continues``."""
 
     path: str
     size: int
     head: str
-    """SHA-256 of the first ``HEAD_BYTES`` bytes, hex."""
+    """SHA-256 of the first ``head_bytes`` bytes, hex."""
+    head_bytes: int = HEAD_BYTES
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "head": self.head}
+        return {"path": self.path, "size": self.size, "head": self.head,
+                "head_bytes": self.head_bytes}
+
+    def continues(self, recorded: Any) -> SourceIdentity | None:
+        """This file as the continuation of ``recorded`` (a checkpoint's entry): the same
+        bytes where the checkpoint hashed them, and no shorter; None when it is not."""
+        if not isinstance(recorded, dict) or not isinstance(recorded.get("head"), str):
+            return None
+        size = recorded.get("size")
+        length = recorded.get("head_bytes", min(size, HEAD_BYTES) if isinstance(size, int)
+                              else None)
+        if not isinstance(size, int) or not isinstance(length, int) or self.size < size:
+            return None
+        if length != self.head_bytes or self.head != recorded["head"]:
+            with open(self.path, "rb") as fh:
+                if hashlib.sha256(fh.read(length)).hexdigest() != recorded["head"]:
+                    return None
+        return SourceIdentity(self.path, self.size, recorded["head"], length)
 
 
 def identify_source(path: str) -> SourceIdentity:
     with open(path, "rb") as fh:
-        head = hashlib.sha256(fh.read(HEAD_BYTES)).hexdigest()
+        head = fh.read(HEAD_BYTES)
         size = os.fstat(fh.fileno()).st_size
-    return SourceIdentity(os.path.abspath(path), size, head)
+    return SourceIdentity(os.path.abspath(path), size, hashlib.sha256(head).hexdigest(),
+                          len(head))
 
 
 def format_for(path: str, given: str | None) -> str:

@@ -257,8 +257,17 @@ class AsyncClient(_Facade, AsyncTrackAPICalls):
         if engine.before_send is not None:
             message = self._calls.admit(message)
         if engine.outbox.durable:
-            # Awaited, not run on a thread: the queue's committer resolves it (engine.py).
-            future = await asyncio.wrap_future(engine.enqueue_soon(message, key))
+            # Awaited, not run on a thread: the queue's committer answers (engine.py).
+            loop = asyncio.get_running_loop()
+            answer: asyncio.Future[concurrent.futures.Future[Outcomes] | None] = \
+                loop.create_future()
+
+            def resolve(result: concurrent.futures.Future[Outcomes] | None,
+                        error: BaseException | None) -> None:
+                loop.call_soon_threadsafe(_answer, answer, result, error)
+
+            engine.enqueue_soon(message, key, resolve)
+            future = await answer
         else:
             future = engine.enqueue(message, key)
         if future is not None:
@@ -363,3 +372,12 @@ class AsyncClient(_Facade, AsyncTrackAPICalls):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _answer(answer: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if answer.done():  # the awaiting call was cancelled; the put went on
+        return
+    if error is None:
+        answer.set_result(result)
+    else:
+        answer.set_exception(error)

@@ -15,6 +15,7 @@ import os
 import threading
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,10 @@ def _destinations(config: ClientConfig, gateway: Gateway) -> list[Destination]:
         found.append(CustomerIOTrack(cio.track_url, cio.site_id, cio.api_key,
                                      refuse=customerio_refusal, region_hint=cio.region_hint))
     return found
+
+
+Resolve = Callable[["concurrent.futures.Future[Outcomes] | None", "BaseException | None"], object]
+"""How ``Engine.enqueue_soon`` answers: what ``enqueue`` returned, or what it raised."""
 
 
 class Engine:
@@ -182,47 +187,46 @@ class Engine:
                 self._drain_handoff()
             return self._enqueue(message, key)
 
-    def enqueue_soon(self, message: Message, key: str | None = None
-                     ) -> concurrent.futures.Future[concurrent.futures.Future[Outcomes] | None]:
-        """``enqueue`` for an event loop: a future of what ``enqueue`` returns, never waiting
-        here. A queue with an asynchronous put (Redis: ``put_soon``) resolves it from its
-        committer, so a thousand coroutines cost no thread each; anything else (a claim in
-        the idempotency guard, a handed-over call, another queue) runs ``enqueue`` on the
-        intake threads (daemon threads: asyncio's default executor is gone at exit)."""
+    def enqueue_soon(self, message: Message, key: str | None, resolve: Resolve) -> None:
+        """``enqueue`` for an event loop, never waiting here: ``resolve(result, None)`` with
+        what ``enqueue`` returns, or ``resolve(None, error)`` with what it raises, called
+        once from another thread (or this one). A queue with an asynchronous put (Redis:
+        ``put_soon``) answers from its committer, so a thousand coroutines cost no thread
+        each; anything else (a claim in the idempotency guard, a handed-over call, another
+        queue) runs ``enqueue`` on the intake threads (daemon threads: asyncio's default
+        executor is gone at exit)."""
         if self.closed:
             raise ClientClosedError("this client is closed; create a new one")
         if key is None and message.destinations and self.config.send and \
                 not reentry.inside() and not self._handoff:
             expected = self.dispatcher.expect(message) if self.blocking else None
-            try:
-                started = self.outbox.put_soon(message)
-            except OutboxError as exc:
-                started = concurrent.futures.Future()
-                started.set_exception(exc)
-            if started is not None:
-                out: concurrent.futures.Future[concurrent.futures.Future[Outcomes] | None] = \
-                    concurrent.futures.Future()
 
-                def finished(put: concurrent.futures.Future[None]) -> None:
-                    exc = put.exception()
-                    if exc is None:
-                        self.dispatcher.notify(force=self.blocking)
-                        out.set_result(expected)
-                    elif isinstance(exc, OutboxError):
-                        try:
-                            self._not_queued(message, None, exc)
-                        except OutboxError as raised:
-                            out.set_exception(raised)
-                        else:
-                            out.set_result(None)
+            def answered(error: BaseException | None) -> None:
+                if error is None:
+                    self.dispatcher.notify(force=self.blocking)
+                    resolve(expected, None)
+                elif isinstance(error, OutboxError):
+                    try:
+                        self._not_queued(message, None, error)
+                    except OutboxError as raised:
+                        resolve(None, raised)
                     else:
-                        out.set_exception(exc)
+                        resolve(None, None)
+                else:
+                    resolve(None, error)
 
-                started.add_done_callback(finished)
-                return out
+            try:
+                started = self.outbox.put_soon(message, answered)
+            except OutboxError as exc:
+                answered(exc)
+                return
+            if started:
+                return
             if expected is not None:
                 self.dispatcher.forget(message)
-        return self._intake.submit(self.enqueue, message, key)
+        self._intake.submit(self.enqueue, message, key).add_done_callback(
+            lambda f: resolve(None, f.exception()) if f.exception() is not None
+            else resolve(f.result(), None))
 
     def hook_dropped(self, message: Message, reason: str, detail: str | None = None
                      ) -> Message:

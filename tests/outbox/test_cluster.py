@@ -6,6 +6,7 @@ it too (test_conformance.py, test_command.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -123,6 +124,27 @@ def test_readers_share_partitions_and_take_over_a_dead_ones(boxes: Any) -> None:
     assert all(x.attempt == 0 for x in got), "a lease taken over keeps its attempt"
     stats = second.stats(time.time())["opencdp"]
     assert (stats.delivered, stats.pending, stats.in_flight) == (40, 0, 0)
+
+
+def test_async_client_puts_through_the_node_committers(redis_cluster: Any, prefix: str,
+                                                       tmp_path: Any) -> None:
+    from opencdp import AsyncClient
+
+    async def run() -> dict[str, Any]:
+        client = AsyncClient(cdp_api_key="k", cdp_endpoint="http://127.0.0.1:9/g",
+                             cdp_fallback_endpoints=[], start_worker=False,
+                             register_atexit=False, queue_timeout=2.0,
+                             queue=f"{redis_cluster.url}?partitions=8&prefix={prefix}",
+                             spill_path=str(tmp_path / "spill.db"))
+        await asyncio.gather(*(client.track(f"user_{n % 50}", "clustered", {"seq": n})
+                               for n in range(400)))
+        health = client.health().to_dict()
+        await client.close(timeout=1)
+        return health
+
+    health = asyncio.run(run())
+    queue = health["destinations"]["opencdp"]["queue"]
+    assert (queue["pending"], queue["spilled"], health["intake_failures"]) == (400, 0, 0)
 
 
 # -- worker pools against the sandbox ---------------------------------------------------

@@ -15,8 +15,7 @@ microseconds, and ``put`` must be durable when it returns on the caller's thread
 
 from __future__ import annotations
 
-import concurrent.futures
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -167,6 +166,10 @@ class QueueStats:
         }
 
 
+Done = Callable[[BaseException | None], object]
+"""What ``Outbox.put_soon`` calls when the put is durable (None) or failed (the error)."""
+
+
 @runtime_checkable
 class Outbox(Protocol):
     """Per-destination delivery state for queued messages.
@@ -244,11 +247,12 @@ class Outbox(Protocol):
         for message in messages:
             self.put(message)
 
-    def put_soon(self, message: Message) -> concurrent.futures.Future[None] | None:
-        """Start a ``put`` and return a future resolved once it is durable (or failed with
-        the ``put``'s error), for callers that must not block (an event loop); None when
-        this queue has no such path, and the caller runs ``put`` on a thread instead."""
-        return None
+    def put_soon(self, message: Message, done: Done) -> bool:
+        """Start a ``put`` for a caller that must not block (an event loop): ``done(None)``
+        once the message is durable, ``done(error)`` with the ``put``'s error otherwise,
+        called once, from any thread (here too). False, and ``done`` never called, when this
+        queue has no such path: the caller runs ``put`` on a thread instead."""
+        return False
 
     def put_unless_stored(self, message: Message, since: float) -> None:
         """``put``, unless an earlier attempt (one that raised MaybeStoredError at or after

@@ -37,7 +37,6 @@ under messages already queued.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import functools
 import logging
@@ -65,6 +64,7 @@ from ..message import DESTINATION_NAMES, Message, dumps_message
 from .base import (
     DeadItem,
     DeadLetter,
+    Done,
     HoldMark,
     Leased,
     MaybeStoredError,
@@ -301,21 +301,21 @@ class RedisClusterOutbox(Outbox):
                 raise
             self._node_group(index).commit(row)  # not sent: the partition moved meanwhile
 
-    def put_soon(self, message: Message) -> concurrent.futures.Future[None] | None:
+    def put_soon(self, message: Message, done: Done) -> bool:
         index = self._part(message)
         dests = message.destinations & 3
         if self.durability == "batched" or not dests:
-            return self._parts[index].put_soon(message)
+            return self._parts[index].put_soon(message, done)
         if self._closed:
             raise OutboxError("the Redis outbox is closed")
-        started = self._node_group(index).submit((index, dumps_message(message), dests))
 
-        def failed(future: concurrent.futures.Future[None]) -> None:
-            if future.exception() is not None:
+        def answered(error: BaseException | None) -> None:
+            if error is not None:
                 self._remap(index)
+            done(error)
 
-        started.add_done_callback(failed)
-        return started
+        self._node_group(index).submit((index, dumps_message(message), dests), answered)
+        return True
 
     # one group commit per node ----------------------------------------------------------
     def _node_group(self, index: int) -> GroupCommit[tuple[int, bytes, int]]:

@@ -18,7 +18,7 @@ Who sends:
   loopback: two senders carry about a third more than one). A producer has one put in flight
   at a time, so its own puts stay in order.
 - A coroutine's put (``submit``) never sends on the event loop: it queues a ticket with a
-  ``concurrent.futures.Future`` and wakes the committers; the loop awaits the future.
+  callback and wakes the committers; the callback hands the answer to the loop.
 
 Each ticket is resolved only when the queue answered for its round trip; an error of a round
 trip fails exactly its puts, each with an exception of its own. A thread waits at most
@@ -36,14 +36,14 @@ message); the engine hands those calls over before they get here (``reentry.py``
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from ..errors import OpenCDPError, OutboxError
-from .base import MaybeStoredError
+from .base import Done, MaybeStoredError
 
 __all__ = ["GroupCommit"]
 
@@ -52,23 +52,23 @@ _ident = threading.get_ident
 
 
 class _Ticket(Generic[Row]):
-    __slots__ = ("done", "error", "future", "row")
+    __slots__ = ("callback", "done", "error", "row")
 
-    def __init__(self, row: Row, future: concurrent.futures.Future[None] | None) -> None:
+    def __init__(self, row: Row, callback: Done | None) -> None:
         self.row = row
-        self.future = future
+        self.callback = callback
         self.error: BaseException | None = None
         self.done: threading.Lock | None = None
-        if future is None:
+        if callback is None:
             self.done = threading.Lock()
             self.done.acquire()
 
     def finish(self, error: BaseException | None) -> None:
-        if self.future is not None:
-            if error is None:
-                self.future.set_result(None)
-            else:
-                self.future.set_exception(error)
+        if self.callback is not None:
+            # The caller's callback runs on the sender's thread: its failure is its own and
+            # must not cost the other puts of the round trip their answer.
+            with contextlib.suppress(Exception):
+                self.callback(error)
             return
         self.error = error
         assert self.done is not None
@@ -113,7 +113,10 @@ class GroupCommit(Generic[Row]):
         self._kicked = threading.Event()
         self._committers: list[threading.Thread] = []
         self._no_thread = False
-        self._flying = 0  # round trips under way (a hint: read without a lock)
+        # Round trips under way: counted under a lock (a lost update would leave a thread
+        # waiting for a round trip that never comes), read without one.
+        self._flying = 0
+        self._counting = threading.Lock()
         self._putting: dict[int, bool] = {}
         self._closed = False
 
@@ -141,12 +144,11 @@ class GroupCommit(Generic[Row]):
         finally:
             self._putting.pop(me, None)
 
-    def submit(self, row: Row) -> concurrent.futures.Future[None]:
-        """Queue ``row`` for the committer thread; the future resolves when it is stored."""
-        future: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._line.append(_Ticket(row, future))
+    def submit(self, row: Row, done: Done) -> None:
+        """Queue ``row`` for the committer threads; ``done(None)`` once it is stored,
+        ``done(error)`` if not (from the sender's thread)."""
+        self._line.append(_Ticket(row, done))
         self._kick()
-        return future
 
     def __len__(self) -> int:
         return len(self._line)
@@ -180,8 +182,9 @@ class GroupCommit(Generic[Row]):
                 break
         if not batch:
             return
-        self.rounds += 1
-        self._flying += 1
+        with self._counting:
+            self.rounds += 1
+            self._flying += 1
         try:
             fates = self._write([t.row for t in batch])
         except OpenCDPError as exc:
@@ -199,7 +202,8 @@ class GroupCommit(Generic[Row]):
                 for t, fate in zip(batch, fates, strict=True):
                     t.finish(None if fate is None else _own(fate))
         finally:
-            self._flying -= 1
+            with self._counting:
+                self._flying -= 1
 
     def _kick(self) -> None:
         while len(self._committers) < self.senders and not self._no_thread:

@@ -57,7 +57,6 @@ transitions above.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -90,6 +89,7 @@ from .base import (
     MAX_AHEAD,
     DeadItem,
     DeadLetter,
+    Done,
     HoldMark,
     Leased,
     MaybeStoredError,
@@ -808,18 +808,18 @@ class RedisOutbox(Outbox):
             return
         self._group.commit((dumps_message(message), dests))
 
-    def put_soon(self, message: Message) -> concurrent.futures.Future[None] | None:
-        """The put as a future the committer thread resolves: an event loop awaits it
-        (``asyncio.wrap_future``) instead of lending a thread to wait."""
+    def put_soon(self, message: Message, done: Done) -> bool:
+        """The put, answered by the committer thread through ``done``: an event loop waits
+        for the answer instead of lending a thread to wait."""
         dests = message.destinations & 3
         if not dests or self.durability == "batched":
-            self.put(message)
-            done: concurrent.futures.Future[None] = concurrent.futures.Future()
-            done.set_result(None)
-            return done
+            self.put(message)  # no round trip to wait for
+            done(None)
+            return True
         if self._closed:
             raise OutboxError("the Redis outbox is closed")
-        return self._group.submit((dumps_message(message), dests))
+        self._group.submit((dumps_message(message), dests), done)
+        return True
 
     def _write_group(self, rows: Sequence[tuple[bytes, int]]) -> None:
         """One round trip for a group of puts (the committer's ``write``)."""

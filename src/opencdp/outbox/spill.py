@@ -22,7 +22,6 @@ open file's messages into the file now there (OCDP325).
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import logging
 import os
@@ -41,6 +40,7 @@ from ..threads import DaemonExecutor
 from .base import (
     DeadItem,
     DeadLetter,
+    Done,
     HoldMark,
     Leased,
     MaybeStoredError,
@@ -305,37 +305,28 @@ class SpilledOutbox(Outbox):
                 return
         self._spill(message, since)
 
-    def put_soon(self, message: Message) -> concurrent.futures.Future[None] | None:
+    def put_soon(self, message: Message, done: Done) -> bool:
         """The primary's asynchronous put; when it fails, the spill's write runs on a thread
         of ours (never on the thread that answered the primary's round trip, which is
         another caller's or the committer)."""
         if self._spilling:
-            return None
-        started = self.primary.put_soon(message)
-        if started is None:
-            return None
-        out: concurrent.futures.Future[None] = concurrent.futures.Future()
+            return False
 
-        def finished(future: concurrent.futures.Future[None]) -> None:
-            exc = future.exception()
-            if exc is None:
-                out.set_result(None)
-            elif not isinstance(exc, OpenCDPError):
-                out.set_exception(exc)
+        def answered(error: BaseException | None) -> None:
+            if isinstance(error, OpenCDPError):
+                self._fallback.submit(self._spill_after, message, error, done)
             else:
-                self._fallback.submit(self._spill_after, message, exc, out)
+                done(error)
 
-        started.add_done_callback(finished)
-        return out
+        return self.primary.put_soon(message, answered)
 
-    def _spill_after(self, message: Message, exc: OpenCDPError,
-                     out: concurrent.futures.Future[None]) -> None:
+    def _spill_after(self, message: Message, exc: OpenCDPError, done: Done) -> None:
         try:
             self._spill(message, self._failed(exc))
         except BaseException as error:
-            out.set_exception(error)
+            done(error)
         else:
-            out.set_result(None)
+            done(None)
 
     def _spill(self, message: Message, since: float | None) -> None:
         with self._lock:

@@ -115,6 +115,8 @@ def relay_env(sandbox: Any) -> dict[str, str]:
     env = dict(os.environ, OPENCDP_RELAY_KEYS=RELAY_KEY, CDP_API_KEY="cdp-test-key",
                CUSTOMERIO_SITE_ID="sandbox-site", CUSTOMERIO_TRACK_API_KEY="sandbox-track-key")
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
+                                                      env.get("PYTHONPATH")]))
     return env
 
 
@@ -124,11 +126,15 @@ def relay_command(sandbox: Any, queue: str, *extra: str) -> list[str]:
             "--app-url", sandbox.app_url, "--log-level", "warning", *extra]
 
 
+SCRATCH = tempfile.mkdtemp(prefix="opencdp-bench-relay-")
+"""The servers' working directory: a durable queue's spill file goes there, not here."""
+
+
 @contextlib.contextmanager
 def started(command: list[str], env: dict[str, str] | None = None,
             timeout: float = 60.0) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """A server process whose first stdout line is {"url": ...}; SIGTERM and wait after."""
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, cwd=SCRATCH)
     try:
         assert proc.stdout is not None
         line = _readline(proc, timeout)
@@ -197,7 +203,8 @@ def ok(result: dict[str, Any]) -> int:
 
 # scenarios ---------------------------------------------------------------------------------
 def run_bare(args: argparse.Namespace) -> dict[str, Any]:
-    with started([sys.executable, "-m", "bench.relay", "--serve-bare"]) as (proc, url):
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    with started([sys.executable, "-m", "bench.relay", "--serve-bare"], env) as (proc, url):
         return load(url, args.seconds, args.connections, pid=proc.pid)
 
 
@@ -279,6 +286,7 @@ def main() -> int:
             else:
                 results["ingest"] = run_ingest(args, sandbox, redis_url)
     load_after = os.getloadavg()
+    shutil.rmtree(SCRATCH, ignore_errors=True)
     bare = results.get("bare", {}).get("rate")
     print(f"relay benchmark: {args.connections} connections, {args.seconds:g} s each, "
           f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} -> {load_after[0]:.1f}")

@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +43,7 @@ import httpx
 from bench.relay import (
     BODY,
     RELAY_KEY,
+    SCRATCH,
     TRACK_PATH,
     _readline,
     redis_server,
@@ -74,7 +76,8 @@ def children(pid: int) -> list[int]:
 @contextlib.contextmanager
 def process(command: list[str], env: dict[str, str], log: Any) -> Iterator[
         tuple[subprocess.Popen[str], dict[str, Any]]]:
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+                            cwd=SCRATCH)
     try:
         yield proc, json.loads(_readline(proc, 60))
     finally:
@@ -235,6 +238,7 @@ def main() -> int:
         print(f"{t / 60:>8.1f}" + "".join(f"{sizes.get(n, 0.0):>19.1f}" for n in names))
     print(f"\nlost: {lost_cdp} at OpenCDP, {lost_cio} at Customer.io; "
           f"twice at Customer.io: {dup - base_dup}; load average {os.getloadavg()[0]:.1f}")
+    shutil.rmtree(SCRATCH, ignore_errors=True)
     return 0 if lost_cdp == 0 and lost_cio == 0 and dup == base_dup else 1
 
 

@@ -224,3 +224,17 @@ def test_ingest_only_relays_and_a_killed_process_lose_nothing_answered(
     assert max(cio.values()) == 1, [s for s, n in cio.items() if n > 1][:10]
     log.seek(0)
     assert "OCDP395" in log.read()
+
+
+def test_a_memory_queue_is_refused_for_several_processes_and_for_ingest_only(
+        sandbox: Any, tmp_path: Path) -> None:
+    """Both need a queue other processes share: a memory queue would lose what it holds."""
+    from opencdp.errors import ConfigurationError
+    from opencdp.server.scale import Supervisor
+
+    from .support import server_config
+
+    with pytest.raises(ConfigurationError, match="share"):
+        server_config(sandbox, tmp_path, queue="memory", ingest_only=True)
+    with pytest.raises(ConfigurationError, match="one per process"):
+        Supervisor(server_config(sandbox, tmp_path, queue="memory"), 2)

@@ -237,6 +237,7 @@ class Supervisor:
         self.restarts = 0
         self._stopping = False
         self._metrics_dir: str | None = None
+        self._reserve: socket.socket | None = None
 
     def run(self) -> bool:
         reserve = bind_shared(self.config.host, self.config.port)
@@ -246,6 +247,9 @@ class Supervisor:
             self._metrics_dir = tempfile.mkdtemp(prefix="opencdp-relay-metrics-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = self._metrics_dir
         read, write = os.pipe()
+        # A process started later (a replacement) writes its line to nobody: never block it.
+        os.set_blocking(write, False)
+        self._reserve = reserve
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
@@ -292,6 +296,8 @@ class Supervisor:
         try:  # the child: never returns into the supervisor's code
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
+            if self._reserve is not None:
+                self._reserve.close()
             os.environ[PROCESS_ENV] = f"{index}/{self.workers}"
             code = _serve_child(self.config, self.log_level, ready)
         except BaseException as exc:

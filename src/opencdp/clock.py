@@ -25,7 +25,8 @@ import time
 from collections.abc import Iterator
 from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "SteadyClock", "current", "monotonic", "use", "wall"]
+__all__ = ["Clock", "ManualClock", "SteadyClock", "SystemClock", "current", "monotonic", "use",
+           "wall"]
 
 STEP_TOLERANCE = 1.0
 """Seconds the wall clock may drift from the monotonic clock before it counts as a step."""
@@ -81,6 +82,19 @@ class SteadyClock:
 
     def monotonic(self) -> float:
         return self._mono()
+
+
+class SystemClock:
+    """The machine's clocks as they are, steps included: what a remote service sees (the
+    sandbox emulates one, so it must not absorb a step the engine is being tested against)."""
+
+    __slots__ = ()
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 class ManualClock:

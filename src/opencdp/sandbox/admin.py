@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
@@ -280,7 +279,7 @@ class AdminAPI:
         if parts.scheme not in ("http", "https") or not _is_loopback(parts.hostname):
             raise Reject(400, "not_loopback",
                          "the sandbox only delivers webhooks to loopback http(s) URLs")
-        ts = body.get("timestamp", int(time.time()))
+        ts = body.get("timestamp", int(self.state.clock.time()))
         if isinstance(ts, bool) or not isinstance(ts, (int, str)):
             raise Reject(400, "invalid_body", "timestamp must be an integer or a string")
         raw = orjson.dumps(event)

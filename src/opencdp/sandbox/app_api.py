@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-import time
 from typing import Any, Final
 
 from .gateway import EMAIL_RE
@@ -112,7 +111,7 @@ class AppAPI:
             if hint:
                 st.reject("wrong_key_type" if "Track API" in hint else "unauthorized")
                 return json_response(401, {"meta": {"error": f"Unauthorized: {hint}"}})
-        wait = state.windows["app"].check(time.monotonic(), state.rate_limit("customerio"))
+        wait = state.windows["app"].check(state.clock.monotonic(), state.rate_limit("customerio"))
         if wait:
             st.reject("rate_limited")
             return json_response(
@@ -147,7 +146,7 @@ class AppAPI:
 
     def _send(self, st: ServiceStore, req: Request, channel: str) -> Response:
         body = check_obj(req.json(), "body")
-        now = int(time.time())
+        now = int(self.state.clock.time())
         tid = body.get("transactional_message_id")
         if tid is not None and (type(tid) not in (int, str) or tid == ""):
             raise Reject(400, "invalid_type", "transactional_message_id must be an integer id "

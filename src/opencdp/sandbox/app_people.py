@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
 from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any, Final
@@ -206,7 +205,7 @@ class AppPeopleAPI:
         return path in PATHS
 
     def handle(self, req: Request) -> Response:
-        arrived = time.monotonic()
+        arrived = self.state.clock.monotonic()
         response = self._handle(req, arrived)
         self.state.app_reads.append((arrived, req.method, req.path, response[0]))
         return response

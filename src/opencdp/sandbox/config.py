@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..checks import is_loopback
+from ..clock import Clock
 from ..config import redact
 from ..errors import ConfigurationError
 
@@ -220,6 +221,9 @@ class SandboxConfig:
     service_token: str = field(default="sa_live_sandbox", repr=False)
     workspace_id: int = 1
     allow_remote: bool = False
+    clock: Clock | None = field(default=None, repr=False, compare=False)
+    """Whose time the rate windows, outages and timestamps read (the machine's by default).
+    A test passes a ``ManualClock`` and advances it instead of sleeping out a window."""
 
     @property
     def effective_rate_limit(self) -> float:

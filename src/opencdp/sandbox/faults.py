@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import socket
 import struct
-import time
 from typing import Any, Final
 
 import orjson
@@ -104,7 +103,7 @@ class FaultMiddleware:
         if f.latency_ms or f.jitter_ms:
             st.fault("latency")
             await asyncio.sleep((f.latency_ms + rng.uniform(0, f.jitter_ms)) / 1000)
-        if f.is_down(time.time()):
+        if f.is_down(self.state.clock.time()):
             st.fault("down")
             await self._error(receive, send, service, st, f.down_status)
             return

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import time
 from typing import Any, Final
 
 from ..message import new_ulid, ulid_str
@@ -165,7 +164,7 @@ class GatewayAPI:
             return self._unauthorized(st, req)
         limit = state.rate_limit("opencdp")
         if limit:
-            wait = state.windows["opencdp"].check(time.monotonic(), limit)
+            wait = state.windows["opencdp"].check(state.clock.monotonic(), limit)
             if wait:
                 st.reject("rate_limited")
                 return json_response(429, {"message": "Too many requests"},
@@ -237,7 +236,7 @@ class GatewayAPI:
         props = _properties(body)
         eid: str | int = req.idempotency_key or new_ulid()  # text made on inspection
         st.get_or_create("id", ident).events.append(
-            (name.strip(), eid, int(time.time()), props, "event"))
+            (name.strip(), eid, int(self.state.clock.time()), props, "event"))
         st.events += 1
         st.accepted += 1
         return 200, _OK, _JSON
@@ -284,7 +283,8 @@ class GatewayAPI:
             self._check_whatsapp(body)
         _common(body, self.state.config.strict)
         send_id = ulid_str(new_ulid())
-        st.sends.append({"id": send_id, "channel": channel, "received_at": int(time.time()),
+        received = int(self.state.clock.time())
+        st.sends.append({"id": send_id, "channel": channel, "received_at": received,
                          "identifiers": ids, "idempotency_key": req.idempotency_key,
                          "body": body})
         st.accepted += 1

@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ..clock import Clock
 from ..errors import ConfigurationError, OpenCDPError
 from ..serving import bind, timed_protocol, uvicorn_choice
 from .app import create_app, urls_for
@@ -142,12 +143,19 @@ class Sandbox:
         process: bool = False,
         startup_timeout: float = 20.0,
         allow_remote: bool = False,
+        clock: Clock | None = None,
     ) -> None:
-        """``host`` must be loopback unless ``allow_remote`` (see ``SandboxConfig``)."""
+        """``host`` must be loopback unless ``allow_remote`` (see ``SandboxConfig``).
+        ``clock`` (a test's ``ManualClock``) needs ``process=False``: a child process
+        cannot read this process's clock."""
+        if clock is not None and process:
+            raise ConfigurationError("sandbox: a clock can only be passed to a sandbox served "
+                                     "from this process (process=False)")
         self.config = SandboxConfig(
             host=host, port=port, tls=tls, cdp_key=cdp_key, site_id=site_id,
             track_key=track_key, app_key=app_key, faults=faults, rate_limit_rps=rate_limit_rps,
             strict=strict, read_timeout=read_timeout, allow_remote=allow_remote,
+            clock=clock,
         )
         self.process = process
         self.startup_timeout = startup_timeout

@@ -7,6 +7,7 @@ import random
 from collections import deque
 from typing import Any
 
+from ..clock import Clock, SystemClock
 from .config import SERVICES, FaultSettings, SandboxConfig, parse_faults
 from .requests_log import RequestLog
 from .store import Store
@@ -41,8 +42,9 @@ class SlidingWindow:
 class State:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
+        self.clock: Clock = config.clock if config.clock is not None else SystemClock()
         self.store = Store()
-        self.faults: dict[str, FaultSettings] = parse_faults(config.faults)
+        self.faults: dict[str, FaultSettings] = parse_faults(config.faults, now=self.clock.time())
         self.rngs: dict[str, random.Random] = {}
         self.windows: dict[str, SlidingWindow] = {}
         self.base_url = ""
@@ -68,7 +70,7 @@ class State:
         """Back to the state at start-up: empty store, start-up faults, fresh windows."""
         self.store.reset()
         self.requests_log.clear()
-        self.faults = parse_faults(self.config.faults)
+        self.faults = parse_faults(self.config.faults, now=self.clock.time())
         self.reset_runtime()
 
     def set_faults(self, raw: dict[str, Any] | None) -> None:
@@ -80,7 +82,8 @@ class State:
         else:
             current = {s: (FaultSettings() if s in raw and raw[s] is None else f)
                        for s, f in self.faults.items()}
-            self.faults = parse_faults({s: v for s, v in raw.items() if v is not None}, current)
+            self.faults = parse_faults({s: v for s, v in raw.items() if v is not None}, current,
+                                       now=self.clock.time())
         self.rngs = {s: random.Random(self.faults[s].seed) for s in SERVICES}
 
     def rate_limit(self, service: str) -> float:

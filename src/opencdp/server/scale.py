@@ -5,13 +5,12 @@
 - **SO_REUSEPORT, not uvicorn's workers.** Each process binds its own socket to the port with
   ``SO_REUSEPORT``, so the kernel spreads new connections over the processes by a hash of
   their addresses. With one inherited listening socket (what ``uvicorn --workers`` and gunicorn
-  share) every idle process is woken for each connection and the one that wins is often the
-  same, so on a busy host a few processes take most of the connections (measured here: with
-  64 connections, one process of two took 52 on a shared socket; 29 and 35 with
-  SO_REUSEPORT). uvicorn's supervisor also imports the app from a string in each process,
-  which would lose what ``RelayServer`` adds (the read timeouts answered 408, the start-up
-  line once every process is ready, exit status 0 after a drain). Where the platform has no
-  SO_REUSEPORT, ``--workers`` above 1 is refused rather than silently unbalanced.
+  share) the processes race for each connection, and the split is often uneven (a known
+  behaviour of accept on a shared socket; not measured here). uvicorn's supervisor also
+  imports the app from a string in each process, which would lose what ``RelayServer``
+  adds (the read timeouts answered 408, the start-up line once every process is ready, exit
+  status 0 after a drain). Where the platform has no SO_REUSEPORT, ``--workers`` above 1 is
+  refused rather than silently unbalanced.
 - **fork, after the supervisor has opened nothing.** The supervisor checks the queue and
   reserves the port, then forks; each child builds its own app, client and engine (the
   lifespan starts them), so no thread, connection or event loop crosses the fork. The

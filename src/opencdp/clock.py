@@ -99,10 +99,15 @@ class SystemClock:
 
 class ManualClock:
     """A clock for tests: monotonic time follows the real one (so waits still end), and
-    the wall clock can be stepped by ``step(seconds)`` without touching the machine."""
+    the wall clock can be stepped by ``step(seconds)`` without touching the machine.
 
-    def __init__(self, start: float | None = None) -> None:
-        self._offset = (time.time() if start is None else start) - time.monotonic()
+    ``frozen=True`` stops both clocks except by ``advance``: for a server under test whose
+    windows must not move while a slow machine sends a burst (the sandbox's rate window),
+    never for an engine that waits on it."""
+
+    def __init__(self, start: float | None = None, *, frozen: bool = False) -> None:
+        self._real = _still if frozen else time.monotonic
+        self._offset = (time.time() if start is None else start) - self._real()
         self._elapsed = 0.0
         self._lock = threading.Lock()
 
@@ -117,10 +122,14 @@ class ManualClock:
             self._elapsed += seconds
 
     def time(self) -> float:
-        return self._offset + self._elapsed + time.monotonic()
+        return self._offset + self._elapsed + self._real()
 
     def monotonic(self) -> float:
-        return self._elapsed + time.monotonic()
+        return self._elapsed + self._real()
+
+
+def _still() -> float:
+    return 0.0
 
 
 _clocks: list[Clock] = [SteadyClock()]

@@ -5,10 +5,12 @@ costs more than most tests)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
 
+from opencdp.clock import ManualClock
 from opencdp.sandbox import Sandbox
 
 SITE, TRACK_KEY, APP_KEY, CDP_KEY = "sandbox-site", "sandbox-track-key", "sandbox-app-key", \
@@ -42,6 +44,53 @@ def strict_sandbox(_strict_sandbox: Sandbox) -> Sandbox:
     """A sandbox in strict mode (millisecond timestamps refused, 100 requests/s)."""
     _strict_sandbox.reset()
     return _strict_sandbox
+
+
+@dataclass
+class Stilled:
+    """A sandbox whose clock moves only when the test advances it: a burst always lands in
+    one rate window however slow the machine, and a window empties on ``clock.advance``."""
+
+    sandbox: Sandbox
+    clock: ManualClock
+
+    def client(self, service: str) -> httpx.Client:
+        sb = self.sandbox
+        if service == "track":
+            return httpx.Client(base_url=sb.track_url, auth=(SITE, TRACK_KEY), timeout=10)
+        if service == "gateway":
+            return httpx.Client(base_url=sb.opencdp_url, headers={"Authorization": CDP_KEY},
+                                timeout=10)
+        return httpx.Client(base_url=sb.app_url, timeout=10,
+                            headers={"Authorization": f"Bearer {APP_KEY}"})
+
+
+def _stilled(strict: bool) -> Iterator[Stilled]:
+    clock = ManualClock(frozen=True)
+    with Sandbox(port=0, strict=strict, clock=clock) as sb:
+        yield Stilled(sb, clock)
+
+
+@pytest.fixture(scope="session")
+def _stilled_sandbox() -> Iterator[Stilled]:
+    yield from _stilled(strict=False)
+
+
+@pytest.fixture(scope="session")
+def _stilled_strict_sandbox() -> Iterator[Stilled]:
+    yield from _stilled(strict=True)
+
+
+@pytest.fixture
+def stilled(_stilled_sandbox: Stilled) -> Stilled:
+    _stilled_sandbox.sandbox.reset()
+    return _stilled_sandbox
+
+
+@pytest.fixture
+def stilled_strict(_stilled_strict_sandbox: Stilled) -> Stilled:
+    _stilled_strict_sandbox.sandbox.reset()
+    return _stilled_strict_sandbox
 
 
 @pytest.fixture

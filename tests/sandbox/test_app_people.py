@@ -5,7 +5,6 @@ validated against Customer.io's App API OpenAPI documents (../shared)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ from opencdp.sandbox.app_people import ACTIVITY_LIMIT, BATCH_IDS, SEARCH_LIMIT
 from support.app_spec import APP_SPEC, assert_valid, operation
 from support.shared import require
 
-from .conftest import APP_KEY, SITE, TRACK_KEY
+from .conftest import APP_KEY, SITE, TRACK_KEY, Stilled
 
 EVERYONE = {"attribute": {"field": "cio_id", "operator": "exists"}}
 
@@ -228,9 +227,9 @@ def test_wrong_method(app_api: httpx.Client) -> None:
     assert app_api.delete("/v1/customers").status_code == 405
 
 
-def test_strict_mode_answers_429_above_10_per_second(strict_sandbox: Sandbox) -> None:
-    with httpx.Client(base_url=strict_sandbox.app_url, timeout=10,
-                      headers={"Authorization": f"Bearer {APP_KEY}"}) as c:
+def test_strict_mode_answers_429_above_10_per_second(stilled_strict: Stilled) -> None:
+    strict_sandbox = stilled_strict.sandbox
+    with stilled_strict.client("app") as c:
         statuses = [c.get("/v1/activities").status_code for _ in range(25)]
         limited = next(r for r in (c.get("/v1/activities") for _ in range(5))
                        if r.status_code == 429)
@@ -241,9 +240,8 @@ def test_strict_mode_answers_429_above_10_per_second(strict_sandbox: Sandbox) ->
     log = httpx.get(f"{strict_sandbox.admin_url}/app_reads", timeout=10).json()
     assert log["limit_per_second"] == 10
     assert [e["status"] for e in log["requests"]][:25] == statuses
-    time.sleep(1.05)  # the sliding second empties
-    with httpx.Client(base_url=strict_sandbox.app_url, timeout=10,
-                      headers={"Authorization": f"Bearer {APP_KEY}"}) as c:
+    stilled_strict.clock.advance(1.0)  # the sliding second empties
+    with stilled_strict.client("app") as c:
         assert c.get("/v1/activities").status_code == 200
 
 

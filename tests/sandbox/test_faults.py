@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from opencdp.sandbox import Sandbox
+from support.waiting import wait_for
 
-from .conftest import CDP_KEY
+from .conftest import CDP_KEY, Stilled
 
 IDENTIFY = {"identifier": "u1", "properties": {"plan": "pro"}}
 
@@ -154,10 +155,7 @@ def test_hanging_requests_do_not_hold_up_stop() -> None:
 
     thread = threading.Thread(target=hang)
     thread.start()
-    deadline = time.monotonic() + 5
-    while sb.stats()["customerio"]["faults"].get("hang_after_store") != 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    assert wait_for(lambda: sb.stats()["customerio"]["faults"].get("hang_after_store") == 1, 5)
     t0 = time.monotonic()
     sb.stop()
     thread.join(10)
@@ -172,17 +170,17 @@ def test_manual_down_and_down_status(sandbox: Any, gateway: httpx.Client) -> Non
     assert _identify(gateway).status_code == 200
 
 
-def test_scheduled_outage_relative(sandbox: Any, gateway: httpx.Client) -> None:
-    sandbox.set_faults({"opencdp": {"down_from": 0.3, "down_for": 0.4}})
-    assert _identify(gateway).status_code == 200
-    seen: list[int] = []
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and (503 not in seen or seen[-1] != 200):
-        seen.append(_identify(gateway).status_code)
-        time.sleep(0.02)
-    assert 503 in seen
-    assert seen[-1] == 200
-    assert sandbox.faults()["opencdp"]["outages"][0]["end"] > time.time() - 5
+def test_scheduled_outage_relative(stilled: Stilled) -> None:
+    start = stilled.clock.time()
+    stilled.sandbox.set_faults({"opencdp": {"down_from": 0.3, "down_for": 0.4}})
+    with stilled.client("gateway") as gateway:
+        assert _identify(gateway).status_code == 200
+        stilled.clock.advance(0.35)
+        assert _identify(gateway).status_code == 503
+        stilled.clock.advance(0.4)
+        assert _identify(gateway).status_code == 200
+    outage = stilled.sandbox.faults()["opencdp"]["outages"][0]
+    assert (outage["start"], outage["end"]) == pytest.approx((start + 0.3, start + 0.7))
 
 
 def test_scheduled_outage_absolute(sandbox: Any, gateway: httpx.Client) -> None:

@@ -96,7 +96,7 @@ class Client(_Facade, TrackAPICalls):
     delivers it. The rest of Customer.io's Track API (page and screen views, objects and
     relationships, other identifiers, delivery metrics, manual segments) comes from
     ``TrackAPICalls``. With ``delivery="blocking"`` they wait for the outcome. Use one client per
-    process; it is thread-safe. See the README for every option.
+    process; it is thread-safe. Every option: docs/options.md.
     """
 
     def __init__(self, config: ClientConfig | None = None,
@@ -105,7 +105,8 @@ class Client(_Facade, TrackAPICalls):
 
     @classmethod
     def from_env(cls, **overrides: Unpack[ClientOptions]) -> Client:
-        """Build from the environment (see the README's table); keyword overrides win."""
+        """Build from the environment (docs/options.md lists the variables); keyword
+        overrides win."""
         return cls(ClientConfig.from_env(**overrides))
 
     def _do(self, queued: Queued) -> str:
@@ -177,6 +178,7 @@ class Client(_Facade, TrackAPICalls):
         return self._do(self._calls.person("suppress", user_id))
 
     def unsuppress(self, user_id: str) -> str:
+        """Lift a person's suppression in Customer.io."""
         return self._do(self._calls.person("unsuppress", user_id))
 
     def delete_person(self, user_id: str) -> str:
@@ -225,6 +227,8 @@ class Client(_Facade, TrackAPICalls):
 
     def replay_dead_letters(self, destination: str | None = None,
                             since: float | None = None) -> int:
+        """Put dead letters back in the queue (one destination's, or all; those
+        dead-lettered at or after ``since``); returns how many."""
         count = self._engine.outbox.replay(destination, since)
         self._engine.dispatcher.notify()
         return count
@@ -249,6 +253,8 @@ class AsyncClient(_Facade, AsyncTrackAPICalls):
 
     @classmethod
     def from_env(cls, **overrides: Unpack[ClientOptions]) -> AsyncClient:
+        """Build from the environment (docs/options.md lists the variables); keyword
+        overrides win."""
         return cls(ClientConfig.from_env(**overrides))
 
     async def _do(self, queued: Queued) -> str:
@@ -282,6 +288,8 @@ class AsyncClient(_Facade, AsyncTrackAPICalls):
 
     async def identify(self, user_id: str, attributes: Mapping[str, Any] | None = None, *,
                        anonymous_id: str | None = None, timestamp: Timestamp = None) -> str:
+        """Create or update a person (both platforms when dual-writing); returns the
+        message id. Awaits only the queue (or, with ``delivery="blocking"``, the outcome)."""
         return await self._do(self._calls.identify(user_id, attributes, timestamp,
                                                    anonymous_id))
 
@@ -297,6 +305,8 @@ class AsyncClient(_Facade, AsyncTrackAPICalls):
     async def track(self, user_id: str, event: object, properties: object = None, *,
                     timestamp: Timestamp = None, event_id: str | None = None,
                     context: Context | None = None) -> str:
+        """Record an event for a person; returns its event id (a ULID). As ``Client.track``:
+        typed names from ``Schemas.event`` check ``properties``."""
         return await self._do(self._calls.track(user_id, event, properties, timestamp, event_id,
                                                 context))
 
@@ -304,6 +314,7 @@ class AsyncClient(_Facade, AsyncTrackAPICalls):
                               properties: Mapping[str, Any] | None = None, *,
                               timestamp: Timestamp = None, event_id: str | None = None,
                               context: Context | None = None) -> str:
+        """Record an event for a visitor not yet identified (Customer.io)."""
         return await self._do(self._calls.track_anonymous(anonymous_id, event, properties,
                                                           timestamp, event_id, context))
 
@@ -313,24 +324,32 @@ class AsyncClient(_Facade, AsyncTrackAPICalls):
                               model: str | None = None, app_version: str | None = None,
                               last_active_at: str | None = None, last_used: Timestamp = None,
                               attributes: Mapping[str, Any] | None = None) -> str:
+        """Add or update a device (both platforms; Customer.io keys it by push token)."""
         fields = {k: v for k, v in locals().items() if k not in _DEVICE_ARGS}
         return await self._do(self._calls.register_device(user_id, device_id, platform,
                                                            fields))
 
     async def remove_device(self, user_id: str, device_token: str) -> str:
+        """Remove a device from a person in Customer.io (by the token it was registered
+        with)."""
         return await self._do(self._calls.person("delete_device", user_id, device_token))
 
     async def suppress(self, user_id: str) -> str:
+        """Suppress a person in Customer.io (no messages; data deleted)."""
         return await self._do(self._calls.person("suppress", user_id))
 
     async def unsuppress(self, user_id: str) -> str:
+        """Lift a person's suppression in Customer.io."""
         return await self._do(self._calls.person("unsuppress", user_id))
 
     async def delete_person(self, user_id: str) -> str:
+        """Delete a person in Customer.io."""
         return await self._do(self._calls.person("delete", user_id))
 
     async def merge_people(self, primary: Mapping[str, str],
                            secondary: Mapping[str, str]) -> str:
+        """Merge ``secondary`` into ``primary`` in Customer.io; each side is one
+        identifier: ``{"id": ...}``, ``{"email": ...}`` or ``{"cio_id": ...}``."""
         return await self._do(self._calls.merge(primary, secondary))
 
     async def _send(self, channel: str, fields: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -340,29 +359,41 @@ class AsyncClient(_Facade, AsyncTrackAPICalls):
         return self._engine.send_result(channel, result)
 
     async def send_email(self, **fields: Unpack[EmailSend]) -> dict[str, Any] | None:
+        """Send a transactional email through OpenCDP only; returns the gateway's answer."""
         return await self._send("email", fields)
 
     async def send_push(self, **fields: Unpack[PushSend]) -> dict[str, Any] | None:
+        """Send a transactional push through OpenCDP only."""
         return await self._send("push", fields)
 
     async def send_sms(self, **fields: Unpack[SmsSend]) -> dict[str, Any] | None:
+        """Send a transactional SMS through OpenCDP only."""
         return await self._send("sms", fields)
 
     async def send_whatsapp(self, **fields: Unpack[WhatsAppSend]) -> dict[str, Any] | None:
+        """Send a transactional WhatsApp message through OpenCDP only (queued, not
+        delivered)."""
         return await self._send("whatsapp", fields)
 
     async def ping(self) -> bool:
+        """True when the gateway answers its health ping with 200."""
         return await asyncio.wrap_future(self._engine.dispatcher.submit(self._engine.ping()))
 
     async def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything this process queued was delivered or dead-lettered; False
+        on timeout. Waits on a thread, never blocking the loop."""
         return await asyncio.to_thread(self._engine.flush, timeout)
 
     async def close(self, timeout: float | None = None) -> bool:
+        """Stop intake, drain within ``timeout`` (default ``shutdown_timeout``), release
+        resources. Idempotent; ``async with`` calls it."""
         return await asyncio.to_thread(
             self._engine.close, self.config.shutdown_timeout if timeout is None else timeout)
 
     async def replay_dead_letters(self, destination: str | None = None,
                                   since: float | None = None) -> int:
+        """Put dead letters back in the queue (one destination's, or all; those
+        dead-lettered at or after ``since``); returns how many."""
         count = await asyncio.to_thread(self._engine.outbox.replay, destination, since)
         self._engine.dispatcher.notify()
         return count

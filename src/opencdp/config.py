@@ -107,7 +107,7 @@ _PEER_NAMES = {
 
 @dataclass(frozen=True, kw_only=True, repr=False, init=False)
 class ClientConfig:
-    """Everything a ``Client`` is built from; see the README's option table.
+    """Everything a ``Client`` is built from; docs/options.md has every option.
 
     ``ClientConfig(**options)`` is the one place options are checked, unknown keywords
     included, so ``Client(**options)`` raises the same ``ConfigurationError`` at construction.
@@ -162,7 +162,7 @@ class ClientConfig:
             if name not in OPTIONS:
                 raise ConfigurationError(
                     f"unknown option {name!r}{checks.suggest(name, names, _PEER_NAMES) or '.'} "
-                    "See the README's option table for every option.", option=name)
+                    "Every option: https://opencdp.readthedocs.io/en/latest/options/", option=name)
         if "cdp_api_key" not in given:
             raise ConfigurationError(
                 "cdp_api_key is required (your OpenCDP API key; Client.from_env() reads "
@@ -197,6 +197,17 @@ class ClientConfig:
     def customerio_held(self) -> bool:
         """Customer.io copies are queued but held while the queue's hold mark says so."""
         return self.customer_io is not None and self.send_to_customer_io == "hold"
+
+    @property
+    def held_destinations(self) -> tuple[str, ...]:
+        """The destinations whose copies are queued but held (hold mode), by name: the
+        engine starts a hold for each without knowing which platform it is."""
+        return ("customerio",) if self.customerio_held else ()
+
+    @property
+    def disabled_destinations(self) -> tuple[str, ...]:
+        """Configured but switched off: health lists them as ``disabled``."""
+        return ("customerio",) if self.customerio_disabled else ()
 
     @property
     def customerio_disabled(self) -> bool:

@@ -1,9 +1,10 @@
 """Options from environment variables, so a deployed app is configured without code.
 
 ``ENVIRONMENT`` is the one table of variables; ``ClientConfig.from_env`` reads it through
-``read_environment`` and the README lists it. Values are parsed strictly (``OPENCDP_DEBUG=maybe``
-is refused, not read as true) and a bad value raises ``ConfigurationError`` naming the
-variable. A keyword given to ``from_env`` wins over its variable, which is then not read.
+``read_environment`` and docs/options.md lists it. Values are parsed strictly
+(``OPENCDP_DEBUG=maybe`` is refused, not read as true) and a bad value raises
+``ConfigurationError`` naming the variable. A keyword given to ``from_env`` wins over its
+variable, which is then not read.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ have their own TypedDicts. Everything here is types only: importing it costs not
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
 if TYPE_CHECKING:
@@ -116,6 +116,7 @@ class BreakerOptions(TypedDict, total=False):
 class RateLimitOptions(TypedDict, total=False):
     opencdp: float | None
     customerio: float | None
+    per_destination: Mapping[str, float | None]
 
 
 class CustomerIOOptions(TypedDict, total=False):
@@ -128,7 +129,7 @@ class CustomerIOOptions(TypedDict, total=False):
 
 
 class ClientOptions(TypedDict, total=False):
-    """Every keyword of ``Client``, ``AsyncClient`` and ``ClientConfig``; see the README."""
+    """Every keyword of ``Client``, ``AsyncClient`` and ``ClientConfig`` (docs/options.md)."""
 
     cdp_api_key: str
     send_to_customer_io: bool | Literal["hold"] | None

@@ -115,13 +115,21 @@ def _delegate(method: Callable[Concatenate[Client, P], R]) -> Callable[P, R]:
 
 
 identify = _delegate(Client.identify)
+"""``Client.identify`` on the default client (``init`` first)."""
 track = _delegate(Client.track)
+"""``Client.track`` on the default client (``init`` first)."""
 track_anonymous = _delegate(Client.track_anonymous)
+"""``Client.track_anonymous`` on the default client (``init`` first)."""
 page = _delegate(Client.page)
+"""``Client.page`` on the default client (``init`` first)."""
 screen = _delegate(Client.screen)
+"""``Client.screen`` on the default client (``init`` first)."""
 register_device = _delegate(Client.register_device)
+"""``Client.register_device`` on the default client (``init`` first)."""
 send_email = _delegate(Client.send_email)
+"""``Client.send_email`` on the default client (``init`` first)."""
 flush = _delegate(Client.flush)
+"""``Client.flush`` on the default client (``init`` first)."""
 
 
 def _after_fork_in_child() -> None:

@@ -159,10 +159,11 @@ class OpenCDPCollector(Collector):
         return f"OpenCDPCollector(destinations={list(self._client.stats().lanes)!r})"
 
     def describe(self) -> Iterable[Metric]:
-        # Names only, so registering reads nothing from the client.
+        """The metric families by name only, so registering reads nothing from the client."""
         return list(_families().values())
 
     def collect(self) -> Iterable[Metric]:
+        """The client's counters and its queue's gauges, read at scrape time."""
         health: Health | None
         try:
             health = self._client.health()

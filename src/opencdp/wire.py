@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Failure", "FailureKind", "Request", "Response", "Service", "Transport"]
 
-Service = Literal["gateway", "track"]
+Service = str
+"""The API a request is for: ``"gateway"``, ``"track"``, or a registered destination's own
+(a label for transports, tracing and tests; nothing branches on a closed set of them)."""
 FailureKind = Literal["connect", "connect_timeout", "timeout", "reset", "tls", "internal"]
 _NEVER_SENT: frozenset[str] = frozenset({"connect", "connect_timeout", "tls"})
 
@@ -48,6 +50,9 @@ class Request:
 
 @dataclass(slots=True, frozen=True)
 class Response:
+    """The server answered: its status, body and headers, and the ``host`` that answered
+    (after a failover, not the first one tried)."""
+
     status: int
     body: bytes
     headers: dict[str, str]
@@ -73,6 +78,10 @@ class Transport(Protocol):
     """What the engine sends through (``transport=`` of a client). Both methods run on the
     engine's event loop; ``send`` returns a ``Failure`` rather than raising."""
 
-    async def send(self, request: Request) -> Response | Failure: ...
+    async def send(self, request: Request) -> Response | Failure:
+        """One exchange; every failure is a ``Failure`` whose ``kind`` says how far it got."""
+        ...
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Release connections; the engine calls it once, at close."""
+        ...

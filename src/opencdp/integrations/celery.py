@@ -106,4 +106,6 @@ class OpenCDP:
         return self._holder.override(client)
 
     def close(self) -> bool:
+        """Close the worker process's client now (the worker's shutdown signal does it
+        too); False if it could not drain in time."""
         return self._holder.close()

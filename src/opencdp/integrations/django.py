@@ -107,4 +107,6 @@ class OpenCDPConfig(AppConfig):  # type: ignore[misc]
     verbose_name = "OpenCDP"
 
     def ready(self) -> None:
+        """Register the settings check, so ``manage.py check`` reports a bad ``OPENCDP``
+        setting before the first request does."""
         checks.register(check_settings, "opencdp")

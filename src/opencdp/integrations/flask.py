@@ -67,6 +67,7 @@ class OpenCDP:
         return holder
 
     def client_for(self, app: Flask) -> Client:
+        """``app``'s client, made on first use in this process (after a fork, a new one)."""
         return self._holder(app).get()
 
     def override_client(self, app: Flask, client: Client) -> AbstractContextManager[Client]:

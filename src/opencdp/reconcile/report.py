@@ -29,6 +29,7 @@ class DestinationCounts:
     by_kind: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (``opencdp reconcile --json`` prints it)."""
         return {
             "accepted": self.accepted,
             "delivered": self.delivered,
@@ -52,6 +53,8 @@ class PersonDifference:
     details: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data: the person's id, where the difference was seen, and
+        attribute names and counts (never values)."""
         return {"id": self.id, "source": self.source, "summary": self.summary,
                 "details": self.details}
 
@@ -83,6 +86,7 @@ class ReconcileReport:
         return self.people_differing == 0 and self.messages_unmatched == 0
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data: what ``opencdp reconcile --json`` prints."""
         return {
             "in_sync": self.in_sync,
             "since": iso(self.since),
@@ -102,6 +106,7 @@ class ReconcileReport:
         }
 
     def to_text(self) -> str:
+        """The text table ``opencdp reconcile`` prints."""
         lines = [f"opencdp reconcile at {iso(self.taken_at)}  "
                  f"window: {iso(self.since) or 'start'} .. {iso(self.until) or 'now'}  "
                  f"sources: {', '.join(self.sources)}"]

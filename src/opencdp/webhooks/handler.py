@@ -53,9 +53,13 @@ SPAM_ATTRIBUTES = ("email_spam_complaint", "email_spam_complaint_at")
 class SuppressionClient(Protocol):
     """What the built-ins need from a client, e.g. ``opencdp.Client``; results may be awaitable."""
 
-    def suppress(self, person_id: str, /) -> object: ...
+    def suppress(self, person_id: str, /) -> object:
+        """Suppress the person (a spam complaint or a hard bounce)."""
+        ...
 
-    def identify(self, person_id: str, attributes: dict[str, Any], /) -> object: ...
+    def identify(self, person_id: str, attributes: dict[str, Any], /) -> object:
+        """Set attributes on the person (an unsubscribe)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

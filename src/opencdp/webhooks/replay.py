@@ -31,6 +31,7 @@ class MemoryReplayStore(MemoryKeyStore):
     reached (``evicted`` counts how often)."""
 
     def add(self, key: str, ttl: float) -> bool:
+        """Remember ``key`` for ``ttl`` seconds; False if it is remembered (a replay)."""
         return self.claim(key, ttl)
 
 
@@ -42,4 +43,6 @@ class RedisReplayStore(RedisKeyStore):
     default_prefix = "opencdp:webhooks:seen:"
 
     def add(self, key: str, ttl: float) -> bool:
+        """Remember ``key`` for ``ttl`` seconds (``SET NX EX``, atomic across processes);
+        False if it is remembered (a replay)."""
         return self.claim(key, ttl)

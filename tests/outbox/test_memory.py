@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import gc
+import threading
 import time
 import tracemalloc
 
 import pytest
 
+from opencdp.clock import ManualClock, use
 from opencdp.errors import ConfigurationError, QueueFullError
 from opencdp.message import CUSTOMERIO, OPENCDP, Message, dumps_message, new_ulid
 from opencdp.outbox.memory import MemoryOutbox
@@ -45,16 +47,20 @@ def test_block_queues_everywhere_once_every_lane_has_room() -> None:
     box = MemoryOutbox(max_size=1, full_policy="block", full_timeout=2.0)
     box.put(msg(1, CUSTOMERIO))
     late = msg(2, BOTH)
-    import threading
+    queued = threading.Event()
 
-    def free() -> None:
-        time.sleep(0.1)
+    def put() -> None:
+        box.put(late)
+        queued.set()
+
+    # A clock that stands still: the put's deadline never comes, so only room ends its wait.
+    with use(ManualClock(frozen=True)):
+        putter = threading.Thread(target=put)
+        putter.start()
+        assert not queued.wait(0.05)  # blocked: the customerio lane is full
         box.lease("customerio", 10, time.time(), 30.0)
-
-    threading.Thread(target=free).start()
-    start = time.monotonic()
-    box.put(late)
-    assert 0.05 < time.monotonic() - start < 1.9
+        assert queued.wait(10)
+        putter.join(10)
     assert lease_ids(box, "opencdp") == [late.id]
     assert lease_ids(box, "customerio") == [late.id]
 

@@ -138,6 +138,9 @@ class CustomerIoConfig(_Model):
 
 @dataclass(init=False, kw_only=True)
 class CDPConfig(_Model):
+    """cdp-python-sdk's configuration, field for field; ``CDPClient(config)`` builds an
+    opencdp ``Client`` from it (``customer_io`` turns dual-write on)."""
+
     cdp_api_key: str = field(repr=False)
     cdp_endpoint: str = DEFAULT_CDP_ENDPOINT
     cdp_fallback_endpoints: list[str] | None = None
@@ -154,6 +157,8 @@ class CDPConfig(_Model):
 
 @dataclass(init=False, kw_only=True)
 class Identifiers(_Model):
+    """Who a transactional message goes to: ``id`` or ``email`` (one is required)."""
+
     id: str | None = None
     email: str | None = None
     cdp_id: str | None = None
@@ -161,6 +166,8 @@ class Identifiers(_Model):
 
 @dataclass(init=False, kw_only=True)
 class BaseMessagePayload(_Model):
+    """What every transactional send shares: the recipient and the template."""
+
     identifiers: Identifiers
     transactional_message_id: str | None = None
     message_data: dict[str, Any] | None = None
@@ -175,6 +182,8 @@ class BaseMessagePayload(_Model):
 
 @dataclass(init=False, kw_only=True)
 class EmailPayload(BaseMessagePayload):
+    """A transactional email, as cdp-python-sdk builds it (``from`` is ``from_`` here)."""
+
     _aliases: ClassVar[dict[str, str]] = {"from": "from_"}
 
     to: str
@@ -196,18 +205,23 @@ class EmailPayload(BaseMessagePayload):
         self.attachments[filename] = content
 
     def attach_file(self, path: str | os.PathLike[str], filename: str | None = None) -> None:
+        """Attach a file's bytes under ``filename`` (its base name by default)."""
         with open(path, "rb") as f:
             self.attach(filename or os.path.basename(path), f.read())
 
 
 @dataclass(init=False, kw_only=True)
 class PushPayload(BaseMessagePayload):
+    """A transactional push notification."""
+
     title: str | None = None
     body: str | None = None
 
 
 @dataclass(init=False, kw_only=True)
 class SmsPayload(BaseMessagePayload):
+    """A transactional SMS (``from`` is ``from_`` here)."""
+
     _aliases: ClassVar[dict[str, str]] = {"from": "from_"}
 
     to: str | None = None

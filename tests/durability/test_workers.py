@@ -8,14 +8,15 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from typing import Any
 
 import pytest
 
 from opencdp import Client, CustomerIO
+from opencdp.clock import ManualClock, use
 from opencdp.policies.ratelimit import SharedTokenBucket
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.redis
 
@@ -55,18 +56,15 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(sandbox: Any,
         app.track(f"user_{seq % 40}", "pooled_event", {"seq": seq})
     first, second = start_worker(queue, sandbox), start_worker(queue, sandbox)
     try:
-        deadline = time.monotonic() + 60
-        while sandbox.stats()["opencdp"]["events"] < 300:
-            assert time.monotonic() < deadline, "the workers did not start delivering"
-            time.sleep(0.02)
+        assert wait_for(lambda: sandbox.stats()["opencdp"]["events"] >= 300, 60), \
+            "the workers did not start delivering"
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         if first.stdout is not None:
             first.stdout.close()
-        deadline = time.monotonic() + 120
-        while len(stored(sandbox, "opencdp")) < count or len(stored(sandbox, "customerio")) < count:
-            assert time.monotonic() < deadline, "the surviving worker did not finish"
-            time.sleep(0.2)
+        assert wait_for(lambda: len(stored(sandbox, "opencdp")) >= count
+                        and len(stored(sandbox, "customerio")) >= count, 120), \
+            "the surviving worker did not finish"
     finally:
         second.send_signal(signal.SIGTERM)
         out, _ = second.communicate(timeout=30)
@@ -84,16 +82,19 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(sandbox: Any,
 
 
 def test_processes_share_one_rate_budget(redis_url: str) -> None:
+    """Three buckets on one key grant one budget between them, counted on a clock that
+    moves only when the test moves it (a loaded machine cannot stretch the second)."""
     import redis
 
     key = f"test:rate:{secrets.token_hex(4)}"
-    buckets = [SharedTokenBucket(redis.Redis.from_url(redis_url), key, rate=20) for _ in range(3)]
-    granted = 0
-    start = time.time()
-    while time.time() - start < 1.0:
-        for bucket in buckets:
-            if bucket.take() == 0.0:
-                granted += 1
-        time.sleep(0.001)
-    assert 20 <= granted <= 20 + 20 + 3, "one budget of 20/s (plus its burst) for all three"
+    with use(ManualClock(start=1_000_000.0, frozen=True)) as manual:
+        buckets = [SharedTokenBucket(redis.Redis.from_url(redis_url), key, rate=20)
+                   for _ in range(3)]
+
+        def granted() -> int:
+            return sum(bucket.take() == 0.0 for _ in range(30) for bucket in buckets)
+
+        assert granted() == 20, "the burst of one budget of 20/s, for all three together"
+        manual.advance(1.0 + 1 / 64)  # a second and a little: 20 tokens, capped at 20
+        assert granted() == 20
     assert all(b.fallbacks == 0 for b in buckets)

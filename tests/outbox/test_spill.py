@@ -23,12 +23,14 @@ from typing import Any
 
 import pytest
 
+from opencdp.clock import ManualClock
 from opencdp.errors import OutboxError
 from opencdp.message import CUSTOMERIO, OPENCDP, Message, new_ulid
 from opencdp.outbox.spill import SpilledOutbox
 from opencdp.outbox.throttle import LogThrottle
 from opencdp.outbox.url import open_outbox
 from support.queues import drain as drain_all
+from support.waiting import wait_for
 
 BOTH = OPENCDP | CUSTOMERIO
 OPTIONS: dict[str, Any] = {"max_queue_size": 10, "queue_full": "drop_oldest",
@@ -41,13 +43,11 @@ def msg(n: int, destinations: int = BOTH) -> Message:
 
 def recover(box: SpilledOutbox, timeout: float = 20.0) -> None:
     """Run maintenance as the engine would until the spill is empty and handed back."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def drained() -> bool:
         box.maintain(time.time())
-        if not box.spilling and not box.spill.counts().get(0):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the spill did not drain: {box.spill.counts()}")
+        return not box.spilling and not box.spill.counts().get(0)
+
+    assert wait_for(drained, timeout), f"the spill did not drain: {box.spill.counts()}"
 
 
 # -- SQLite ------------------------------------------------------------------------------
@@ -151,12 +151,13 @@ def test_log_throttle_reports_each_cause_once_per_interval_with_a_count(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     log = logging.getLogger("opencdp.test.throttle")
-    throttle = LogThrottle(log, interval=0.2)
+    manual = ManualClock(frozen=True)
+    throttle = LogThrottle(log, interval=0.2, clock=manual.monotonic)
     with caplog.at_level(logging.WARNING, logger="opencdp.test.throttle"):
         assert throttle(logging.WARNING, "OCDP320", "a", "first")
         assert not throttle(logging.WARNING, "OCDP320", "a", "again")
         assert throttle(logging.WARNING, "OCDP320", "b", "other cause")
-        time.sleep(0.25)
+        manual.advance(0.25)
         assert throttle(logging.WARNING, "OCDP320", "a", "later")
         throttle.reset("OCDP320", "a")
         assert throttle(logging.WARNING, "OCDP320", "a", "after recovery")
@@ -206,17 +207,15 @@ class RedisProcess:
              "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.02)
-        raise AssertionError("redis-server did not start")
+        assert wait_for(self._pong, 20), "redis-server did not start"
+
+    def _pong(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -285,7 +284,14 @@ class Stream:
             else:
                 self.returned.append(m.id)
             self.slowest = max(self.slowest, time.monotonic() - start)
-            time.sleep(self.pause)
+            time.sleep(self.pause)  # the scenario: a host app's pace of puts
+
+    def wait_for_puts(self, n: int) -> None:
+        """Until ``n`` more puts have returned (or raised): the stream's own progress marks
+        each phase of an outage, not a length of time."""
+        target = len(self.returned) + len(self.raised) + n
+        assert wait_for(lambda: len(self.returned) + len(self.raised) >= target, 30), \
+            f"the stream stalled at {len(self.returned)} returned, {len(self.raised)} raised"
 
     def _tend(self) -> None:
         while not self._stop.wait(0.1):
@@ -318,9 +324,9 @@ def test_redis_stopped_and_restarted_empty_under_a_stream_of_puts(
     with caplog.at_level(logging.WARNING, logger="opencdp.outbox"):
         server.stop()
         with Stream(box) as stream:
-            time.sleep(0.4)
+            stream.wait_for_puts(60)  # spilled: Redis is down
             server.start()
-            time.sleep(0.5)
+            stream.wait_for_puts(60)  # the stream goes on over the restart
         _assert_exactly_once(box, stream)
     assert stream.raised == [] and len(stream.returned) > 50
     assert stream.slowest < 0.5, stream.slowest
@@ -337,11 +343,11 @@ def test_redis_paused_under_a_stream_of_puts(redis_process: Any, tmp_path: Path)
     server = redis_process(persist=False)
     box = _open_redis(server.url, tmp_path)
     with Stream(box) as stream:
-        time.sleep(0.3)
+        stream.wait_for_puts(60)
         server.signal(signal.SIGSTOP)
-        time.sleep(1.0)
+        time.sleep(1.0)  # the scenario: a pause far longer than the 0.05 s put timeout
         server.signal(signal.SIGCONT)
-        time.sleep(0.5)
+        stream.wait_for_puts(60)
     assert stream.raised == [] and len(stream.returned) > 100
     assert stream.slowest < 0.5, stream.slowest
     _assert_exactly_once(box, stream)
@@ -357,11 +363,11 @@ def test_redis_restarted_with_persistence_under_a_stream_of_puts(
     server = redis_process(persist=True)
     box = _open_redis(server.url, tmp_path)
     with Stream(box) as stream:
-        time.sleep(0.3)
+        stream.wait_for_puts(40)  # stored in Redis, and persisted
         server.stop()
-        time.sleep(0.4)
+        stream.wait_for_puts(40)  # spilled
         server.start()
-        time.sleep(0.5)
+        stream.wait_for_puts(40)
     assert stream.raised == [] and len(stream.returned) > 100
     _assert_exactly_once(box, stream)
     box.close()

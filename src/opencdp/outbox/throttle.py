@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
+from .. import clock as _clock
 from ..throttle import Throttle
 
 __all__ = ["LogThrottle"]
 
 
 class LogThrottle:
-    def __init__(self, log: logging.Logger, interval: float = 60.0) -> None:
+    def __init__(self, log: logging.Logger, interval: float = 60.0,
+                 clock: Callable[[], float] = _clock.monotonic) -> None:
+        """``clock`` is monotonic seconds: the engine's by default, a test's stepped one to
+        see an interval pass without waiting for it."""
         self.log = log
         self.interval = interval
         self._lock = threading.Lock()
-        self._throttle = Throttle()
+        self._throttle = Throttle(clock)
 
     def __call__(self, level: int, code: str, cause: str, text: str) -> bool:
         """Log ``text`` under ``code`` unless this cause was logged within the interval;

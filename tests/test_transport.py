@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import aiohttp
 import pytest
@@ -12,12 +11,11 @@ from opencdp import Client
 from opencdp.config import ClientConfig
 from opencdp.destinations.base import Request
 from opencdp.transport import AiohttpTransport, failure_from
+from support.servers import refused_port
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return refused_port()
 
 
 def test_a_refused_connection_is_never_received() -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from opencdp import OutboxError
+from support.servers import refused_port
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
@@ -38,9 +38,7 @@ def test_every_queue_gives_the_same_stored_result(make: Any, sandbox: Any,
 
 
 def test_an_unreachable_redis_is_a_named_error_at_construction(make: Any) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = refused_port()
     with pytest.raises(OutboxError, match=r"Connection refused|connecting"):
         make(queue=f"redis://127.0.0.1:{port}/0?timeout=0.2")
 

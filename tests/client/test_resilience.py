@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Any
 
@@ -10,12 +9,11 @@ import pytest
 
 from opencdp import ClientClosedError, CustomerIO, TransportError
 from opencdp.config import RetryConfig
+from support.servers import refused_port
 
 
 def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = refused_port()
     return f"http://127.0.0.1:{port}/gateway/data-gateway"
 
 

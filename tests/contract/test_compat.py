@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,6 +30,7 @@ from opencdp.config import DEFAULT_CDP_ENDPOINT, DEFAULT_CDP_FALLBACKS
 from opencdp.destinations.base import Failure, Request, Response
 from opencdp.testing import sandbox_options
 from opencdp.transport import AiohttpTransport
+from support.servers import refused_port
 
 MODULES = [pytest.param(cdp_client, id="cdp_client"), pytest.param(compat, id="compat")]
 KEY = "cdp-test-key"
@@ -393,9 +393,7 @@ def test_a_closed_client_refuses_calls_as_cdp_errors(sandbox: Any) -> None:
 
 @pytest.mark.parametrize("mod", MODULES)
 def test_an_unreachable_gateway_raises_cdp_error_without_status(mod: ModuleType) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = refused_port()
     config = mod.CDPConfig(cdp_api_key=KEY, cdp_endpoint=f"http://127.0.0.1:{port}",
                            cdp_fallback_endpoints=[], fail_on_exception=True, timeout_ms=300)
     options = {"register_atexit": False, "shutdown_timeout": 0.2} if mod is compat else {}

@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from opencdp import Client
 from opencdp.errors import ConfigurationError
 from opencdp.tracing import instrument
-from support.servers import wait_until
+from support.servers import refused_port, wait_until
 
 
 @pytest.fixture
@@ -85,11 +85,8 @@ def test_failed_requests_are_error_spans(make_client: Callable[..., Client], san
 def test_transport_failures_name_the_reason_without_keys(
         make_client: Callable[..., Client], provider: TracerProvider,
         exporter: InMemorySpanExporter) -> None:
-    import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = refused_port()
     client = make_client(cdp_endpoint=f"http://127.0.0.1:{port}/gateway/data-gateway",
                          send_to_customer_io=False, customer_io=None, timeout=1.0)
     instrument(client, provider.get_tracer("test"))

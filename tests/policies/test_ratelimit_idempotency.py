@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import socket
 import threading
 
 import pytest
@@ -13,6 +12,7 @@ from opencdp.errors import ConfigurationError
 from opencdp.policies import idempotency
 from opencdp.policies.idempotency import IdempotencyGuard, SharedIdempotencyGuard
 from opencdp.policies.ratelimit import TokenBucket
+from support.servers import refused_port
 
 
 class Clock:
@@ -116,9 +116,7 @@ def test_shared_guard_claim_release_claim_across_processes(redis_url: str) -> No
 
 
 def test_shared_guard_falls_back_to_memory_when_redis_is_down() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = refused_port()
     client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2,
                          socket_timeout=0.2, password="hunter2-secret")
     guard = SharedIdempotencyGuard(client, "opencdp:idem:", ttl=60)

@@ -12,6 +12,7 @@ import pytest
 
 from opencdp.errors import OpenCDPError
 from opencdp.webhooks import sign_payload, verify_signature
+from support.servers import refused_port
 
 from .conftest import ULID_A
 
@@ -148,11 +149,8 @@ def test_webhook_refuses_non_loopback_and_bad_bodies(sandbox: Any, body: Any) ->
 
 
 def test_webhook_to_a_closed_port_is_502(sandbox: Any) -> None:
-    import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = refused_port()
     r = httpx.post(f"{sandbox.admin_url}/webhooks/send",
                    json={"url": f"http://localhost:{port}/h", "signing_key": "k", "event": {}})
     assert r.status_code == 502

@@ -13,6 +13,18 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import uvicorn
 
+_REFUSING: list[socket.socket] = []
+
+
+def refused_port() -> int:
+    """A loopback port that refuses connections for the rest of the run: bound, so no other
+    process can take it (as one can a port bound and closed again), and never listening."""
+    if not _REFUSING:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        _REFUSING.append(sock)
+    return int(_REFUSING[0].getsockname()[1])
+
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
     """Poll ``predicate`` until it holds, for at most ``timeout`` seconds."""

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import time
 
 import pytest
 import redis
 
 from opencdp.webhooks import RedisReplayStore, ReplayStore, WebhookHandler
-from support.servers import wait_until
+from support.servers import refused_port, wait_until
 
 from .support import KEY, payload, signed
 
@@ -55,9 +54,7 @@ def test_handlers_behind_one_redis_refuse_each_others_replays(redis_url: str, pr
 
 def test_unreachable_redis_fails_open(caplog: pytest.LogCaptureFixture) -> None:
     """With Redis down the event is accepted (and logged) rather than stalling Customer.io."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = refused_port()
     store = RedisReplayStore.from_url(f"redis://127.0.0.1:{port}/0")
     handler = WebhookHandler(KEY, replay_store=store)
     body = payload()

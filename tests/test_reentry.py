@@ -16,7 +16,7 @@ def test_another_thread_waits_for_the_log_throttle() -> None:
     answers: list[bool] = []
     other = threading.Thread(target=lambda: answers.append(log.warning_once("key", "x")))
     other.start()
-    time.sleep(0.1)
+    other.join(0.1)  # it must not finish while the lock is held
     assert other.is_alive() and answers == [], "contention must wait, not skip the throttle"
     log._lock.release()
     other.join(2)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from opencdp import ClientClosedError, CustomerIO, TransportError
 from opencdp.config import RetryConfig
 from support.servers import refused_port
+from support.waiting import wait_for
 
 
 def closed_port_url() -> str:
@@ -122,10 +122,8 @@ def test_breaker_closes_after_an_outage_without_new_traffic(make: Any, sandbox: 
     assert client.health().destinations["customerio"].circuit_state != "CLOSED"
     sandbox.set_faults({"customerio": {"down": False}})
     assert client.flush(timeout=10)
-    deadline = time.monotonic() + 10
-    while client.health().destinations["customerio"].circuit_state != "CLOSED":
-        assert time.monotonic() < deadline, "idle probes should close the breaker"
-        time.sleep(0.05)
+    assert wait_for(lambda: client.health().destinations["customerio"].circuit_state
+                    == "CLOSED", 10), "idle probes should close the breaker"
 
 
 def test_sporadic_429s_delay_messages_but_saturation_pauses_the_lane(make: Any,

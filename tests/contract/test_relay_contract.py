@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from opencdp import CustomerIO
 from opencdp.config import ClientConfig, RetryConfig
 from opencdp.sandbox import Sandbox
 from opencdp.server import ServerConfig, create_app
+from support.waiting import wait_for
 
 RELAY_KEY = "relay-contract-key"
 
@@ -66,10 +66,8 @@ class _Relay:
 
     def __enter__(self) -> _Relay:
         self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "relay did not start"
-            time.sleep(0.01)
+        wait_for(lambda: self.server.started or not self.thread.is_alive(), 20)
+        assert self.server.started, "relay did not start"
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -346,7 +346,9 @@ def import_config(queue: str | None, to: str, dry_run: bool,
             raise ConfigurationError(
                 f"--to {to} needs Customer.io: set CUSTOMERIO_SITE_ID and "
                 "CUSTOMERIO_TRACK_API_KEY", option="customer_io")
-        config = config.with_options(customer_io=CustomerIO("dry-run", "dry-run-key"))
+        # a dry run sends nothing: placeholders stand in for absent credentials
+        config = config.with_options(
+            customer_io=CustomerIO("dry-run", "dry-run-key"))  # noqa: OCDP201
     dual = to != "opencdp"
     changes: dict[str, Any] = {"silence": config.silence | _QUIET}
     if config.customer_io is not None:

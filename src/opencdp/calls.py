@@ -19,10 +19,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from . import registry
 from .context import fold
 from .errors import ConfigurationError
 from .guards import entities
-from .message import CUSTOMERIO, DESTINATION_NAMES, OPENCDP, Message, new_ulid, split_kind
+from .message import CUSTOMERIO, OPENCDP, Message, new_ulid, split_kind
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -300,8 +301,7 @@ class Calls:
             "name": message.name,
             "data": data if field is not None else copy.deepcopy(data),
             "timestamp": message.timestamp,
-            "destinations": tuple(name for bit, name in DESTINATION_NAMES.items()
-                                  if message.destinations & bit),
+            "destinations": registry.names_in(message.destinations),
         }
         fixed = [(key, value) for key, value in view.items() if key != "data"]
         try:

@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from . import clock, reentry
+from . import clock, reentry, registry
 from .config import ClientConfig
 from .destinations.base import Destination
 from .errors import OpenCDPError
@@ -31,7 +31,7 @@ from .holding import Hold
 from .lane import Lane
 from .logs import Log
 from .loops import new_loop, preimport
-from .message import DESTINATION_NAMES, Message
+from .message import Message
 from .outbox.base import Leased, Outbox
 from .snapshot import LATENCY_BUCKETS, EngineSnapshot, LaneCounters, LaneSnapshot
 from .threads import DaemonExecutor
@@ -184,7 +184,7 @@ class Dispatcher:
         asyncio.set_event_loop(loop)
         rates = self.config.rate_limits
         self._lanes = {
-            name: Lane(self, dest, getattr(rates, name, None))
+            name: Lane(self, dest, rates.get(name))
             for name, dest in self._destinations.items()
         }
         self._lane_list = tuple(self._lanes.values())
@@ -313,8 +313,8 @@ class Dispatcher:
     def expect(self, message: Message) -> concurrent.futures.Future[Outcomes]:
         """Register interest in a message's outcomes; call before ``outbox.put``."""
         waiter = _Waiter(
-            {name for bit, name in DESTINATION_NAMES.items()
-             if message.destinations & bit and name in self._destinations
+            {name for name in registry.names_in(message.destinations)
+             if name in self._destinations
              and not self.holding(name)}
         )
         if not waiter.remaining:

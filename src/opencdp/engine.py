@@ -21,10 +21,9 @@ from typing import Any
 
 import orjson
 
-from . import clock, reentry
+from . import clock, reentry, registry
 from .config import ClientConfig
-from .destinations.base import Destination, Failure, Response
-from .destinations.customerio import CustomerIOTrack
+from .destinations.base import Destination, Failure, Response, build_destinations
 from .destinations.opencdp import Gateway, build_send, error_message
 from .dispatch import Dispatcher, Outcomes
 from .errors import (
@@ -36,11 +35,11 @@ from .errors import (
     SendError,
     TransportError,
 )
-from .guards import GuardPolicy, Guards, check_track_key, customerio_refusal
+from .guards import GuardPolicy, Guards, check_track_key
 from .health import Health, snapshot
 from .holding import Hold
 from .logs import Log
-from .message import CUSTOMERIO, DESTINATION_NAMES, OPENCDP, Message
+from .message import Message
 from .outbox.base import Outbox
 from .outbox.url import open_outbox, safe_url
 from .policies.idempotency import IdempotencyGuard, SharedIdempotencyGuard
@@ -49,7 +48,6 @@ from .threads import DaemonExecutor
 
 __all__ = ["Engine", "FlushResult", "build"]
 
-CUSTOMERIO_NAME = DESTINATION_NAMES[CUSTOMERIO]
 _SEND_WORD = {"email": "email", "push": "push", "sms": "SMS", "whatsapp": "WhatsApp"}
 
 
@@ -64,13 +62,13 @@ class FlushResult:
     seconds: float
 
 
-def _destinations(config: ClientConfig, gateway: Gateway) -> list[Destination]:
-    found: list[Destination] = [gateway]
-    cio = config.customer_io
-    if cio is not None and config.dual_write:
-        found.append(CustomerIOTrack(cio.track_url, cio.site_id, cio.api_key,
-                                     refuse=customerio_refusal, region_hint=cio.region_hint))
-    return found
+def _gateway(destinations: list[Destination]) -> Gateway:
+    """The primary destination, which also carries transactional sends and pings."""
+    primary = registry.primary()
+    for destination in destinations:
+        if destination.name == primary and isinstance(destination, Gateway):
+            return destination
+    raise LookupError(f"the primary destination {primary!r} was not built")
 
 
 Resolve = Callable[["concurrent.futures.Future[Outcomes] | None", "BaseException | None"], object]
@@ -100,18 +98,19 @@ class Engine:
             else SharedIdempotencyGuard(shared[0], f"{shared[1]}idem:", ttl=config.idempotency_ttl)
         )
         self.secrets = config.secrets
-        self.gateway = Gateway(config.cdp_hosts, config.cdp_api_key)
+        destinations = build_destinations(config)
+        self.primary = registry.primary()
+        self.gateway = _gateway(destinations)
         holds = {}
-        if config.customerio_held:
-            holds[CUSTOMERIO_NAME] = Hold(CUSTOMERIO_NAME, config.hold_retention, self.log,
-                                          config.silence)
+        for held in config.held_destinations:
+            holds[held] = Hold(held, config.hold_retention, self.log, config.silence)
             if config.send:
-                holds[CUSTOMERIO_NAME].start(self.outbox, clock.wall())
-        self.dispatcher = Dispatcher(config, self.outbox, self.log,
-                                     _destinations(config, self.gateway), scrub=self.scrub,
-                                     on_error=config.on_error, holds=holds)
+                holds[held].start(self.outbox, clock.wall())
+        self.dispatcher = Dispatcher(config, self.outbox, self.log, destinations,
+                                     scrub=self.scrub, on_error=config.on_error, holds=holds)
         self.dual = config.dual_write
-        self.everywhere = OPENCDP | CUSTOMERIO if self.dual else OPENCDP
+        self.everywhere = registry.bits(d.name for d in destinations)
+        """Every destination this client writes to: the bit set a message gets by default."""
         self.blocking = config.delivery == "blocking"
         self.closed = False
         self.before_send = config.before_send
@@ -299,7 +298,7 @@ class Engine:
         """Raise for a blocking call whose OpenCDP write failed, if asked to."""
         if not outcomes:
             return
-        result = outcomes.get("opencdp")
+        result = outcomes.get(self.primary)
         if result is not None and not result[0] and self.config.fail_on_exception:
             raise DeliveryError(f"OpenCDP did not accept the message: {result[1]}",
                                 status=result[2])
@@ -356,7 +355,7 @@ class Engine:
         if not self.config.send:  # send=False: checked, counted, not delivered
             self.not_sent += 1
             return Response(200, b'{"sent":false}', {})
-        return await self.dispatcher.exchange("opencdp", self.gateway.send(channel, body))
+        return await self.dispatcher.exchange(self.primary, self.gateway.send(channel, body))
 
     def send_result(self, channel: str, result: Response | Failure) -> dict[str, Any] | None:
         word = _SEND_WORD[channel]
@@ -388,7 +387,7 @@ class Engine:
         return None
 
     async def ping(self) -> bool:
-        result = await self.dispatcher.exchange("opencdp", self.gateway.probe())
+        result = await self.dispatcher.exchange(self.primary, self.gateway.probe())
         ok = isinstance(result, Response) and result.status == 200
         if ok:
             self.log.debug("[CDP] Connection Established! Status: 200")
@@ -401,8 +400,7 @@ class Engine:
         return self.dispatcher.snapshot()
 
     def health(self) -> Health:
-        disabled = ("customerio",) if self.config.customer_io is not None and not self.dual \
-            else ()
+        disabled = self.config.disabled_destinations
         queue_error = None
         try:
             if reentry.inside():  # the interrupted call may hold the queue: counts unread

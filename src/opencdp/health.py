@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 
-from . import clock
+from . import clock, registry
 from .errors import ConfigurationError
 from .holding import HOLDING
 from .outbox.base import QueueStats
@@ -271,9 +271,9 @@ def snapshot(
             failed=0, avg_latency_ms=None, disabled=True,
         )
     active = [d for d in out.values() if not d.disabled]
-    opencdp = out.get("opencdp")
+    primary = out.get(registry.primary())
     status: Status = "ok"
-    if opencdp is not None and not opencdp.healthy:
+    if primary is not None and not primary.healthy:
         status = "down"
     elif queue_error is not None or any(not d.healthy for d in active):
         status = "degraded"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -177,10 +177,15 @@ class BreakerConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class RateLimitConfig:
-    """Requests per second per destination (token bucket); None means unlimited."""
+    """Requests per second per destination (token bucket); None means unlimited.
+
+    The built-in platforms keep their keyword fields (the options callers already write);
+    any other registered destination is limited through ``per_destination``, by name, so a
+    new platform needs no field here. The lanes read ``get(name)`` only."""
 
     opencdp: float | None = None
     customerio: float | None = 100.0
+    per_destination: Mapping[str, float | None] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         for name in ("opencdp", "customerio"):
@@ -189,6 +194,24 @@ class RateLimitConfig:
                 value = checks.number(f"rate_limits.{name}", value, unit="requests per second "
                                 "(or None for unlimited)")
             object.__setattr__(self, name, value)
+        if not isinstance(self.per_destination, Mapping):
+            raise ConfigurationError("rate_limits.per_destination must be a mapping of "
+                                     "destination name to requests per second (or None)")
+        others: dict[str, float | None] = {}
+        for name, value in self.per_destination.items():
+            others[name] = None if value is None else checks.number(
+                f"rate_limits.per_destination[{name!r}]", value,
+                unit="requests per second (or None for unlimited)")
+        object.__setattr__(self, "per_destination", others)
+
+    def get(self, destination: str) -> float | None:
+        """The limit of ``destination``: its ``per_destination`` entry, else its field."""
+        if destination in self.per_destination:
+            return self.per_destination[destination]
+        if destination in ("opencdp", "customerio"):
+            value: float | None = getattr(self, destination)
+            return value
+        return None
 
 
 def _send_to_customer_io(name: str, value: object) -> bool | Literal["hold"] | None:

@@ -192,7 +192,7 @@ class CDPClient:
         gateway = Gateway(engine.config.cdp_hosts, engine.config.cdp_api_key)
         try:
             result = await asyncio.wrap_future(engine.dispatcher.submit(
-                engine.dispatcher.exchange("opencdp", gateway.probe())))
+                engine.dispatcher.exchange(engine.primary, gateway.probe())))
         except (OpenCDPError, RuntimeError) as exc:
             self._failed(CDPError(f"Ping failed: {exc}"), "Ping failed")
             return False

@@ -12,11 +12,15 @@ here for code written against this module.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from .. import registry
 from ..message import Message
 from ..outbox.base import Leased
 from ..wire import Failure, FailureKind, Request, Response
+
+if TYPE_CHECKING:
+    from ..config import ClientConfig
 
 __all__ = [
     "Dead",
@@ -29,6 +33,7 @@ __all__ = [
     "Response",
     "Retry",
     "Split",
+    "build_destinations",
 ]
 
 
@@ -68,7 +73,8 @@ class Destination(Protocol):
     """One platform, as the lane sees it."""
 
     name: str
-    """``"opencdp"`` or ``"customerio"``: the outbox's destination name."""
+    """The name it is registered under (``opencdp.registry``): the queues', health's and
+    metrics' name for it."""
     prefix: str
     """The log prefix of this platform's lines (``[CDP]``, ``[Customer.io]``)."""
     batched: bool
@@ -91,3 +97,14 @@ class Destination(Protocol):
 
     def explain(self, response: Response) -> str | None:
         """A hint for a response that means misconfiguration (credentials, region), or None."""
+
+
+def build_destinations(config: ClientConfig) -> list[Destination]:
+    """The destinations ``config`` asks for, in the registry's (bit) order: each registered
+    factory decides from the configuration whether its platform is written to."""
+    out: list[Destination] = []
+    for r in registry.registrations():
+        made = None if r.build is None else r.build(config)
+        if made is not None:
+            out.append(made)
+    return out

@@ -13,16 +13,23 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 import orjson
 
+from .. import registry
 from ..guards.timestamps import SECONDS_BELOW
 from ..message import Message, split_kind
 from ..outbox.base import Leased
 from ..policies.retry import classify_status, parse_retry_after
 from .base import Dead, Delivered, Failure, Outcome, Request, Response, Retry, Split
+
+if TYPE_CHECKING:
+    from ..config import ClientConfig
+
+NAME: Final = "customerio"
+"""This destination's name in the registry, the queues, health and metrics."""
 
 __all__ = [
     "MAX_BATCH_BYTES",
@@ -361,7 +368,7 @@ _LIMITS_OF: Final = {"object_identify": "identify"}
 class CustomerIOTrack:
     """Customer.io's Track API as a ``Destination``: batches of up to ``batch_size``."""
 
-    name = "customerio"
+    name = NAME
     prefix = "[Customer.io]"
     batched = True
 
@@ -426,3 +433,18 @@ class CustomerIOTrack:
                             "CustomerIO(region=...) and track_url. Messages are dead-lettered; "
                             "replay them once fixed.")
         return None
+
+
+def from_config(config: ClientConfig) -> CustomerIOTrack | None:
+    """Customer.io's Track API when the configuration dual-writes (held copies included)."""
+    from ..guards import customerio_refusal
+
+    cio = config.customer_io
+    if cio is None or not config.dual_write:
+        return None
+    return CustomerIOTrack(cio.track_url, cio.site_id, cio.api_key, refuse=customerio_refusal,
+                           region_hint=cio.region_hint)
+
+
+# Bit 2 since the first queue file: fixed, so files and streams written before stay readable.
+registry.register(NAME, from_config, bit=2)

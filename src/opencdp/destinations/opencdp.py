@@ -12,15 +12,22 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from .. import registry
 from ..errors import ValidationError
 from ..message import Message
 from ..outbox.base import Leased
 from ..policies.retry import classify_status, parse_retry_after
 from .base import Dead, Delivered, Failure, Outcome, Request, Response, Retry
+
+if TYPE_CHECKING:
+    from ..config import ClientConfig
+
+NAME: Final = "opencdp"
+"""This destination's name in the registry, the queues, health and metrics."""
 
 __all__ = [
     "CHANNELS",
@@ -148,7 +155,7 @@ def failover_allowed(request: Request, result: Response | Failure) -> bool:
 class Gateway:
     """The OpenCDP gateway as a ``Destination``: one request per message, failover hosts."""
 
-    name = "opencdp"
+    name = NAME
     prefix = "[CDP]"
     batched = False
 
@@ -402,3 +409,12 @@ def build_send(channel: str, fields: Mapping[str, Any]) -> dict[str, Any]:
                             f"template_variables.{section}",
                         )
     return body
+
+
+def from_config(config: ClientConfig) -> Gateway:
+    """Every client writes to the gateway: it is the primary destination."""
+    return Gateway(config.cdp_hosts, config.cdp_api_key)
+
+
+# Bit 1 since the first queue file: fixed, so files and streams written before stay readable.
+registry.register(NAME, from_config, bit=1, primary=True)

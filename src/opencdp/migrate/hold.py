@@ -182,7 +182,7 @@ class _Drain:
         self.echo = echo
         self.report = RollbackReport()
         self.lease_seconds = max(60.0, config.timeout * 3)
-        rate = getattr(config.rate_limits, self.name, None)
+        rate = config.rate_limits.get(self.name)
         shared = outbox.shared_state()
         self.bucket: TokenBucket = (
             SharedTokenBucket(shared[0], f"{shared[1]}rate:{self.name}", rate)

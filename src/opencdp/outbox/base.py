@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from .. import registry
 from ..errors import ConfigurationError, OutboxError
-from ..message import DESTINATION_BITS, Message
+from ..message import Message
 
 __all__ = [
     "HOLD_STATES",
@@ -57,10 +58,10 @@ class MaybeStoredError(OutboxError):
 def destination_bit(destination: str) -> int:
     """The bit of a destination name, or a ConfigurationError naming the valid ones."""
     try:
-        return DESTINATION_BITS[destination]
+        return registry.bit(destination)
     except KeyError:
         raise ConfigurationError(
-            f"unknown destination {destination!r}; expected one of {sorted(DESTINATION_BITS)}"
+            f"unknown destination {destination!r}; expected one of {sorted(registry.names())}"
         ) from None
 
 
@@ -174,7 +175,7 @@ Done = Callable[[BaseException | None], object]
 class Outbox(Protocol):
     """Per-destination delivery state for queued messages.
 
-    ``destination`` is ``"opencdp"`` or ``"customerio"``; ``now`` is ``clock.wall()`` (wall
+    ``destination`` is a registered destination's name; ``now`` is ``clock.wall()`` (wall
     time, so several processes sharing a durable outbox agree on it). A queue stamps what it
     stores with ``clock.wall()`` too, reads a stored retry not-before time through
     ``bound_due``, and never reports a negative age.

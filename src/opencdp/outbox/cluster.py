@@ -58,9 +58,9 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from .. import clock
+from .. import clock, registry
 from ..errors import ConfigurationError, OpenCDPError, OutboxError
-from ..message import DESTINATION_NAMES, Message, dumps_message
+from ..message import Message, dumps_message
 from .base import (
     DeadItem,
     DeadLetter,
@@ -201,7 +201,9 @@ class RedisClusterOutbox(Outbox):
         self._reading = False
         self._balanced = -math.inf
         self._balancing = threading.Lock()
-        self._where: dict[int, dict[int, int]] = {bit: {} for bit in DESTINATION_NAMES}
+        self._where: dict[int, dict[int, int]] = {
+            r.bit: {} for r in registry.registrations()}
+        self._mask = registry.mask()
         self._deferred: dict[tuple[str, int], list[int]] = {}
         self._groups: dict[str, GroupCommit[tuple[int, bytes, int]]] = {}
         self._turn = 0
@@ -283,7 +285,7 @@ class RedisClusterOutbox(Outbox):
 
     def put(self, message: Message) -> None:
         index = self._part(message)
-        dests = message.destinations & 3
+        dests = message.destinations & self._mask
         if self.durability == "batched" or not dests:
             self._each(index, self._parts[index].put, message)
             return
@@ -303,7 +305,7 @@ class RedisClusterOutbox(Outbox):
 
     def put_soon(self, message: Message, done: Done) -> bool:
         index = self._part(message)
-        dests = message.destinations & 3
+        dests = message.destinations & self._mask
         if self.durability == "batched" or not dests:
             return self._parts[index].put_soon(message, done)
         if self._closed:
@@ -578,7 +580,7 @@ class RedisClusterOutbox(Outbox):
 
     # inspection -------------------------------------------------------------------------
     def stats(self, now: float) -> dict[str, QueueStats]:
-        out = {name: QueueStats() for name in DESTINATION_NAMES.values()}
+        out = {name: QueueStats() for name in registry.names()}
         for index, part in enumerate(self._parts):
             for name, one in self._each(index, part.stats, now).items():
                 total = out[name]

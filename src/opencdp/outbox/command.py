@@ -29,8 +29,9 @@ from urllib.parse import urlsplit
 import click
 import orjson
 
+from .. import registry
 from ..errors import ConfigurationError, OpenCDPError
-from ..message import DESTINATION_BITS, DESTINATION_NAMES, parse_ulid
+from ..message import parse_ulid
 from .base import DeadLetter, Outbox
 from .url import open_outbox, safe_url
 
@@ -92,7 +93,7 @@ def open_for_inspection(url: str) -> Outbox:
     try:
         return open_outbox(text, max_queue_size=1, queue_full="drop_oldest",
                            queue_full_timeout=0.0, durability="durable",
-                           logger=logging.getLogger("opencdp"))
+                           logger=logging.getLogger("opencdp.outbox"))
     except ConfigurationError:
         raise
     except OpenCDPError as exc:
@@ -119,7 +120,7 @@ def _json_option(fn: F) -> F:
 
 def _destination_option(fn: F) -> F:
     return click.option(
-        "--destination", type=click.Choice(sorted(DESTINATION_BITS)), default=None,
+        "--destination", type=click.Choice(sorted(registry.names())), default=None,
         help="Only this destination's dead letters.",
     )(fn)
 
@@ -153,7 +154,7 @@ def _iso(ts: float) -> str:
 
 
 def _names(bits: int) -> list[str]:
-    return [name for bit, name in DESTINATION_NAMES.items() if bits & bit]
+    return list(registry.names_in(bits))
 
 
 def _letter_dict(letter: DeadLetter, full: bool = False) -> dict[str, Any]:

@@ -26,9 +26,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from .. import clock, reentry
+from .. import clock, reentry, registry
 from ..errors import ConfigurationError, QueueFullError
-from ..message import DESTINATION_BITS, DESTINATION_NAMES, Message, dumps_message
+from ..message import Message, dumps_message
 from .base import DeadItem, DeadLetter, Leased, Outbox, QueueStats, RetryItem
 
 __all__ = ["MemoryOutbox"]
@@ -96,19 +96,24 @@ class MemoryOutbox(Outbox):
         self._pid = os.getpid()
 
     def _new_lanes(self) -> None:
-        self._lanes = {name: _Lane() for name in DESTINATION_BITS}
-        self._targets: dict[int, tuple[tuple[str, _Lane], ...]] = {
-            bits: tuple(
-                (name, self._lanes[name])
-                for bit, name in DESTINATION_NAMES.items()
-                if bits & bit
-            )
-            for bits in range(4)
-        }
+        self._lanes = {name: _Lane() for name in registry.names()}
+        self._targets: dict[int, tuple[tuple[str, _Lane], ...]] = {}
+
+    def _targets_of(self, bits: int) -> tuple[tuple[str, _Lane], ...]:
+        """The lanes of a destination set, made once per set: a put reads one dict entry.
+        A destination registered after the queue opened gets its lane here."""
+        targets = self._targets.get(bits)
+        if targets is None:
+            for name in registry.names_in(bits):
+                self._lanes.setdefault(name, _Lane())
+            targets = tuple((n, self._lanes[n]) for n in registry.names_in(bits))
+            self._targets[bits] = targets
+        return targets
 
     # caller's thread -------------------------------------------------------------------
     def put(self, message: Message) -> None:
-        targets = self._targets[message.destinations & 3]
+        targets = self._targets.get(message.destinations) or \
+            self._targets_of(message.destinations)
         if self.max_bytes is not None:
             with reentry.region():
                 self._put_sized(message, targets)
@@ -156,7 +161,7 @@ class MemoryOutbox(Outbox):
                   size: int) -> None:
         if self.full_policy == "spill" and self._spill is not None:
             full = [(n, lane) for n, lane in targets if not self._fits(lane, size)]
-            bits = sum(DESTINATION_BITS[n] for n, _ in full)
+            bits = registry.bits(n for n, _ in full)
             self._spill.put(message._replace(destinations=bits))  # first: it may raise
             for _, lane in full:
                 lane.overflow.add(message.id)

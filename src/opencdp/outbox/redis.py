@@ -74,16 +74,9 @@ import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .. import clock
+from .. import clock, registry
 from ..errors import ConfigurationError, OutboxError
-from ..message import (
-    DESTINATION_BITS,
-    DESTINATION_NAMES,
-    Message,
-    dumps_message,
-    loads_message,
-    ulid_str,
-)
+from ..message import Message, dumps_message, loads_message, ulid_str
 from .base import (
     HOLD_STATES,
     MAX_AHEAD,
@@ -113,11 +106,23 @@ return id
 """
 
 _PUT_MANY = """
-for i = 1, #ARGV - 2, 2 do redis.call('XADD', KEYS[1], '*', 'm', ARGV[i], 'd', ARGV[i + 1]) end
-redis.call('HINCRBY', KEYS[2], 'out:opencdp', tonumber(ARGV[#ARGV - 1]))
-redis.call('HINCRBY', KEYS[2], 'out:customerio', tonumber(ARGV[#ARGV]))
+local n = tonumber(ARGV[1])
+for i = 2, n + 1, 2 do redis.call('XADD', KEYS[1], '*', 'm', ARGV[i], 'd', ARGV[i + 1]) end
+for i = n + 2, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[2], 'out:' .. ARGV[i], tonumber(ARGV[i + 1]))
+end
 return 1
 """
+
+class _PutArgs(dict[int, list[str]]):
+    """The put script's arguments per destination set (its bits, then the names whose
+    counters it raises), made on first use: one per set a process writes."""
+
+    def __missing__(self, bits: int) -> list[str]:
+        value = [str(bits), *registry.names_in(bits)]
+        self[bits] = value
+        return value
+
 
 _PUT_UNLESS = """
 local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))
@@ -540,14 +545,14 @@ class RedisOutbox(Outbox):
         self._dead = f"{tag}:dead"
         self._meta = f"{tag}:meta"
         self._hold = f"{tag}:hold"
-        self._delayed = {bit: f"{tag}:delayed:{name}" for bit, name in DESTINATION_NAMES.items()}
+        self._names = registry.names()
+        self._bits = {name: registry.bit(name) for name in self._names}
+        self._mask = registry.mask()
+        self._delayed = {bit: f"{tag}:delayed:{name}" for name, bit in self._bits.items()}
         self._closed = False
         self._read_only = ""
         self._connect()
-        self._put_args = {
-            bits: [str(bits), *(n for b, n in DESTINATION_NAMES.items() if bits & b)]
-            for bits in range(4)
-        }
+        self._put_args = _PutArgs()
         self._init_state()
         try:
             self._open()
@@ -683,7 +688,7 @@ class RedisOutbox(Outbox):
         except redis.exceptions.ResponseError:
             have = set()  # no such key
         created = []
-        for name in DESTINATION_NAMES.values():
+        for name in self._names:
             if name in have:
                 continue
             try:
@@ -699,7 +704,7 @@ class RedisOutbox(Outbox):
         """Recreate lost groups (a server restarted without persistence) and say so once."""
         created = self._create_groups(client)
         if created:
-            self._claim_cursor = {bit: "0-0" for bit in DESTINATION_NAMES}
+            self._claim_cursor = {bit: "0-0" for bit in self._bits.values()}
             self._lease_seconds = -1.0
             self._log.warning(
                 "[CDP] OCDP323 the Redis queue %s had lost its stream or consumer group(s) "
@@ -718,7 +723,7 @@ class RedisOutbox(Outbox):
             groups = set()  # no such key
         except redis.exceptions.RedisError:
             return  # down: the next call tries again
-        if not set(DESTINATION_NAMES.values()) <= groups:
+        if not set(self._names) <= groups:
             with contextlib.suppress(redis.exceptions.RedisError):
                 self._recover(self._put_redis)
 
@@ -756,12 +761,12 @@ class RedisOutbox(Outbox):
         self._group: GroupCommit[tuple[bytes, int]] = GroupCommit(
             self._write_group, wait=2 * self._put_timeout + 0.1, limit=_GROUP_LIMIT,
             name="opencdp-redis-commit")
-        self._inflight: dict[int, dict[int, _InFlight]] = {bit: {} for bit in DESTINATION_NAMES}
+        self._inflight: dict[int, dict[int, _InFlight]] = {bit: {} for bit in self._bits.values()}
         self._buffer: PutBuffer[tuple[bytes, int]] = PutBuffer(
             self._write_many, interval=self.batch_interval, name="opencdp-redis-flush",
             log=self._log, limit=_BATCH_LIMIT, chunk=1000)
-        self._claim_cursor = {bit: "0-0" for bit in DESTINATION_NAMES}
-        self._next_claim = {bit: 0.0 for bit in DESTINATION_NAMES}  # wall clock
+        self._claim_cursor = {bit: "0-0" for bit in self._bits.values()}
+        self._next_claim = {bit: 0.0 for bit in self._bits.values()}  # wall clock
         self._last_trim = clock.monotonic()
         self._lease_seconds = -1.0  # as last recorded in Redis by this instance
         self._pid = os.getpid()
@@ -800,7 +805,7 @@ class RedisOutbox(Outbox):
 
     # caller's thread -------------------------------------------------------------------
     def put(self, message: Message) -> None:
-        dests = message.destinations & 3
+        dests = message.destinations & self._mask
         if not dests:
             return
         if self.durability == "batched":
@@ -811,7 +816,7 @@ class RedisOutbox(Outbox):
     def put_soon(self, message: Message, done: Done) -> bool:
         """The put, answered by the committer thread through ``done``: an event loop waits
         for the answer instead of lending a thread to wait."""
-        dests = message.destinations & 3
+        dests = message.destinations & self._mask
         if not dests or self.durability == "batched":
             self.put(message)  # no round trip to wait for
             done(None)
@@ -832,12 +837,14 @@ class RedisOutbox(Outbox):
         self._write_many(rows)
 
     def put_many(self, messages: Sequence[Message]) -> None:
-        rows = [(dumps_message(m), m.destinations & 3) for m in messages if m.destinations & 3]
+        mask = self._mask
+        rows = [(dumps_message(m), m.destinations & mask) for m in messages
+                if m.destinations & mask]
         for start in range(0, len(rows), 1000):
             self._write_many(rows[start:start + 1000])
 
     def put_unless_stored(self, message: Message, since: float) -> None:
-        dests = message.destinations & 3
+        dests = message.destinations & self._mask
         if not dests:
             return
         start = f"{max(0, int((since - 1.0) * 1000))}-0"  # a second of slack for clock skew
@@ -856,12 +863,15 @@ class RedisOutbox(Outbox):
     def many_args(self, rows: Sequence[tuple[bytes, int]]) -> list[Any]:
         """The put-many script's arguments for ``rows`` (its keys: ``many_keys``)."""
         args: list[Any] = []
-        counts = [0, 0]
+        counts = dict.fromkeys(self._bits.values(), 0)
         for body, dests in rows:
             args += (body, dests)
-            counts[0] += dests & 1
-            counts[1] += dests >> 1
-        return [*args, *counts]
+            for bit in counts:
+                if dests & bit:
+                    counts[bit] += 1
+        totals = [x for name, bit in self._bits.items() if counts[bit]
+                  for x in (name, counts[bit])]
+        return [len(args), *args, *totals]
 
     @property
     def many_keys(self) -> list[str]:
@@ -1103,14 +1113,14 @@ class RedisOutbox(Outbox):
             # paused or refused): close() and flush() poll this.
             pipe = self._quick_redis.pipeline(transaction=False)
             pipe.hgetall(self._counts)
-            for bit, name in DESTINATION_NAMES.items():
+            for name, bit in self._bits.items():
                 pipe.xpending(self._stream, name)
                 self._oldest_script(keys=[self._stream, self._delayed[bit]], args=[name],
                                     client=pipe)
             raw, *replies = pipe.execute()
         counts = {_text(k): int(v) for k, v in raw.items()}
         out: dict[str, QueueStats] = {}
-        for k, name in enumerate(DESTINATION_NAMES.values()):
+        for k, name in enumerate(self._names):
             info, (oldest, parked) = replies[2 * k], replies[2 * k + 1]
             in_flight = int(info.get("pending", 0)) if isinstance(info, dict) else 0
             outstanding = counts.get(f"out:{name}", 0)
@@ -1124,7 +1134,7 @@ class RedisOutbox(Outbox):
                 in_flight=in_flight,
                 # The server's count for this consumer, not the leases we know of: a lease
                 # whose answer was lost (a timeout) is ours to wait for too.
-                in_flight_here=max(len(self._inflight[DESTINATION_BITS[name]]),
+                in_flight_here=max(len(self._inflight[self._bits[name]]),
                                    _consumer_pending(info, self.consumer)),
                 dead=counts.get(f"dead:{name}", 0),
                 delivered=counts.get(f"delivered:{name}", 0),
@@ -1200,7 +1210,7 @@ class RedisOutbox(Outbox):
             args: list[Any] = []
             for entry_id, fields in found[start:start + 200]:
                 name = _text(fields[b"dest"])
-                args += [entry_id, str(DESTINATION_BITS[name]), name,
+                args += [entry_id, str(self._bits[name]), name,
                          fields[b"m"] if replay else ""]
             with self._errors():
                 total += int(self._remove_dead_script(keys=keys, args=args))
@@ -1282,7 +1292,7 @@ class RedisOutbox(Outbox):
         # paused server does not hold the host's shutdown.
         with contextlib.suppress(redis.exceptions.RedisError):
             self._leave(keys=[self._stream],
-                        args=[self.consumer, *DESTINATION_NAMES.values()])
+                        args=[self.consumer, *self._names])
         self._closed = True
         _instances.discard(self)
         self._disconnect()

@@ -33,9 +33,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import clock
+from .. import clock, registry
 from ..errors import OpenCDPError, OutboxError
-from ..message import DESTINATION_NAMES, Message, dumps_message, loads_message
+from ..message import Message, dumps_message, loads_message
 from ..threads import DaemonExecutor
 from .base import (
     DeadItem,
@@ -157,7 +157,7 @@ class SpillFile:
             with self._lock:
                 self._open().execute(
                     "INSERT INTO spill (dests, body, since, created) VALUES (?, ?, ?, ?)",
-                    (message.destinations & 3, body, since, clock.wall()))
+                    (message.destinations & registry.mask(), body, since, clock.wall()))
         except (OSError, sqlite3.Error) as exc:
             raise OutboxError(f"the spill file {self.path} failed: {exc}") from None
 
@@ -170,16 +170,17 @@ class SpillFile:
         earlier version, which did not record it), per destination bit; 0 is all of them."""
         if not self.exists():
             return {}
+        bits = [r.bit for r in registry.registrations()]
+        columns = "".join(f", sum(dests & {bit} != 0), min(CASE WHEN dests & {bit} THEN "
+                          "created END)" for bit in bits)
         try:
             with self._lock:
                 row = self._open().execute(
-                    "SELECT count(*), min(created), sum(dests & 1 != 0), "
-                    "min(CASE WHEN dests & 1 THEN created END), sum(dests & 2 != 0), "
-                    "min(CASE WHEN dests & 2 THEN created END) FROM spill"
-                ).fetchone()
+                    # the columns hold the registry's integer bits, nothing a caller wrote
+                    f"SELECT count(*), min(created){columns} FROM spill").fetchone()  # noqa: S608
         except (OSError, sqlite3.Error):
             return {}
-        return {bit: (int(row[2 * bit] or 0), row[2 * bit + 1]) for bit in (0, 1, 2)}
+        return {bit: (int(row[2 * k] or 0), row[2 * k + 1]) for k, bit in enumerate([0, *bits])}
 
     def drain(self, into: Outbox, limit: int = _DRAIN_BATCH) -> tuple[int, int]:
         """Move up to ``limit`` of the oldest messages into ``into``, in order, deleting each
@@ -454,7 +455,8 @@ class SpilledOutbox(Outbox):
     def stats(self, now: float) -> dict[str, QueueStats]:
         out = self.primary.stats(now)
         waiting = self.spill.census()
-        for bit, name in DESTINATION_NAMES.items():
+        for r in registry.registrations():
+            bit, name = r.bit, r.name
             spilled, oldest = waiting.get(bit, (0, None))
             stats = out.get(name)
             if not spilled or stats is None:

@@ -73,15 +73,9 @@ from typing import Any
 
 import orjson
 
-from .. import clock
+from .. import clock, registry
 from ..errors import ConfigurationError, OpenCDPError, OutboxError, QueueFullError
-from ..message import (
-    DESTINATION_NAMES,
-    Message,
-    loads_message,
-    parse_ulid,
-    ulid_str,
-)
+from ..message import Message, loads_message, parse_ulid, ulid_str
 from ..message import dumps_message as _dumps
 from .base import (
     HOLD_STATES,
@@ -137,13 +131,19 @@ _ADDED_COLUMNS = (("deliveries", "owner", "INTEGER"), ("owners", "pidns", "TEXT"
                   ("owners", "boot", "TEXT"))
 # What a lost file still owes: each message for the destinations it is pending for (not yet
 # fanned out: all of its own), unless the open file has it already. The destinations this
-# instance holds a lease for (ids in ?1 for OpenCDP, ?2 for Customer.io) get their delivery
-# row from ``_merge`` instead of the fan-out, so an ack deletes it for good.
-_CARRY_MESSAGES = (
-    "INSERT INTO main.msgs (dests, created, body) SELECT dests & ~("
-    "(CASE WHEN id IN (SELECT value FROM json_each(?1)) THEN 1 ELSE 0 END) | "
-    "(CASE WHEN id IN (SELECT value FROM json_each(?2)) THEN 2 ELSE 0 END)), created, body "
-    "FROM (SELECT CASE WHEN m.seq > (SELECT value FROM carried.meta WHERE key = 'fanout') "
+# instance holds a lease for (ids in ?k for the k-th registered destination's bit) get their
+# delivery row from ``_merge`` instead of the fan-out, so an ack deletes it for good.
+def _carry_messages(bits: Sequence[int]) -> str:
+    # only the registry's integer bits are formatted in, nothing a caller wrote
+    held = " | ".join(
+        f"(CASE WHEN id IN (SELECT value FROM json_each(?{k})) THEN {int(bit)} ELSE 0 END)"  # noqa: S608
+        for k, bit in enumerate(bits, 1))
+    return ("INSERT INTO main.msgs (dests, created, body) SELECT "
+            f"dests & ~({held}), created, {_CARRY_FROM}")
+
+
+_CARRY_FROM = (
+    "body FROM (SELECT CASE WHEN m.seq > (SELECT value FROM carried.meta WHERE key = 'fanout') "
     "THEN m.dests ELSE (SELECT coalesce(sum(d.dest), 0) FROM carried.deliveries d "
     "WHERE d.seq = m.seq) END AS dests, m.created, m.body, m.seq, "
     "json_extract(CAST(m.body AS TEXT), '$[0]') AS id FROM carried.msgs m) "
@@ -164,14 +164,22 @@ _INSERT = "INSERT INTO msgs (dests, created, body) VALUES (?, ?, ?)"
 # keep running while a batch commits. Each row travels as one JSON string, its destination
 # bits as the first character: strings round-trip exactly, and nothing is parsed twice.
 # A batch's rows share one ``created`` (its oldest), which only orders due times.
+# The bits are digits before the body's opening bracket (more than one once a third
+# destination's bit is 4 or more: 8 and up have two).
 _INSERT_MANY = (
-    "INSERT INTO msgs (dests, created, body) SELECT CAST(substr(value, 1, 1) AS INTEGER), ?2, "
-    "CAST(substr(value, 2) AS BLOB) FROM json_each(?1)"
+    "INSERT INTO msgs (dests, created, body) SELECT "
+    "CAST(substr(value, 1, instr(value, '[') - 1) AS INTEGER), ?2, "
+    "CAST(substr(value, instr(value, '[')) AS BLOB) FROM json_each(?1)"
 )
-_DROP_DONE = (
-    "DELETE FROM msgs WHERE seq = ? AND seq < (SELECT value FROM meta WHERE key = 'fanout') "
-    "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE dest IN (1, 2) AND seq = ?)"
-)
+
+
+def _drop_done(bits: Sequence[int]) -> str:
+    """Delete a fanned-out message no destination still owes. The destinations are listed
+    (``dest IN (...)``) so the lookup uses the ``(dest, seq)`` key instead of a scan."""
+    listed = ", ".join(str(int(bit)) for bit in bits)
+    return ("DELETE FROM msgs WHERE seq = ? AND seq < (SELECT value FROM meta WHERE "  # noqa: S608
+            f"key = 'fanout') AND NOT EXISTS (SELECT 1 FROM deliveries WHERE dest IN ({listed}) "
+            "AND seq = ?)")
 _CHECKPOINT_EVERY = 0.5
 _WAL_LIMIT = 4 << 20
 """Bytes of write-ahead log after which the engine checkpoints at once (and ``maintain``
@@ -286,8 +294,11 @@ class SQLiteOutbox(Outbox):
         self._buffer: PutBuffer[_Row] = PutBuffer(
             self._insert, interval=self.batch_interval, name="opencdp-sqlite-flush",
             log=self._log, limit=_BATCH_LIMIT)  # batched mode
-        self._leased: dict[int, dict[int, int]] = {bit: {} for bit in DESTINATION_NAMES}
-        self._owed: dict[int, set[int]] = {bit: set() for bit in DESTINATION_NAMES}
+        self._bits = {r.bit: r.name for r in registry.registrations()}
+        self._mask = sum(self._bits)
+        self._drop = _drop_done(list(self._bits))
+        self._leased: dict[int, dict[int, int]] = {bit: {} for bit in self._bits}
+        self._owed: dict[int, set[int]] = {bit: set() for bit in self._bits}
         self._room = 0  # bytes puts may still write before the free space is measured again
         self._wal_limit = _WAL_LIMIT
         self._last_checkpoint = clock.monotonic()
@@ -497,8 +508,8 @@ class SQLiteOutbox(Outbox):
             with self._write() as db:
                 self._owner = self._register(db)
                 before = db.execute("SELECT coalesce(max(seq), 0) FROM main.msgs").fetchone()[0]
-                held = [orjson.dumps(sorted(mine.get(bit, ()))).decode() for bit in (1, 2)]
-                messages = db.execute(_CARRY_MESSAGES, held).rowcount
+                held = [orjson.dumps(sorted(mine.get(bit, ()))).decode() for bit in self._bits]
+                messages = db.execute(_carry_messages(list(self._bits)), held).rowcount
                 until = db.execute(
                     "SELECT max(due) FROM carried.deliveries WHERE leased = 1").fetchone()[0]
                 for bit, ids in mine.items():
@@ -530,7 +541,7 @@ class SQLiteOutbox(Outbox):
 
     # caller's thread -------------------------------------------------------------------
     def put(self, message: Message) -> None:
-        dests = message.destinations & 3
+        dests = message.destinations & self._mask
         if not dests:
             return
         row = (dests, clock.wall(), _dumps(message))
@@ -640,7 +651,9 @@ class SQLiteOutbox(Outbox):
 
     def put_many(self, messages: Sequence[Message]) -> None:
         now = clock.wall()
-        rows = [(m.destinations & 3, now, _dumps(m)) for m in messages if m.destinations & 3]
+        mask = self._mask
+        rows = [(m.destinations & mask, now, _dumps(m)) for m in messages
+                if m.destinations & mask]
         if rows:
             # The spill moving back, on the engine's thread, batch after batch: each one
             # measures the disk's room afresh, with the log of the last one checkpointed.
@@ -663,14 +676,14 @@ class SQLiteOutbox(Outbox):
         ).fetchone()[0]
         if top is None or top <= mark:
             return
-        for bit in DESTINATION_NAMES:
+        for bit in self._bits:
             db.execute(
                 "INSERT OR IGNORE INTO deliveries (dest, seq, due) SELECT ?, seq, "
                 "min(created, ?) FROM msgs WHERE seq > ? AND seq <= ? AND dests & ?",
                 (bit, now, mark, top, bit),
             )
         db.execute("UPDATE meta SET value = ? WHERE key = 'fanout'", (top,))
-        db.execute(_DROP_DONE, (mark, mark))
+        db.execute(self._drop, (mark, mark))
 
     def _wal_size(self) -> int:
         try:
@@ -826,7 +839,7 @@ class SQLiteOutbox(Outbox):
                 "ON CONFLICT (dest) DO UPDATE SET n = n + excluded.n",
                 (bit, done),
             )
-        db.executemany(_DROP_DONE, [(seq, seq) for seq in seqs])
+        db.executemany(self._drop, [(seq, seq) for seq in seqs])
 
     def _pay_owed(self, db: sqlite3.Connection) -> list[tuple[int, list[int]]]:
         """Write the acks that failed earlier into the current transaction; returns them, to
@@ -886,7 +899,7 @@ class SQLiteOutbox(Outbox):
                     (ulid_str(item.id), item.reason, item.status, now, bit, seq),
                 )
                 db.execute("DELETE FROM deliveries WHERE dest = ? AND seq = ?", (bit, seq))
-            db.executemany(_DROP_DONE, [(seq, seq) for seq in seqs.values()])
+            db.executemany(self._drop, [(seq, seq) for seq in seqs.values()])
         self._forget(bit, list(seqs))
         self._maybe_checkpoint()
 
@@ -926,7 +939,7 @@ class SQLiteOutbox(Outbox):
             db = self._db
             try:
                 mark = db.execute("SELECT value FROM meta WHERE key = 'fanout'").fetchone()[0]
-                for bit, name in DESTINATION_NAMES.items():
+                for bit, name in self._bits.items():
                     fresh, fresh_oldest = db.execute(
                         "SELECT count(*), min(created) FROM msgs WHERE seq > ? AND dests & ?",
                         (mark, bit),
@@ -968,7 +981,7 @@ class SQLiteOutbox(Outbox):
         dest, body, reason, status, attempts, dead_at = row
         return DeadLetter(
             message=loads_message(body),
-            destination=DESTINATION_NAMES[dest],
+            destination=registry.name(dest),
             reason=reason,
             status=status,
             attempts=attempts,
@@ -1083,7 +1096,7 @@ class SQLiteOutbox(Outbox):
                 (bit, now, before, before))]
             db.executemany("DELETE FROM deliveries WHERE dest = ? AND seq = ?",
                            [(bit, seq) for seq in seqs])
-            db.executemany(_DROP_DONE, [(seq, seq) for seq in seqs])
+            db.executemany(self._drop, [(seq, seq) for seq in seqs])
         self._maybe_checkpoint()
         return len(seqs)
 

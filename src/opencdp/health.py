@@ -78,6 +78,9 @@ def stall_reason(lane: LaneSnapshot, stats: QueueStats) -> str | None:
 
 @dataclass(frozen=True, kw_only=True)
 class DestinationHealth:
+    """One destination's state (``ok``, ``degraded``, ``failing``, ``stalled``, ``held``,
+    ``disabled``), with the breaker, the queue and the counters behind it."""
+
     name: str
     circuit_state: str
     failure_count: int
@@ -136,6 +139,7 @@ class DestinationHealth:
                                               and not self.failing and self.stalled is None)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data, as ``/health/<destination>`` serves it."""
         return {
             "state": self.state,
             "circuit_state": self.circuit_state,
@@ -172,6 +176,9 @@ class DestinationHealth:
 
 @dataclass(frozen=True, kw_only=True)
 class Health:
+    """The client's health: an overall ``status`` and each destination's, as ``health()``
+    returns it and ``/health`` serves it (``to_dict``)."""
+
     status: Status
     destinations: dict[str, DestinationHealth]
     guards: dict[str, int] = field(default_factory=dict)
@@ -191,6 +198,7 @@ class Health:
     ``raised`` and ``invalid`` (OCDP344)."""
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data, as ``/health`` serves it."""
         return {
             "status": self.status,
             "destinations": {k: v.to_dict() for k, v in self.destinations.items()},

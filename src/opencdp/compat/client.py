@@ -215,6 +215,8 @@ class CDPClient:
 
     async def track(self, identifier: str, event_name: str,
                     properties: dict[str, Any] | None = None) -> None:
+        """Record an event, as cdp-python-sdk does: a refused argument is logged (or raised
+        with ``fail_on_exception``), never sent."""
         try:
             user_id, name = checks.identifier(identifier), checks.event_name(event_name)
             props = checks.properties(properties)
@@ -262,12 +264,15 @@ class CDPClient:
         return result
 
     async def send_email(self, payload: EmailPayload) -> None:
+        """Send a transactional email through OpenCDP only."""
         await self._send("email", payload, EmailPayload, "Error sending email")
 
     async def send_push(self, payload: PushPayload) -> None:
+        """Send a transactional push through OpenCDP only."""
         await self._send("push", payload, PushPayload, "Error sending push")
 
     async def send_sms(self, payload: SmsPayload) -> None:
+        """Send a transactional SMS through OpenCDP only."""
         await self._send("sms", payload, SmsPayload, "Error sending SMS")
 
     async def send_whatsapp(self, payload: WhatsAppPayload) -> dict[str, Any] | None:

@@ -62,7 +62,7 @@ from ..destinations.base import (
 )
 from ..errors import ConfigurationError, OpenCDPError
 from ..outbox.base import DeadItem, HoldMark, Leased, Outbox, RetryItem
-from ..outbox.command import open_for_inspection
+from ..outbox.command import opened
 from ..outbox.url import safe_url
 from ..policies.plan import signal
 from ..policies.ratelimit import SharedTokenBucket, TokenBucket
@@ -378,23 +378,13 @@ def _queue(url: str) -> Iterator[Outbox]:
             "the memory queue lives and dies with its process: nothing can be held in it, "
             "so there is no hold to roll back or finish. Hold mode needs the durable queue "
             "the clients use (sqlite:///path.db or redis://host:6379/0)")
-    try:
-        box = open_for_inspection(url)
-    except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from None
-    except OpenCDPError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        yield box
-    except HoldError as exc:
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
-    except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from None
-    except OpenCDPError as exc:
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
-    finally:
-        with contextlib.suppress(OpenCDPError):
-            box.close()
+    with opened(url) as box:
+        try:
+            yield box
+        except ConfigurationError as exc:
+            raise click.UsageError(str(exc)) from None
+        except OpenCDPError as exc:
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
 
 
 def _config(url: str) -> ClientConfig:
@@ -432,11 +422,8 @@ def rollback_command(queue_url: str, as_json: bool) -> None:
     config = _config(queue_url)
     echo = (lambda text: None) if as_json else (lambda text: click.echo(text, err=True))
     with _queue(queue_url) as box:
-        try:
-            before = box.stats(clock.wall()).get(DESTINATION)
-            report = rollback(box, config, echo)
-        except RollbackIncompleteError as exc:
-            raise click.ClickException(f"RollbackIncompleteError: {exc}") from None
+        before = box.stats(clock.wall()).get(DESTINATION)
+        report = rollback(box, config, echo)
     if as_json:
         click.echo(orjson.dumps({**report.to_dict(), "queue": safe_url(queue_url),
                                  "held_before": None if before is None else

@@ -35,7 +35,7 @@ from ..message import parse_ulid
 from .base import DeadLetter, Outbox
 from .url import open_outbox, safe_url
 
-__all__ = ["open_for_inspection", "parse_age", "parse_since", "queue"]
+__all__ = ["open_for_inspection", "opened", "parse_age", "parse_since", "queue"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -132,7 +132,9 @@ def _filter_options(fn: F) -> F:
 
 
 @contextlib.contextmanager
-def _opened(url: str) -> Iterator[Outbox]:
+def opened(url: str) -> Iterator[Outbox]:
+    """The queue at ``url`` for a command: what cannot work is a usage error (exit 2), a
+    queue that fails is a failure (exit 1); closed at the end."""
     try:
         box = open_for_inspection(url)
     except ConfigurationError as exc:
@@ -214,7 +216,7 @@ def queue() -> None:
 @_json_option
 def stats(queue_url: str, as_json: bool) -> None:
     """Counts per destination: pending, in flight, dead, delivered."""
-    with _opened(queue_url) as box:
+    with opened(queue_url) as box:
         counts = box.stats(time.time())
     if as_json:
         _print_json({name: {k: v for k, v in s.to_dict().items() if k != "dropped"}
@@ -236,7 +238,7 @@ def stats(queue_url: str, as_json: bool) -> None:
 def list_(queue_url: str, destination: str | None, since: str | None, limit: int,
           as_json: bool) -> None:
     """Dead letters, newest first: who, which call, and why."""
-    with _opened(queue_url) as box:
+    with opened(queue_url) as box:
         letters = box.dead_letters(destination, parse_since(since), limit)
     if as_json:
         _print_json([_letter_dict(d) for d in letters])
@@ -258,7 +260,7 @@ def show(message_id: str, queue_url: str, as_json: bool) -> None:
         wanted = parse_ulid(message_id.strip())
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="MESSAGE_ID") from None
-    with _opened(queue_url) as box:
+    with opened(queue_url) as box:
         if isinstance(box, _FindsDeadLetter):
             letters = list(box.dead_letter(wanted))
         else:
@@ -289,7 +291,7 @@ def show(message_id: str, queue_url: str, as_json: bool) -> None:
 @_json_option
 def replay(queue_url: str, destination: str | None, since: str | None, as_json: bool) -> None:
     """Put dead letters back on the normal path with a fresh attempt budget."""
-    with _opened(queue_url) as box:
+    with opened(queue_url) as box:
         count = box.replay(destination, parse_since(since))
     if as_json:
         _print_json({"replayed": count})
@@ -357,7 +359,7 @@ def purge(queue_url: str, destination: str | None, older_than: str | None,
                                "window is empty")
     scope = f" for {destination}" if destination else ""
     window = _window_text(newer, older, newer_than, older_than)
-    with _opened(queue_url) as box:
+    with opened(queue_url) as box:
         matching = _matching(box, destination, newer, older)
         if matching == 0:
             count = 0

@@ -18,6 +18,7 @@ from opencdp import Client
 from opencdp.sandbox.command import environment
 from opencdp.sandbox.config import SandboxConfig
 from opencdp.testing import sandbox_options
+from support.waiting import wait_for
 
 from .conftest import RELAY_KEY
 
@@ -61,8 +62,9 @@ def test_the_local_dashboard_serves_a_queue_on_loopback(sandbox: Any, tmp_path: 
         with httpx.Client(trust_env=False, timeout=10) as http:
             page = http.get(url)
             assert page.status_code == 200 and "Destinations" in page.text
-            state = http.get(url + "api/state").json()
-            assert state["status"] == "queue"
+            # the sampler starts with the first request; its first reading follows shortly
+            assert wait_for(lambda: http.get(url + "api/state").json()["status"] == "queue",
+                            10)
             assert http.get(url + "api/state",
                             headers={"host": "evil.example"}).status_code == 403
             assert http.post(url + "api/purge", json={}).status_code == 403

@@ -39,8 +39,8 @@ from opencdp.message import ulid_str
 from opencdp.reconcile import reconcile
 from opencdp.sandbox import Sandbox
 
-PEOPLE = int(os.environ.get("OPENCDP_PROOF_PEOPLE", "5000"))
-"""The issue's 5,000 people (``OPENCDP_PROOF_PEOPLE`` makes a quicker rehearsal)."""
+PEOPLE = int(os.environ.get("OPENCDP_PROOF_PEOPLE", "1000"))
+"""1,000 people in the suite; ``OPENCDP_PROOF_PEOPLE=5000`` runs the issue's size (about 48 s)."""
 EVENTS_EACH = 2
 NOW = int(time.time())
 APP_KEY = "sandbox-app-key"

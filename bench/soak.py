@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -49,6 +48,7 @@ from bench.relay import (
     redis_server,
     relay_command,
     relay_env,
+    stop,
 )
 
 _ACCEPTED = re.compile(r'opencdp_relay_requests_total\{endpoint="track",status="202"\} (\S+)')
@@ -81,15 +81,7 @@ def process(command: list[str], env: dict[str, str], log: Any) -> Iterator[
     try:
         yield proc, json.loads(_readline(proc, 60))
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        stop(proc)
 
 
 def load_command(url: str, seconds: float, rate: float, connections: int) -> list[str]:
